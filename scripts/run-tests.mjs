@@ -1,0 +1,24 @@
+#!/usr/bin/env node
+// Runs every compiled test file (dist/test/**/*.test.js) with node:test and prints its summary.
+// Node 20's `node --test` takes file paths, not globs, so we list them here.
+import { readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+
+function find(dir, out = []) {
+  for (const name of readdirSync(dir)) {
+    const p = join(dir, name);
+    if (statSync(p).isDirectory()) find(p, out);
+    else if (name.endsWith('.test.js')) out.push(p);
+  }
+  return out;
+}
+
+const filter = process.argv.slice(2);
+let files = find('dist/test').sort();
+if (filter.length) files = files.filter((f) => filter.some((x) => f.includes(x)));
+const r = spawnSync(process.execPath, ['--test', '--test-reporter=spec', '--test-concurrency=2', ...files], {
+  stdio: 'inherit',
+  env: { ...process.env, BACKSTOP_TEST: '1' },
+});
+process.exit(r.status ?? 1);

@@ -10,25 +10,20 @@ export function parseIp(ip: string): { family: 4 | 6; bytes: number[] } {
   const text = ip.startsWith('[') && ip.endsWith(']') ? ip.slice(1, -1) : ip;
   if (net.isIPv4(text)) return { family: 4, bytes: text.split('.').map(Number) };
   if (!net.isIPv6(text) || text.includes('%')) throw new TypeError(`not an IP address: "${ip}"`);
-  let head = text;
-  const tail: number[] = [];
-  const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(text);
+  // Rewrite an embedded dotted quad (::ffff:1.2.3.4) as two hex groups, then expand "::".
+  let hex = text;
+  const v4 = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(text);
   if (v4) {
-    tail.push(...(v4[1] as string).split('.').map(Number));
-    head = text.slice(0, -(v4[1] as string).length) + (text.endsWith('::' + v4[1]) ? '' : '0');
-    // Treat the dotted quad as two groups: replace it by two placeholder groups below.
-    head = text.slice(0, -(v4[1] as string).length);
+    const [a, b, c, d] = v4.slice(1).map(Number) as [number, number, number, number];
+    hex = text.slice(0, v4.index) + ((a << 8) | b).toString(16) + ':' + ((c << 8) | d).toString(16);
   }
-  const groupsWanted = v4 ? 6 : 8;
-  const [left, right] = head.includes('::') ? head.split('::') : [head, undefined];
-  const parse = (s: string | undefined): number[] =>
-    s === undefined || s === '' ? [] : s.replace(/:$/, '').split(':').map((g) => parseInt(g, 16));
-  const l = parse(left);
-  const r = parse(right);
-  const groups = right === undefined ? l : [...l, ...new Array<number>(groupsWanted - l.length - r.length).fill(0), ...r];
+  const halves = hex.split('::');
+  const part = (s: string | undefined): number[] => (s ? s.split(':').map((g) => parseInt(g, 16)) : []);
+  const left = part(halves[0]);
+  const right = part(halves[1]);
+  const groups = halves.length === 2 ? [...left, ...new Array<number>(8 - left.length - right.length).fill(0), ...right] : left;
   const bytes: number[] = [];
   for (const g of groups) bytes.push(g >> 8, g & 0xff);
-  bytes.push(...tail);
   if (bytes.length !== 16) throw new TypeError(`not an IP address: "${ip}"`);
   const mapped = bytes.slice(0, 10).every((b) => b === 0) && bytes[10] === 0xff && bytes[11] === 0xff;
   if (mapped) return { family: 4, bytes: bytes.slice(12) };

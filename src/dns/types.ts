@@ -42,7 +42,7 @@ export interface ClientName {
   /** The PTR name without forward confirmation, or 'unknown' (reverse_client_name). */
   reverseName: string;
   /** For reject_unknown_client_hostname. */
-  nameStatus: Exclude<ClientNameStatus, never>;
+  nameStatus: ClientNameStatus;
   /** For reject_unknown_reverse_client_hostname (never 'forged'). */
   reverseNameStatus: Exclude<ClientNameStatus, 'forged'>;
   /** True when `name` is 'unknown' because of a temporary failure (nameStatus 'temp'). */

@@ -12,12 +12,12 @@ export interface SourceLine {
 }
 
 /** Read a file into logical lines (comments and blank lines dropped, continuations joined). */
-export function readLogicalLines(path: string, what: string): SourceLine[] {
+export function readLogicalLines(path: string): SourceLine[] {
   let data: string;
   try {
     data = readFileSync(path, 'utf8');
   } catch (err) {
-    throw new Error(`open ${what} ${path}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'No such file or directory' : (err as Error).message}`);
+    throw new Error(`open ${path}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'No such file or directory' : (err as Error).message}`);
   }
   return splitLogicalLines(data);
 }

@@ -1,0 +1,101 @@
+// `backstop postmap [-q key | -s | -d key] [type:]name` — Postfix's postmap(1) for Backstop tables:
+// compile a text source into its LMDB file, query, dump, delete. Plain `name` means `hash:name`
+// (Postfix's default_database_type). Relative names resolve against the config directory, the
+// same place the server resolves them. Trusts the tables module; prints Postfix-style diagnostics.
+
+import { openTable, parseTableRef, isKnownTableType, COMPILED_TABLE_TYPES, TABLE_TYPES, LmdbDict, compileSource, resolveTablePath, COMPILED_SUFFIX } from '../tables/index.js';
+
+export interface PostmapIo {
+  stdout: (s: string) => void;
+  stderr: (s: string) => void;
+  configDir: string;
+}
+
+const USAGE = 'usage: postmap [-q key | -s | -d key] [type:]name';
+
+export async function postmapCommand(argv: string[], io: PostmapIo): Promise<number> {
+  const fatal = (msg: string): number => {
+    io.stderr(`postmap: fatal: ${msg}\n`);
+    return 1;
+  };
+  let mode: 'compile' | 'query' | 'dump' | 'delete' = 'compile';
+  let key: string | undefined;
+  const names: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '-q' || a === '-d') {
+      if (mode !== 'compile') return fatal(`options -q, -s and -d are mutually exclusive; ${USAGE}`);
+      if (i + 1 >= argv.length) return fatal(`option ${a} requires a key; ${USAGE}`);
+      mode = a === '-q' ? 'query' : 'delete';
+      key = argv[++i];
+    } else if (a === '-s') {
+      if (mode !== 'compile') return fatal(`options -q, -s and -d are mutually exclusive; ${USAGE}`);
+      mode = 'dump';
+    } else if (a.startsWith('-') && a.length > 1) {
+      return fatal(`unknown option ${a}; ${USAGE}`);
+    } else names.push(a);
+  }
+  if (names.length === 0) return fatal(USAGE);
+  const warn = (m: string): void => io.stderr(`postmap: warning: ${m}\n`);
+  const opts = { baseDir: io.configDir, warn };
+  let status = mode === 'compile' || mode === 'dump' ? 0 : 1;
+  for (const raw of names) {
+    const ref = raw.includes(':') ? raw : `hash:${raw}`;
+    try {
+      const { type, name } = parseTableRef(ref);
+      if (!isKnownTableType(type)) return fatal(`unsupported dictionary type: ${type} (known types: ${TABLE_TYPES.join(', ')})`);
+      const compiled = COMPILED_TABLE_TYPES.includes(type);
+      switch (mode) {
+        case 'compile': {
+          if (!compiled) return fatal(`unsupported map type for this operation: ${type} (postmap compiles ${COMPILED_TABLE_TYPES.join(', ')})`);
+          compileSource(resolveTablePath(name, opts), warn);
+          break;
+        }
+        case 'query': {
+          const table = openTable(ref, opts);
+          try {
+            const v = await table.get(key!);
+            if (v !== undefined) {
+              io.stdout(`${v}\n`);
+              status = 0;
+              // Postfix prints the first match only when querying several tables.
+              return 0;
+            }
+          } finally {
+            table.close();
+          }
+          break;
+        }
+        case 'dump': {
+          const table = openTable(ref, opts);
+          try {
+            if (!table.entries) return fatal(`table ${ref}: sequential access is not supported for type ${type}`);
+            const lines: string[] = [];
+            for (const [k, v] of table.entries()) {
+              lines.push(`${k}\t${v}\n`);
+              if (lines.length >= 4096) io.stdout(lines.splice(0).join(''));
+            }
+            if (lines.length) io.stdout(lines.join(''));
+          } finally {
+            table.close();
+          }
+          break;
+        }
+        case 'delete': {
+          if (!compiled) return fatal(`table ${ref}: delete is not supported for type ${type}`);
+          const dict = LmdbDict.open(resolveTablePath(name, opts) + COMPILED_SUFFIX, { create: false });
+          try {
+            // Keys are stored case-folded, as postmap compiled them.
+            if (dict.del(key!.toLowerCase())) status = 0;
+          } finally {
+            dict.close();
+          }
+          break;
+        }
+      }
+    } catch (err) {
+      return fatal((err as Error).message);
+    }
+  }
+  return status;
+}

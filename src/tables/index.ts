@@ -1,0 +1,9 @@
+// Lookup tables: one opener per type in a registry (openTable), TableList for maps searches,
+// the writable LMDB dictionary, and postmap's compiler. See docs/tables.md.
+export type { LookupResult, LookupTable, OpenTableOptions, TableOpener } from './types.js';
+export { openTable, parseTableRef, isKnownTableType, TABLE_TYPES, COMPILED_TABLE_TYPES } from './registry.js';
+export { TableList, type MapsHit } from './maps.js';
+export { LmdbDict, compileSource, COMPILED_SUFFIX, MAX_KEY_BYTES, type LmdbDictOptions, type CompileResult } from './lmdb.js';
+export { resolveTablePath } from './openers.js';
+export { CidrMatcher, parseAddr } from './cidr.js';
+export { RegexpMatcher, type RegexpDialect } from './regexp.js';

@@ -1,0 +1,55 @@
+// `backstop <command>`: the master (start, reload, stop) or one of the administrator's commands.
+// Each command parses its own options the way its Postfix namesake does (postconf -n, postmap -q,
+// postqueue -p, ...), so this file only dispatches. The configuration directory comes from
+// `-c DIR`, else $BACKSTOP_CONFIG_DIR, else /etc/backstop.
+
+import { processIo, type CommandIo } from './cli/io.js';
+import { postconfCommand } from './cli/postconf.js';
+import { startMaster, signalMaster, VERSION } from './master/master.js';
+import { createApp } from './master/app.js';
+
+type Handler = (argv: string[], io: CommandIo) => Promise<number>;
+
+/** Pull `-c DIR` out of argv (any position), as every Postfix command accepts it. */
+export function takeConfigDir(argv: string[]): { dir: string; rest: string[] } {
+  const rest: string[] = [];
+  let dir = process.env.BACKSTOP_CONFIG_DIR || '/etc/backstop';
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === '-c' && i + 1 < argv.length) dir = argv[++i];
+    else if (argv[i].startsWith('-c') && argv[i].length > 2 && !argv[i].startsWith('--')) dir = argv[i].slice(2);
+    else rest.push(argv[i]);
+  }
+  return { dir, rest };
+}
+
+const COMMANDS: Record<string, { help: string; run: Handler }> = {
+  start: {
+    help: 'run the mail system in the foreground',
+    run: (_argv, io) => startMaster(io.configDir, { stderr: io.stderr, createApp }),
+  },
+  reload: { help: 'reload the running mail system (SIGHUP)', run: (_a, io) => signalMaster(io.configDir, 'SIGHUP', io.stderr) },
+  stop: { help: 'stop the running mail system (SIGTERM)', run: (_a, io) => signalMaster(io.configDir, 'SIGTERM', io.stderr) },
+  postconf: { help: 'print configuration parameters [-n | -d] [-x] [name ...]', run: postconfCommand },
+};
+
+function usage(io: CommandIo): number {
+  io.stderr(`usage: backstop <command> [-c CONFIG_DIR] [options]\n\ncommands:\n`);
+  for (const [name, c] of Object.entries(COMMANDS)) io.stderr(`  ${name.padEnd(10)} ${c.help}\n`);
+  return 2;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...args] = argv;
+  const { dir, rest } = takeConfigDir(args);
+  const io = processIo(dir);
+  if (command === '--version' || command === 'version') {
+    io.stdout(`backstop ${VERSION}\n`);
+    return 0;
+  }
+  const c = command ? COMMANDS[command] : undefined;
+  if (!c) {
+    if (command && command !== 'help' && command !== '--help') io.stderr(`backstop: unknown command: ${command}\n`);
+    return usage(io);
+  }
+  return c.run(rest, io);
+}

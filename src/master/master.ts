@@ -1,0 +1,156 @@
+// The master: `backstop start` loads and validates the configuration, refuses to start on errors
+// (binding nothing), creates queue_directory and data_directory (mode 700), writes a pid file,
+// starts the services, reloads on SIGHUP (a bad new configuration is refused with a logged error
+// and the old one stays in force) and stops cleanly on SIGTERM/SIGINT.
+// `backstop reload` / `backstop stop` signal the running master through the pid file.
+
+import { mkdirSync, readFileSync, writeFileSync, rmSync, existsSync } from 'node:fs';
+import { join, resolve, isAbsolute } from 'node:path';
+import { formatDiagnostic, loadConfig, type Config, type Diagnostic, type LoadedConfig } from '../config/index.js';
+import { maillog } from '../log/index.js';
+import { validateAll } from './validators.js';
+
+/** The running services as one unit; built from a validated configuration. */
+export interface App {
+  reload(loaded: LoadedConfig): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export type AppFactory = (loaded: LoadedConfig) => Promise<App>;
+
+/** Resolve a path parameter against the configuration directory when it is relative. */
+export function configPath(config: Config, name: string): string {
+  const v = config.str(name);
+  return isAbsolute(v) ? v : resolve(config.dir, v);
+}
+
+export function pidFile(config: Config): string {
+  return join(configPath(config, 'queue_directory'), 'pid', 'master.pid');
+}
+
+/** Load and validate; returns the configuration and every diagnostic (errors make it unusable). */
+export async function loadValidated(configDir: string): Promise<{ loaded: LoadedConfig; diagnostics: Diagnostic[]; ok: boolean }> {
+  const loaded = loadConfig(configDir);
+  const diagnostics = [...loaded.diagnostics, ...(await validateAll(loaded))];
+  return { loaded, diagnostics, ok: !diagnostics.some((d) => d.severity === 'error') };
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+export function runningPid(config: Config): number | undefined {
+  const file = pidFile(config);
+  if (!existsSync(file)) return undefined;
+  const pid = Number(readFileSync(file, 'utf8').trim());
+  return Number.isInteger(pid) && pid > 0 && alive(pid) ? pid : undefined;
+}
+
+export interface StartOptions {
+  stderr: (s: string) => void;
+  createApp: AppFactory;
+}
+
+/** Runs until SIGTERM/SIGINT; resolves with the exit status. */
+export async function startMaster(configDir: string, opts: StartOptions): Promise<number> {
+  const first = await loadValidated(configDir);
+  for (const d of first.diagnostics) if (d.severity !== 'note') opts.stderr(`backstop: ${formatDiagnostic(d)}\n`);
+  if (!first.ok) {
+    opts.stderr('backstop: fatal: configuration errors; not started\n');
+    return 1;
+  }
+  const { config } = first.loaded;
+  const queueDir = configPath(config, 'queue_directory');
+  const dataDir = configPath(config, 'data_directory');
+  for (const dir of [queueDir, dataDir, join(queueDir, 'pid')]) mkdirSync(dir, { recursive: true, mode: 0o700 });
+
+  const other = runningPid(config);
+  if (other) {
+    opts.stderr(`backstop: fatal: the Backstop mail system is already running (pid ${other})\n`);
+    return 1;
+  }
+  const logFile = config.str('maillog_file');
+  maillog.syslogName = config.str('syslog_name') || 'backstop';
+  maillog.open(logFile ? (isAbsolute(logFile) ? logFile : resolve(config.dir, logFile)) : undefined, { hostname: config.str('myhostname') });
+  const log = maillog.logger('master');
+
+  let app: App;
+  try {
+    app = await opts.createApp(first.loaded);
+  } catch (err) {
+    log.fatal(`cannot start: ${(err as Error).message}`);
+    opts.stderr(`backstop: fatal: cannot start: ${(err as Error).message}\n`);
+    maillog.close();
+    return 1;
+  }
+  const pf = pidFile(config);
+  writeFileSync(pf, `${process.pid}\n`, { mode: 0o600 });
+  log.info(`daemon started -- version ${VERSION}, configuration ${config.dir}`);
+
+  let reloading = Promise.resolve();
+  const onHup = () => {
+    reloading = reloading.then(async () => {
+      const next = await loadValidated(configDir);
+      for (const d of next.diagnostics) {
+        if (d.severity === 'error') log.error(formatDiagnostic(d).replace(/^error: /, ''));
+        else if (d.severity === 'warning') log.warning(formatDiagnostic(d).replace(/^warning: /, ''));
+      }
+      if (!next.ok) {
+        log.error('reload refused: configuration errors; the running configuration stays in force');
+        return;
+      }
+      try {
+        await app.reload(next.loaded);
+        log.info(`reload -- version ${VERSION}, configuration ${next.loaded.config.dir}`);
+      } catch (err) {
+        log.error(`reload failed: ${(err as Error).message}; the running configuration stays in force`);
+      }
+    });
+  };
+  process.on('SIGHUP', onHup);
+
+  const status = await new Promise<number>((resolveStop) => {
+    const onStop = (sig: string) => {
+      log.info(`terminating on signal ${sig}`);
+      resolveStop(0);
+    };
+    process.once('SIGTERM', () => onStop('15'));
+    process.once('SIGINT', () => onStop('2'));
+  });
+  process.off('SIGHUP', onHup);
+  await reloading;
+  await app.stop();
+  rmSync(pf, { force: true });
+  maillog.close();
+  return status;
+}
+
+/** Send a signal to the running master: `backstop reload` (SIGHUP) / `backstop stop` (SIGTERM). */
+export async function signalMaster(configDir: string, signal: 'SIGHUP' | 'SIGTERM', stderr: (s: string) => void): Promise<number> {
+  const { config } = loadConfig(configDir);
+  const pid = runningPid(config);
+  if (!pid) {
+    stderr('backstop: fatal: the Backstop mail system is not running\n');
+    return 1;
+  }
+  process.kill(pid, signal);
+  if (signal === 'SIGTERM') {
+    const deadline = Date.now() + 30_000;
+    while (alive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    if (alive(pid)) {
+      stderr(`backstop: warning: master (pid ${pid}) still running after 30s\n`);
+      return 1;
+    }
+    stderr('backstop: stopping the Backstop mail system\n');
+  } else {
+    stderr('backstop: refreshing the Backstop mail system\n');
+  }
+  return 0;
+}
+
+export const VERSION = '0.1.0';

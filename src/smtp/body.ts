@@ -1,0 +1,68 @@
+// The DATA encoder: turns message content into what goes on the wire between DATA and the final
+// ".". Every line ending becomes CRLF — a bare LF or a bare CR ends a line too — and a line that
+// starts with "." gets a second one (RFC 5321 4.5.2). So no byte sequence in the content can end
+// DATA early or smuggle a second message (SMTP smuggling: "\n.\r\n", "\r.\r\n", "\n.\n").
+// Trusts nothing in the content; keeps its state across chunks.
+
+import { Transform, type TransformCallback } from 'node:stream';
+
+const CR = 0x0d;
+const LF = 0x0a;
+const DOT = 0x2e;
+
+export class DataEncoder extends Transform {
+  /** True at the start of a line (also at the very start of the content). */
+  private atLineStart = true;
+  /** The previous byte was a CR that we already turned into CRLF: swallow a following LF. */
+  private afterCr = false;
+  /** Bytes of content seen (before encoding). */
+  bytesIn = 0;
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.bytesIn += chunk.length;
+    // Worst case every byte doubles (all "\n" or all "." at line starts).
+    const out = Buffer.allocUnsafe(chunk.length * 2);
+    let o = 0;
+    let atLineStart = this.atLineStart;
+    let afterCr = this.afterCr;
+    for (let i = 0; i < chunk.length; i++) {
+      const b = chunk[i];
+      if (b === LF) {
+        if (!afterCr) {
+          out[o++] = CR;
+          out[o++] = LF;
+        }
+        afterCr = false;
+        atLineStart = true;
+      } else if (b === CR) {
+        out[o++] = CR;
+        out[o++] = LF;
+        afterCr = true;
+        atLineStart = true;
+      } else {
+        if (atLineStart && b === DOT) out[o++] = DOT;
+        out[o++] = b;
+        atLineStart = false;
+        afterCr = false;
+      }
+    }
+    this.atLineStart = atLineStart;
+    this.afterCr = afterCr;
+    cb(null, out.subarray(0, o));
+  }
+
+  override _flush(cb: TransformCallback): void {
+    // Content that does not end with a line ending gets one before the terminator.
+    cb(null, this.atLineStart ? Buffer.from('.\r\n') : Buffer.from('\r\n.\r\n'));
+  }
+}
+
+/** Encodes a whole buffer at once (tests, small messages). */
+export function encodeData(content: Buffer | string): Buffer {
+  const enc = new DataEncoder();
+  const parts: Buffer[] = [];
+  enc.on('data', (b: Buffer) => parts.push(b));
+  enc.write(typeof content === 'string' ? Buffer.from(content, 'utf8') : content);
+  enc.end();
+  return Buffer.concat(parts);
+}

@@ -1,0 +1,295 @@
+// Delivery of one message (or one address probe) to its next hops, as smtp(8) does per request:
+// group recipients by next hop, resolve the addresses (loop rule included), then try the
+// addresses in order — a connection failure or a temporary failure at a non-final host moves the
+// recipients on to the next address, up to smtp_mx_address_limit addresses and
+// smtp_mx_session_limit sessions. Returns one result per recipient and logs Postfix's line for
+// each. Trusts the queue manager to own retries and bounces; this module only reports.
+
+import type { Readable } from 'node:stream';
+import { maillog, type Logger } from '../log/index.js';
+import type { EnvelopeRecipient } from '../mail/index.js';
+import { SessionError, SmtpSession, type RecipientOutcome, type SessionOptions, type Transaction } from './client.js';
+import { logConnectFailure, logDelivery, type Delays, type DeliveryStatus } from './log.js';
+import { chooseNextHop, resolveNextHop, NextHopSyntaxError, type NextHop, type RouteFailure, type RoutingOptions } from './nexthop.js';
+import type { ConnectionCache } from './pool.js';
+
+export interface OutboundMessage {
+  queueId: string;
+  /** Envelope sender; '' is the null sender. */
+  sender: string;
+  recipients: EnvelopeRecipient[];
+  ret?: 'FULL' | 'HDRS';
+  envid?: string;
+  smtputf8?: boolean;
+  bodyType?: '7BIT' | '8BITMIME';
+  /** The content (CRLF line endings expected; anything else is normalized). */
+  body: () => Readable;
+  /** Content size in bytes (SIZE=). */
+  size: number;
+  /** When the message arrived (ms since the epoch); default: now. */
+  arrivalTime?: number;
+  /** When the queue manager made it active (ms since the epoch); default: the call time. */
+  activeTime?: number;
+}
+
+export interface DeliveryOptions extends RoutingOptions {
+  session: SessionOptions;
+  /** Connection cache shared between deliveries; none: a session per delivery. */
+  cache?: ConnectionCache;
+  /** smtp_mx_address_limit (default 5; 0 = no limit). */
+  mxAddressLimit?: number;
+  /** smtp_mx_session_limit (default 2; 0 = no limit). */
+  mxSessionLimit?: number;
+  /** Logger for delivery lines; default maillog.logger('smtp'). */
+  logger?: Logger;
+  /** delay_logging_resolution_limit (default 2). */
+  delayResolution?: number;
+}
+
+export type RecipientStatus = 'sent' | 'deferred' | 'bounced';
+
+export interface RecipientResult {
+  address: string;
+  status: RecipientStatus;
+  dsn: string;
+  /** Postfix's delivery text (the reply, or "host X said: ...", or "connect to ..."). */
+  text: string;
+  /** "host[ip]:port", or "none" when no session was made. */
+  relay: string;
+  /** Remote MTA host name (for DSN Remote-MTA), when a session was made. */
+  remoteMta?: string;
+  /** Remote reply (for DSN Diagnostic-Code: smtp; ...), when the peer answered. */
+  diagnostic?: string;
+  delays: Delays;
+}
+
+export interface ProbeResult {
+  status: 'deliverable' | 'undeliverable' | 'deferred';
+  dsn: string;
+  text: string;
+  relay: string;
+}
+
+interface Pending {
+  index: number;
+  rcpt: EnvelopeRecipient;
+}
+
+interface Outcome {
+  status: RecipientStatus;
+  dsn: string;
+  text: string;
+  relay: string;
+  remoteMta?: string;
+  diagnostic?: string;
+  setupDone?: number;
+  connUse?: number;
+  done: number;
+}
+
+function statusOf(dsn: string): RecipientStatus {
+  return dsn.startsWith('5') ? 'bounced' : dsn.startsWith('2') ? 'sent' : 'deferred';
+}
+
+/** Groups recipients by next hop, keeping routing failures apart. */
+async function route(recipients: EnvelopeRecipient[], opts: DeliveryOptions) {
+  const groups = new Map<string, { hop: NextHop; pending: Pending[] }>();
+  const failed: Array<{ p: Pending; failure: RouteFailure }> = [];
+  for (let i = 0; i < recipients.length; i++) {
+    const rcpt = recipients[i];
+    let hop: NextHop | RouteFailure;
+    try {
+      hop = await chooseNextHop(rcpt.address, opts);
+    } catch (err) {
+      if (!(err instanceof NextHopSyntaxError)) throw err;
+      // A broken transport_maps/relayhost entry is the administrator's to fix: defer, don't bounce.
+      hop = { dsn: '4.3.5', text: `mail system configuration error: ${err.message}` };
+    }
+    if ('dsn' in hop) {
+      failed.push({ p: { index: i, rcpt }, failure: hop });
+      continue;
+    }
+    const g = groups.get(hop.key) ?? { hop, pending: [] };
+    g.pending.push({ index: i, rcpt });
+    groups.set(hop.key, g);
+  }
+  return { groups, failed };
+}
+
+/**
+ * Runs transactions for one next hop until every recipient has a final outcome for this attempt.
+ * `tx` builds the transaction for the recipients still pending.
+ */
+async function deliverToHop(
+  hop: NextHop,
+  pending: Pending[],
+  build: (rcpts: EnvelopeRecipient[]) => Transaction,
+  opts: DeliveryOptions,
+  log: Logger,
+): Promise<Map<number, Outcome>> {
+  const out = new Map<number, Outcome>();
+  let left = pending.slice();
+  let last: { dsn: string; text: string; relay: string; remoteMta?: string; diagnostic?: string; setupDone?: number } | undefined;
+
+  const runOn = async (session: SmtpSession, final: boolean): Promise<void> => {
+    const setupDone = Date.now();
+    let outcomes: RecipientOutcome[];
+    try {
+      outcomes = await session.transaction(build(left.map((p) => p.rcpt)));
+    } catch (err) {
+      if (!(err instanceof SessionError)) throw err;
+      last = { dsn: err.dsn, text: err.text, relay: session.relay, remoteMta: session.address.name, diagnostic: err.reply?.text, setupDone };
+      session.destroy();
+      return;
+    }
+    const done = Date.now();
+    const still: Pending[] = [];
+    outcomes.forEach((o, i) => {
+      const p = left[i];
+      const base = { relay: session.relay, remoteMta: session.address.name, setupDone, connUse: session.uses, done };
+      const diagnostic = o.klass === 2 ? undefined : o.text.replace(/^host \S+ said: /, '').replace(/ \(in reply to .* command\)$/, '');
+      if (o.klass === 4 && !final) {
+        // Not the last host: the next MX host gets a chance (Postfix keeps the recipient).
+        last = { dsn: o.dsn, text: o.text, relay: session.relay, remoteMta: session.address.name, diagnostic, setupDone };
+        still.push(p);
+        return;
+      }
+      out.set(p.index, { status: o.klass === 2 ? 'sent' : o.klass === 5 ? 'bounced' : 'deferred', dsn: o.dsn, text: o.text, diagnostic, ...base });
+    });
+    left = still;
+    if (opts.cache && (await session.reset())) opts.cache.put(hop.key, session);
+    else await session.quit();
+  };
+
+  // A cached session for this destination comes first: no DNS, no connection setup.
+  const cached = opts.cache?.take(hop.key);
+  // It answered RSET before it was cached; if the peer dropped it since, the recipients simply
+  // stay pending and go through the normal path below.
+  if (cached) await runOn(cached, false);
+
+  if (left.length) {
+    const resolved = await resolveNextHop(hop, opts);
+    if (!resolved.ok) {
+      if (!last) last = { ...resolved.failure, relay: 'none' };
+    } else {
+      const addrLimit = opts.mxAddressLimit ?? 5;
+      const sessLimit = opts.mxSessionLimit ?? 2;
+      const addrs = addrLimit > 0 ? resolved.addresses.slice(0, addrLimit) : resolved.addresses;
+      let sessions = 0;
+      for (let i = 0; i < addrs.length && left.length; i++) {
+        const a = addrs[i];
+        let session: SmtpSession;
+        try {
+          session = await SmtpSession.open(a, { ...opts.session, logger: opts.session.logger ?? log });
+        } catch (err) {
+          if (!(err instanceof SessionError)) throw err;
+          if (err.kind === 'connect') logConnectFailure(log, err.text);
+          // relay=none when no greeting was seen, as Postfix logs connect failures.
+          last = { dsn: err.dsn, text: err.text, relay: err.kind === 'connect' ? 'none' : `${a.name}[${a.ip}]:${a.port}`, remoteMta: err.kind === 'connect' ? undefined : a.name, diagnostic: err.reply?.text };
+          continue;
+        }
+        sessions++;
+        const final = i === addrs.length - 1 || (sessLimit > 0 && sessions >= sessLimit);
+        await runOn(session, final);
+        if (sessLimit > 0 && sessions >= sessLimit) break;
+      }
+    }
+  }
+
+  const done = Date.now();
+  for (const p of left) {
+    const l = last ?? { dsn: '4.4.1', text: 'delivery temporarily suspended', relay: 'none' };
+    // What is still pending after every host is deferred unless the last failure was permanent.
+    out.set(p.index, { status: l.dsn.startsWith('5') ? 'bounced' : 'deferred', dsn: l.dsn, text: l.text, relay: l.relay, remoteMta: l.remoteMta, diagnostic: l.diagnostic, setupDone: l.setupDone, done });
+  }
+  return out;
+}
+
+function delaysFor(arrival: number, active: number, start: number, o: Outcome): Delays {
+  const s = (ms: number) => Math.max(0, ms) / 1000;
+  const setupEnd = o.setupDone ?? o.done;
+  return {
+    beforeActive: s(active - arrival),
+    inActive: s(start - active),
+    setup: s(setupEnd - start),
+    transmission: s(o.done - setupEnd),
+    total: s(o.done - arrival),
+  };
+}
+
+/** Delivers a message to all its recipients; one result per recipient, in the given order. */
+export async function deliver(msg: OutboundMessage, opts: DeliveryOptions): Promise<RecipientResult[]> {
+  const start = Date.now();
+  const arrival = msg.arrivalTime ?? start;
+  const active = msg.activeTime ?? start;
+  const log = opts.logger ?? maillog.logger('smtp');
+  const results: RecipientResult[] = new Array(msg.recipients.length);
+  const { groups, failed } = await route(msg.recipients, opts);
+
+  const record = (index: number, o: Outcome, logStatus?: DeliveryStatus) => {
+    const rcpt = msg.recipients[index];
+    const delays = delaysFor(arrival, active, start, o);
+    results[index] = { address: rcpt.address, status: o.status, dsn: o.dsn, text: o.text, relay: o.relay, remoteMta: o.remoteMta, diagnostic: o.diagnostic, delays };
+    const orig = rcpt.orcpt?.replace(/^rfc822;/i, '');
+    logDelivery(log, { queueId: msg.queueId, recipient: rcpt.address, origRecipient: orig, relay: o.relay, connUse: o.connUse, delays, dsn: o.dsn, status: logStatus ?? o.status, text: o.text }, opts.delayResolution ?? 2);
+  };
+
+  for (const { p, failure } of failed) {
+    record(p.index, { status: statusOf(failure.dsn), dsn: failure.dsn, text: failure.text, relay: 'none', done: Date.now() });
+  }
+  const build = (rcpts: EnvelopeRecipient[]): Transaction => ({
+    sender: msg.sender,
+    recipients: rcpts,
+    ret: msg.ret,
+    envid: msg.envid,
+    smtputf8: msg.smtputf8,
+    bodyType: msg.bodyType,
+    size: msg.size,
+    body: msg.body,
+  });
+  await Promise.all(
+    [...groups.values()].map(async ({ hop, pending }) => {
+      const out = await deliverToHop(hop, pending, build, opts, log);
+      for (const [index, o] of out) record(index, o);
+    }),
+  );
+  return results;
+}
+
+export interface ProbeOptions extends DeliveryOptions {
+  /** Queue ID for the log line (Postfix's probe is a queued message; default "NOQUEUE"). */
+  queueId?: string;
+}
+
+/**
+ * Address probe for verify(8): MAIL FROM, RCPT TO, then RSET (session kept) or QUIT — no DATA.
+ * 2xx → deliverable, 5xx → undeliverable, anything else (4xx, connect failure, DNS trouble) →
+ * deferred. The log line says "undeliverable" for every failure, as Postfix's does.
+ */
+export async function probe(address: string, sender: string, opts: ProbeOptions): Promise<ProbeResult> {
+  const start = Date.now();
+  const log = opts.logger ?? maillog.logger('smtp');
+  const rcpt: EnvelopeRecipient = { address };
+  const { groups, failed } = await route([rcpt], opts);
+  let o: Outcome;
+  if (failed.length) {
+    const f = failed[0].failure;
+    o = { status: statusOf(f.dsn), dsn: f.dsn, text: f.text, relay: 'none', done: Date.now() };
+  } else {
+    const [{ hop, pending }] = [...groups.values()];
+    const out = await deliverToHop(hop, pending, (rcpts) => ({ sender, recipients: rcpts }), opts, log);
+    o = out.get(0)!;
+  }
+  const status = o.status === 'sent' ? 'deliverable' : o.status === 'bounced' ? 'undeliverable' : 'deferred';
+  logDelivery(log, {
+    queueId: opts.queueId ?? 'NOQUEUE',
+    recipient: address,
+    relay: o.relay,
+    connUse: o.connUse,
+    delays: delaysFor(start, start, start, o),
+    dsn: o.dsn,
+    status: status === 'deliverable' ? 'deliverable' : 'undeliverable',
+    text: o.text,
+  }, opts.delayResolution ?? 2);
+  return { status, dsn: o.dsn, text: o.text, relay: o.relay };
+}

@@ -5,6 +5,7 @@
 
 import { processIo, type CommandIo } from './cli/io.js';
 import { postconfCommand } from './cli/postconf.js';
+import { postmapCommand } from './cli/postmap.js';
 import { startMaster, signalMaster, VERSION } from './master/master.js';
 import { createApp } from './master/app.js';
 
@@ -30,6 +31,7 @@ const COMMANDS: Record<string, { help: string; run: Handler }> = {
   reload: { help: 'reload the running mail system (SIGHUP)', run: (_a, io) => signalMaster(io.configDir, 'SIGHUP', io.stderr) },
   stop: { help: 'stop the running mail system (SIGTERM)', run: (_a, io) => signalMaster(io.configDir, 'SIGTERM', io.stderr) },
   postconf: { help: 'print configuration parameters [-n | -d] [-x] [name ...]', run: postconfCommand },
+  postmap: { help: 'compile, query (-q key), dump (-s) or delete (-d key) lookup tables', run: postmapCommand },
 };
 
 function usage(io: CommandIo): number {

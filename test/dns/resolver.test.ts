@@ -83,7 +83,7 @@ test('timeout: a silent server gives tempFail within the deadline', async () => 
   const elapsed = Date.now() - started;
   assert.equal(result.status, 'tempFail');
   assert.equal(result.status === 'tempFail' && result.error.code, 'ETIMEOUT');
-  assert.ok(elapsed < 600, `took ${elapsed} ms`);
+  assert.ok(elapsed < 1000, `took ${elapsed} ms`);
 });
 
 test('unreachable server: tempFail, never notFound', async () => {

@@ -1,20 +1,13 @@
-// The DNS lookups the SMTP client needs, as a small interface: src/dns's Resolver satisfies it.
-// Answers keep temporary and permanent failures apart; "unknown" is temporary (tempFail).
+// The DNS lookups the SMTP client needs, as a small interface that src/dns's Resolver
+// satisfies (tests and other callers may hand in anything with the same shape). Answers keep
+// temporary and permanent failures apart; "unknown" is temporary (tempFail).
 
-export type DnsAnswer<T> =
-  | { status: 'ok'; records: T[] }
-  | { status: 'notFound' }
-  | { status: 'noData' }
-  | { status: 'tempFail'; error?: unknown }
-  | { status: 'nullMx' };
+import type { DnsResult, MxResult } from '../dns/index.js';
 
-export interface MxRecord {
-  exchange: string;
-  priority: number;
-}
+export type DnsAnswer<T> = DnsResult<T> | { status: 'nullMx' };
 
 export interface DnsLookup {
-  mx(domain: string): Promise<DnsAnswer<MxRecord>>;
-  a(name: string): Promise<DnsAnswer<string>>;
-  aaaa(name: string): Promise<DnsAnswer<string>>;
+  mx(domain: string): Promise<MxResult>;
+  a(name: string): Promise<DnsResult<string>>;
+  aaaa(name: string): Promise<DnsResult<string>>;
 }

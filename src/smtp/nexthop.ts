@@ -299,7 +299,7 @@ export async function domainAddr(dest: Destination, opts: RoutingOptions): Promi
       break;
   }
   const mxs = ans.records
-    .map((r, i) => ({ exchange: r.exchange.toLowerCase().replace(/\.$/, ''), pref: r.priority, i }))
+    .map((r, i) => ({ exchange: r.exchange.toLowerCase().replace(/\.$/, ''), pref: r.preference, i }))
     .sort((a, b) => a.pref - b.pref || a.i - b.i);
   const bestPref = mxs.length ? mxs[0].pref : Infinity;
   let list: MxAddress[] = [];

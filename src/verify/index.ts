@@ -1,0 +1,10 @@
+// Address verification (Postfix's verify(8)): the service smtpd asks, the cache record and its
+// rules, the stores (memory, LMDB, Redis), the probe sender. See docs/verify.md.
+export type { Verifier, VerifyResult, VerifyStatus } from './types.js';
+export { createVerifier, type VerifyService, type VerifierOptions, type Prober, type ProbeResult, type DestinationUpSource, type EntryInfo, type WarmResult } from './service.js';
+export { DEFAULT_VERIFY_PARAMS, verifyParamsFrom, type VerifyParams } from './params.js';
+export { openVerifyStore, MemoryStore, LmdbStore, type VerifyStore, type OpenStoreOptions } from './store.js';
+export { RedisStore, parseRedisConfig, type RedisConfig } from './redis.js';
+export { makeProbeSender, isProbeSender, type ProbeSenderParams } from './sender.js';
+export { DestinationLimiter } from './limiter.js';
+export * from './record.js';

@@ -1,0 +1,133 @@
+// Where the verify cache lives, chosen by address_verify_map: empty → memory only (lost at
+// exit, as Postfix's internal table); btree:/hash:/lmdb:PATH → an LMDB file at PATH.lmdb (the
+// same file `backstop postmap -s/-q/-d btree:PATH` reads, created on first use, surviving
+// restarts); redis:CONFIG_FILE → a Redis server shared by several nodes (redis.ts).
+// Every store keeps Postfix's key/value strings; the service owns the meaning. Trusts LMDB for
+// atomic, durable commits.
+
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { open, type RootDatabase } from 'lmdb';
+import { parseTableRef, resolveTablePath, COMPILED_SUFFIX } from '../tables/index.js';
+import { openRedisStore } from './redis.js';
+
+export interface VerifyStore {
+  /** The map as configured (log lines: `cache btree:/x full cleanup: …`). */
+  readonly name: string;
+  /** True when other processes or nodes may write entries (waiters then re-read the store). */
+  readonly shared: boolean;
+  /** Synchronous where the store can be (memory, LMDB): the cache-hit path pays no I/O wait. */
+  get(key: string): string | undefined | Promise<string | undefined>;
+  /** ttlSec: when the entry can be forgotten (Redis TTL); undefined = keep. */
+  put(key: string, value: string, ttlSec?: number): void | Promise<void>;
+  del(key: string): void | Promise<void>;
+  entries(): AsyncIterable<[string, string]> | Iterable<[string, string]>;
+  close(): Promise<void>;
+}
+
+export class MemoryStore implements VerifyStore {
+  readonly name: string;
+  readonly shared = false;
+  private readonly map = new Map<string, string>();
+  constructor(name = 'internal:verify') {
+    this.name = name;
+  }
+  get(key: string): string | undefined {
+    return this.map.get(key);
+  }
+  put(key: string, value: string): void {
+    this.map.set(key, value);
+  }
+  del(key: string): void {
+    this.map.delete(key);
+  }
+  entries(): Iterable<[string, string]> {
+    return [...this.map.entries()];
+  }
+  async close(): Promise<void> {}
+}
+
+/**
+ * LMDB-backed cache. Writes go through lmdb-js's asynchronous batched commits (many updates per
+ * fsync'd transaction: a probe storm does not pay one fsync per address); until a write is
+ * committed, this process reads it from `unsettled`, so it always sees its own writes. Other
+ * processes (postmap) see committed data, and their deletes are seen here at once.
+ */
+export class LmdbStore implements VerifyStore {
+  readonly shared = false;
+  private readonly unsettled = new Map<string, string | null>();
+  private constructor(readonly name: string, readonly path: string, private readonly db: RootDatabase<string, string>) {}
+
+  static open(name: string, path: string): LmdbStore {
+    try {
+      mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+      const db = open<string, string>({ path, encoding: 'string', noSubdir: true } as never);
+      return new LmdbStore(name, path, db as unknown as RootDatabase<string, string>);
+    } catch (err) {
+      throw new Error(`open database ${path}: ${(err as Error).message}`);
+    }
+  }
+
+  get(key: string): string | undefined {
+    const u = this.unsettled.get(key);
+    if (u !== undefined) return u === null ? undefined : u;
+    return this.db.get(key);
+  }
+
+  private track(key: string, v: string | null, p: Promise<unknown>): Promise<void> {
+    this.unsettled.set(key, v);
+    return p.then(
+      () => {
+        if (this.unsettled.get(key) === v) this.unsettled.delete(key);
+      },
+      (err: Error) => {
+        if (this.unsettled.get(key) === v) this.unsettled.delete(key);
+        throw new Error(`${this.path}: ${err.message}`);
+      },
+    );
+  }
+
+  put(key: string, value: string): Promise<void> {
+    return this.track(key, value, this.db.put(key, value));
+  }
+
+  del(key: string): Promise<void> {
+    return this.track(key, null, this.db.remove(key));
+  }
+
+  *entries(): Iterable<[string, string]> {
+    for (const { key, value } of this.db.getRange()) {
+      const u = this.unsettled.get(key as string);
+      if (u === null) continue;
+      yield [key as string, u ?? (value as string)];
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.db.flushed;
+    await this.db.close();
+  }
+}
+
+export interface OpenStoreOptions {
+  /** Relative paths resolve against this directory (the config directory). */
+  baseDir?: string;
+}
+
+/** Open the store that address_verify_map names. Errors name the map and what is expected. */
+export async function openVerifyStore(ref: string, opts: OpenStoreOptions = {}): Promise<VerifyStore> {
+  const spec = ref.trim();
+  if (spec === '') return new MemoryStore();
+  if (!spec.includes(':')) throw new Error(`address_verify_map: "${spec}": expected type:name (btree:, lmdb:, hash: or redis:), or empty for a memory-only cache`);
+  const { type, name } = parseTableRef(spec);
+  switch (type) {
+    case 'btree':
+    case 'hash':
+    case 'lmdb':
+      return LmdbStore.open(spec, resolveTablePath(name, opts) + COMPILED_SUFFIX);
+    case 'redis':
+      return openRedisStore(spec, resolveTablePath(name, opts));
+    default:
+      throw new Error(`address_verify_map: unsupported map type "${type}" in "${spec}" (use btree:, lmdb:, hash: or redis:, or leave it empty)`);
+  }
+}

@@ -25,6 +25,17 @@ export interface SessionInfo {
   tls: boolean;
   saslMethod?: string;
   saslUsername?: string;
+  /** SASL sender (MAIL FROM AUTH=), for the policy protocol. */
+  saslSender?: string;
+  /** TLS details for the policy protocol, when known. */
+  ccertSubject?: string;
+  ccertIssuer?: string;
+  ccertFingerprint?: string;
+  ccertPubkeyFingerprint?: string;
+  encryptionProtocol?: string;
+  encryptionCipher?: string;
+  encryptionKeysize?: number;
+  stress?: boolean;
   /** MAIL FROM address ('' = null sender), once given. */
   sender?: string;
   /** The recipient being checked (rcpt stage) or the last one accepted. */
@@ -52,6 +63,16 @@ export interface Verdict {
   prepend?: string[];
   /** WARN / warn_if_reject texts, logged as `warning:`-free "reject_warning" lines. */
   warnings?: string[];
+  /** access(5) FILTER transport:destination (the last one wins). */
+  filter?: string;
+  /** access(5) REDIRECT address (the last one wins). */
+  redirect?: string;
+  /** access(5) BCC addresses. */
+  bcc?: string[];
+  /** access(5) INFO/WARN log texts. */
+  info?: string[];
+  /** A 421/521 reply: disconnect after sending it. */
+  disconnect?: boolean;
 }
 
 export interface RestrictionEngine {

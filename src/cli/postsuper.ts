@@ -1,0 +1,129 @@
+// postsuper(1): delete (-d), hold (-h), release (-H) and requeue (-r) messages by queue ID or ALL,
+// optionally limited to named queues. While the server runs, the request goes through its control
+// socket so the server's in-memory state and the files change together. When no server answers,
+// the command takes the queue lock and works on the files itself. Output follows Postfix:
+// "postsuper: ID: removed" per ID, then "postsuper: Deleted: N message(s)", on standard error.
+
+import { Queue, QueueLockedError, acquireQueueLock, applyAdmin, isValidQueueId, ADMIN_DONE_TEXT, QUEUE_NAMES } from '../queue/index.js';
+import type { AdminOp, AdminResult, AdminSelection, QueueName } from '../queue/index.js';
+import { Maillog } from '../log/index.js';
+import { controlRequest, controlSocketPath, ControlUnavailableError } from '../master/control.js';
+import type { CommandIo } from './postqueue.js';
+
+const USAGE =
+  'usage: postsuper [-c config_dir] [-d queue_id (delete)] [-h queue_id (hold)] [-H queue_id (un-hold)] ' +
+  '[-r queue_id (requeue)] [-v (verbose)] [queue...]';
+
+const FLAG_OP: Record<string, AdminOp> = { '-d': 'delete', '-h': 'hold', '-H': 'release', '-r': 'requeue' };
+/** Postfix's order: mass operations first, then by ID: delete, requeue, hold, release. */
+const OP_ORDER: AdminOp[] = ['delete', 'requeue', 'hold', 'release'];
+const TOTAL_TEXT: Record<AdminOp, string> = { requeue: 'Requeued', delete: 'Deleted', hold: 'Placed on hold', release: 'Released from hold' };
+const REPORT_ORDER: AdminOp[] = ['requeue', 'delete', 'hold', 'release'];
+
+export async function postsuperCommand(argv: string[], io: CommandIo): Promise<number> {
+  const err = (s: string) => io.stderr.write(`postsuper: ${s}\n`);
+  const names: Record<AdminOp, string[]> = { delete: [], hold: [], release: [], requeue: [] };
+  const queues: QueueName[] = [];
+  let i = 0;
+  for (; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '-c') {
+      if (++i >= argv.length) return (err(`fatal: ${USAGE}`), 1);
+    } else if (a === '-v') continue;
+    else if (FLAG_OP[a]) {
+      if (++i >= argv.length) return (err(`fatal: ${USAGE}`), 1);
+      names[FLAG_OP[a]].push(argv[i]);
+    } else if (a.startsWith('-') && a !== '-') return (err(`fatal: ${USAGE}`), 1);
+    else break;
+  }
+  for (; i < argv.length; i++) {
+    if (!(QUEUE_NAMES as readonly string[]).includes(argv[i])) return (err(`fatal: invalid directory name: ${argv[i]}`), 1);
+    queues.push(argv[i] as QueueName);
+  }
+
+  // Resolve each operation to a selection: ALL wins over IDs (with Postfix's warning); "-" reads stdin.
+  const plan: { op: AdminOp; sel: AdminSelection }[] = [];
+  for (const op of OP_ORDER) {
+    const list = names[op];
+    if (list.length === 0) continue;
+    if (list.includes('ALL')) {
+      if (list.some((x) => x !== 'ALL')) err(`warning: option "${Object.keys(FLAG_OP).find((k) => FLAG_OP[k] === op)} ALL" will ignore other command line queue IDs`);
+      plan.push({ op, sel: { ids: 'ALL', queues } });
+      continue;
+    }
+    const ids: string[] = [];
+    for (const id of list) {
+      if (id === '-') {
+        if (io.stdin) for (const l of (await readAll(io.stdin)).split('\n')) if (l.trim()) ids.push(l.trim());
+        continue;
+      }
+      ids.push(id);
+    }
+    const valid: string[] = [];
+    for (const id of ids) {
+      if (isValidQueueId(id)) valid.push(id);
+      else err(`warning: invalid mail queue id: ${id}`);
+    }
+    plan.push({ op, sel: { ids: valid, queues } });
+  }
+  // Mass operations run before operations by ID, as in Postfix.
+  plan.sort((a, b) => Number(b.sel.ids === 'ALL') - Number(a.sel.ids === 'ALL'));
+  if (plan.length === 0) return 0;
+
+  let results: AdminResult[];
+  try {
+    results = await viaServer(io, plan);
+  } catch (e) {
+    if (!(e instanceof ControlUnavailableError)) return (err(`fatal: ${e instanceof Error ? e.message : String(e)}`), 1);
+    try {
+      results = await direct(io, plan);
+    } catch (e2) {
+      if (e2 instanceof QueueLockedError) return (err(`fatal: ${e2.message}; the server may be starting, try again`), 75);
+      return (err(`fatal: ${e2 instanceof Error ? e2.message : String(e2)}`), 1);
+    }
+  }
+  const totals: Record<AdminOp, number> = { delete: 0, hold: 0, release: 0, requeue: 0 };
+  plan.forEach(({ op, sel }, n) => {
+    if (sel.ids !== 'ALL') for (const id of results[n].ids) err(`${id}: ${ADMIN_DONE_TEXT[op]}`);
+    totals[op] += results[n].count;
+  });
+  for (const op of REPORT_ORDER) {
+    if (totals[op] > 0) err(`${TOTAL_TEXT[op]}: ${totals[op]} message${totals[op] > 1 ? 's' : ''}`);
+  }
+  return 0;
+}
+
+async function viaServer(io: CommandIo, plan: { op: AdminOp; sel: AdminSelection }[]): Promise<AdminResult[]> {
+  const path = controlSocketPath(io.queueDirectory);
+  const out: AdminResult[] = [];
+  for (const { op, sel } of plan) {
+    const res = await controlRequest(path, { op, ids: sel.ids, queues: sel.queues && sel.queues.length ? sel.queues : undefined });
+    if (!res.ok) throw new Error(`server error: ${res.error}`);
+    out.push(res.result ?? { ids: [], count: 0 });
+  }
+  return out;
+}
+
+async function direct(io: CommandIo, plan: { op: AdminOp; sel: AdminSelection }[]): Promise<AdminResult[]> {
+  const lock = await acquireQueueLock(io.queueDirectory, { waitMs: 2000 });
+  const log = new Maillog();
+  log.open(undefined, { quiet: true });
+  try {
+    const queue = await Queue.open({ queueDirectory: io.queueDirectory, recover: false, maillog: log });
+    try {
+      const out: AdminResult[] = [];
+      for (const { op, sel } of plan) out.push(await applyAdmin(queue, op, sel));
+      return out;
+    } finally {
+      await queue.close();
+    }
+  } finally {
+    await lock.release();
+  }
+}
+
+async function readAll(src: AsyncIterable<Buffer | string>): Promise<string> {
+  let s = '';
+  for await (const c of src) s += typeof c === 'string' ? c : c.toString('utf8');
+  return s;
+}

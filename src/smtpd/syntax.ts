@@ -1,0 +1,175 @@
+// SMTP command argument syntax as Postfix's smtpd reads it: `FROM:<address> PARAM=value ...`,
+// the address taken as given (source routes, %, ! and quoted local parts are passed through raw
+// so that the restriction engine sees exactly what the client sent), ESMTP parameters with xtext
+// decoding, DSN NOTIFY/ORCPT/RET/ENVID. Trusts nothing; every failure is a typed Reply.
+
+import { reply, type Reply, type DsnNotify } from '../mail/index.js';
+
+export interface AddressArg {
+  /** The address without angle brackets, exactly as given. */
+  address: string;
+  params: Map<string, string | true>;
+}
+
+/**
+ * Split `FROM:<addr> params` / `TO:<addr> params`. Returns undefined when the keyword is missing.
+ * Postfix (without strict_rfc821_envelopes) also accepts a space after the colon and an address
+ * without brackets.
+ */
+export function splitAddressArg(arg: string, keyword: 'FROM' | 'TO'): { address: string; rest: string; bracketed: boolean } | undefined {
+  const m = new RegExp(`^${keyword}:\\s*`, 'i').exec(arg);
+  if (!m) return undefined;
+  const s = arg.slice(m[0].length);
+  if (s.startsWith('<')) {
+    let inQuote = false;
+    for (let i = 1; i < s.length; i++) {
+      const c = s[i];
+      if (c === '\\' && inQuote) {
+        i++;
+        continue;
+      }
+      if (c === '"') inQuote = !inQuote;
+      else if (c === '>' && !inQuote) return { address: s.slice(1, i), rest: s.slice(i + 1).trim(), bracketed: true };
+    }
+    return { address: s, rest: '', bracketed: false };
+  }
+  const sp = s.search(/\s/);
+  return sp < 0 ? { address: s, rest: '', bracketed: false } : { address: s.slice(0, sp), rest: s.slice(sp).trim(), bracketed: false };
+}
+
+/** Address syntax check: printable ASCII or UTF-8, no unquoted white space, balanced quotes and brackets. */
+export function addressSyntaxOk(address: string): boolean {
+  if (address.length > 320) return false;
+  // eslint-disable-next-line no-control-regex
+  if (/[\x00-\x1f\x7f]/.test(address)) return false;
+  let inQuote = false;
+  for (let i = 0; i < address.length; i++) {
+    const c = address[i];
+    if (c === '\\' && inQuote) {
+      i++;
+      continue;
+    }
+    if (c === '"') inQuote = !inQuote;
+    else if (!inQuote && /[\s<>()]/.test(c)) return false;
+  }
+  return !inQuote;
+}
+
+/** RFC 3461 xtext: `+XX` hex escapes. Undefined when malformed. */
+export function decodeXtext(v: string): string | undefined {
+  let out = '';
+  for (let i = 0; i < v.length; i++) {
+    const c = v.charCodeAt(i);
+    if (c < 33 || c > 126 || v[i] === '=') return undefined;
+    if (v[i] === '+') {
+      const hex = v.slice(i + 1, i + 3);
+      if (!/^[0-9A-F]{2}$/.test(hex)) return undefined;
+      out += String.fromCharCode(parseInt(hex, 16));
+      i += 2;
+    } else out += v[i];
+  }
+  return out;
+}
+
+export function parseParams(rest: string): Map<string, string | true> {
+  const params = new Map<string, string | true>();
+  for (const p of rest.split(/\s+/).filter(Boolean)) {
+    const eq = p.indexOf('=');
+    if (eq < 0) params.set(p.toUpperCase(), true);
+    else params.set(p.slice(0, eq).toUpperCase(), p.slice(eq + 1));
+  }
+  return params;
+}
+
+export interface MailParams {
+  size?: number;
+  body?: string;
+  smtputf8?: boolean;
+  ret?: 'FULL' | 'HDRS';
+  envid?: string;
+}
+
+const bad = (text: string): Reply => reply(501, '5.5.4', text);
+
+/** MAIL FROM parameters; returns a Reply for the first bad one. */
+export function mailParams(params: Map<string, string | true>, opts: { smtputf8: boolean }): MailParams | Reply {
+  const out: MailParams = {};
+  for (const [name, value] of params) {
+    switch (name) {
+      case 'SIZE':
+        if (typeof value !== 'string' || !/^\d{1,20}$/.test(value)) return bad('Bad message size syntax');
+        out.size = Number(value);
+        break;
+      case 'BODY': {
+        const v = typeof value === 'string' ? value.toUpperCase() : '';
+        if (v !== '7BIT' && v !== '8BITMIME') return bad('Unsupported BODY parameter value');
+        out.body = v;
+        break;
+      }
+      case 'SMTPUTF8':
+        if (value !== true || !opts.smtputf8) return reply(555, '5.5.4', `Unsupported option: ${name}`);
+        out.smtputf8 = true;
+        break;
+      case 'RET': {
+        const v = typeof value === 'string' ? value.toUpperCase() : '';
+        if (v !== 'FULL' && v !== 'HDRS') return bad('Bad RET parameter syntax');
+        out.ret = v;
+        break;
+      }
+      case 'ENVID': {
+        const v = typeof value === 'string' ? decodeXtext(value) : undefined;
+        if (v === undefined || !v || v.length > 100) return bad('Bad ENVID parameter syntax');
+        out.envid = v;
+        break;
+      }
+      case 'AUTH':
+        // RFC 4954 AUTH=<mailbox>: accepted and ignored, as Postfix does for untrusted clients.
+        break;
+      default:
+        return reply(555, '5.5.4', `Unsupported option: ${name}`);
+    }
+  }
+  return out;
+}
+
+export interface RcptParams {
+  notify?: DsnNotify[];
+  orcpt?: string;
+}
+
+export function rcptParams(params: Map<string, string | true>): RcptParams | Reply {
+  const out: RcptParams = {};
+  for (const [name, value] of params) {
+    switch (name) {
+      case 'NOTIFY': {
+        const vals = typeof value === 'string' ? value.toUpperCase().split(',') : [''];
+        const okVals = ['NEVER', 'SUCCESS', 'FAILURE', 'DELAY'];
+        if (!vals.every((v) => okVals.includes(v)) || (vals.includes('NEVER') && vals.length > 1) || new Set(vals).size !== vals.length) {
+          return bad('Error: Bad NOTIFY parameter syntax');
+        }
+        out.notify = vals as DsnNotify[];
+        break;
+      }
+      case 'ORCPT': {
+        const m = typeof value === 'string' ? /^([A-Za-z0-9-]+);(.+)$/.exec(value) : null;
+        const addr = m ? decodeXtext(m[2]) : undefined;
+        if (!m || addr === undefined) return bad('Error: Bad ORCPT parameter syntax');
+        out.orcpt = `${m[1].toLowerCase()};${addr}`;
+        break;
+      }
+      default:
+        return reply(555, '5.5.4', `Unsupported option: ${name}`);
+    }
+  }
+  return out;
+}
+
+/** ETRN/HELO domain syntax: labels of letters, digits, hyphens and underscores, or an address literal. */
+export function validHostname(name: string): boolean {
+  if (!name || name.length > 255) return false;
+  if (/^\[.*\]$/.test(name)) return true;
+  return name
+    .replace(/\.$/, '')
+    .split('.')
+    .every((l) => /^[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$/.test(l));
+}

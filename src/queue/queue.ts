@@ -219,7 +219,7 @@ export class Queue extends EventEmitter<QueueEvents> {
    * any other write error, 552 5.3.4 when the content exceeds messageSizeLimit. On error no file
    * is left behind.
    */
-  async accept(env: Envelope, content: AsyncIterable<Buffer | string> | Readable, opts: AcceptOptions = {}): Promise<string> {
+  async accept(env: Envelope, content: AsyncIterable<Buffer | string> | Iterable<Buffer | string> | Readable, opts: AcceptOptions = {}): Promise<string> {
     if (this.closed) throw new SmtpError(reply(451, '4.3.0', 'Error: queue file write error'), 'queue is closed');
     if (env.recipients.length === 0) throw new SmtpError(reply(554, '5.5.1', 'Error: no valid recipients'));
     const target: QueueName = opts.queue ?? 'active';

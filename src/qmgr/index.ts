@@ -5,3 +5,5 @@ export * from './backoff.js';
 export * from './destination.js';
 export * from './watch.js';
 export * from './qmgr.js';
+export * from './notices.js';
+export * from './control.js';

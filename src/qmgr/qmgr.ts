@@ -104,6 +104,8 @@ interface ActiveMsg {
   dests: Map<number, string>;
   lastReason: string;
   gone: boolean;
+  /** postsuper -r arrived while it was being delivered: due again at once. */
+  requeued: boolean;
 }
 
 const ACTIVATION_PARALLEL = 32;
@@ -313,7 +315,7 @@ export class Qmgr extends EventEmitter<QmgrEvents> implements Flusher {
     const entry = this.queue.get(id);
     if (!entry || entry.queue === 'hold' || entry.queue === 'corrupt' || entry.queue === 'incoming' || this.active.has(id)) return;
     this.forgetDeferred(id);
-    const msg: ActiveMsg = { id, entry, head: undefined as never, activeTime: Date.now(), work: 1, bounced: new Map(), dests: new Map(), lastReason: '', gone: false };
+    const msg: ActiveMsg = { id, entry, head: undefined as never, activeTime: Date.now(), work: 1, bounced: new Map(), dests: new Map(), lastReason: '', gone: false, requeued: false };
     this.active.set(id, msg);
     try {
       if (entry.queue !== 'active') await this.queue.moveTo(id, 'active');
@@ -585,10 +587,11 @@ export class Qmgr extends EventEmitter<QmgrEvents> implements Flusher {
       const until = env.arrivalTime + lifetimeFor(env.sender, lim) * 1000;
       if (await this.notify('delay', msg, rcpts, until)) await this.queue.markDelayWarningSent(msg.id);
     }
-    const next = now + backoffDelay(env.arrivalTime, now, { minimalBackoffTime: this.params.minimal_backoff_time, maximalBackoffTime: this.params.maximal_backoff_time });
+    const next = msg.requeued ? 0 : now + backoffDelay(env.arrivalTime, now, { minimalBackoffTime: this.params.minimal_backoff_time, maximalBackoffTime: this.params.maximal_backoff_time });
     await this.queue.defer(msg.id, next, msg.lastReason);
     const keys = [...new Set(pending.map((i) => msg.dests.get(i)).filter((k): k is string => !!k))];
     this.noteDeferred(msg.id, keys);
+    if (msg.requeued) setImmediate(() => this.enqueue(msg.id, false));
   }
 
   /** Builds and queues a notice; false when it could not be queued (retry later). */
@@ -648,7 +651,12 @@ export class Qmgr extends EventEmitter<QmgrEvents> implements Flusher {
   }
 
   private onMoved(id: string, to: string): void {
-    if (to !== 'deferred' || this.active.has(id)) return;
+    if (to !== 'deferred') return;
+    const busy = this.active.get(id);
+    if (busy) {
+      busy.requeued = true;
+      return;
+    }
     const e = this.queue.get(id);
     // postsuper -r (due now) and -H (released): schedule or index again.
     if (e && e.retry.nextAttempt <= this.now()) this.enqueue(id, false);

@@ -1,0 +1,169 @@
+// Test harness for the queue manager: a real queue in a fresh folder, the real SMTP client and
+// resolver against the loopback DNS server, SMTP sinks on 127.0.0.2 (primary of example.test) and
+// 127.0.0.3 (sender.test, where notices arrive). All sinks share one port so that the primary can
+// go down and come back on the same address.
+
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { createServer } from 'node:net';
+import { Maillog } from '../../src/log/index.js';
+import { Queue } from '../../src/queue/index.js';
+import { Resolver } from '../../src/dns/index.js';
+import { ConnectionCache, type DeliveryOptions } from '../../src/smtp/index.js';
+import type { Envelope } from '../../src/mail/index.js';
+import { createQmgr, createNoticeBuilder, type Qmgr, type QmgrParams } from '../../src/qmgr/index.js';
+import { startDnsServer, type TestDnsServer } from '../helpers/dnsserver.js';
+import { startSink, type Sink, type SinkOptions } from '../helpers/sink.js';
+
+export const ZONE = {
+  'example.test': { MX: [[10, 'mx1.example.test']] as Array<[number, string]> },
+  'mx1.example.test': { A: ['127.0.0.2'] },
+  'sender.test': { MX: [[10, 'mx.sender.test']] as Array<[number, string]> },
+  'mx.sender.test': { A: ['127.0.0.3'] },
+};
+
+/** A port free on both 127.0.0.2 and 127.0.0.3. */
+export async function freePort(): Promise<number> {
+  for (;;) {
+    const port = await new Promise<number>((resolve, reject) => {
+      const s = createServer();
+      s.once('error', reject);
+      s.listen(0, '127.0.0.2', () => {
+        const p = (s.address() as { port: number }).port;
+        s.close(() => resolve(p));
+      });
+    });
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = createServer();
+      s.once('error', () => resolve(false));
+      s.listen(port, '127.0.0.3', () => s.close(() => resolve(true)));
+    });
+    if (ok) return port;
+  }
+}
+
+export interface Harness {
+  dir: string;
+  port: number;
+  dns: TestDnsServer;
+  queue: Queue;
+  qmgr: Qmgr;
+  maillog: Maillog;
+  lines: string[];
+  delivery: DeliveryOptions;
+  senderSink: Sink;
+  primary: Sink | null;
+  startPrimary(opts?: SinkOptions): Promise<Sink>;
+  stopPrimary(): Promise<void>;
+  submit(sender: string, rcpts: string[], body?: string, arrivalTime?: number): Promise<string>;
+  waitLine(re: RegExp, timeoutMs?: number): Promise<string>;
+  close(): Promise<void>;
+}
+
+export function envelope(sender: string, rcpts: string[], arrivalTime = Date.now()): Envelope {
+  return {
+    sender,
+    recipients: rcpts.map((address) => ({ address })),
+    client: { name: 'client.test', address: '127.0.0.9', helo: 'client.test', protocol: 'ESMTP' },
+    arrivalTime,
+  };
+}
+
+export async function startHarness(
+  params: Partial<QmgrParams>,
+  opts: { primary?: SinkOptions | false; now?: () => number; doubleBounceRecipient?: string; start?: boolean } = {},
+): Promise<Harness> {
+  const dir = mkdtempSync(join(tmpdir(), 'backstop-'));
+  const port = await freePort();
+  const dns = await startDnsServer(ZONE);
+  const maillog = new Maillog();
+  maillog.open(undefined, { quiet: true });
+  const lines: string[] = [];
+  const waiters: Array<{ re: RegExp; resolve: (l: string) => void }> = [];
+  maillog.addSink((r) => {
+    lines.push(r.text);
+    for (let i = waiters.length - 1; i >= 0; i--) {
+      if (waiters[i].re.test(r.text)) {
+        waiters[i].resolve(r.text);
+        waiters.splice(i, 1);
+      }
+    }
+  });
+  const queue = await Queue.open({ queueDirectory: join(dir, 'spool'), maillog });
+  const resolver = new Resolver({ servers: [dns.servers], timeoutMs: 2000, cacheSize: 0 });
+  const delivery: DeliveryOptions = {
+    dns: resolver,
+    isSelf: () => false,
+    defaultPort: port,
+    session: { heloName: 'backup.test', timeouts: { smtp_connect_timeout: 2, smtp_helo_timeout: 5, smtp_mail_timeout: 5, smtp_rcpt_timeout: 5, smtp_data_init_timeout: 5, smtp_data_xfer_timeout: 5, smtp_data_done_timeout: 5, smtp_rset_timeout: 5, smtp_quit_timeout: 2 } },
+    cache: new ConnectionCache({ idleSeconds: 2 }),
+    logger: maillog.logger('smtp'),
+  };
+  const senderSink = await startSink({ host: '127.0.0.3', port });
+  const qmgr = createQmgr({
+    queue,
+    delivery,
+    notices: createNoticeBuilder({ myhostname: 'backup.test', doubleBounceRecipient: opts.doubleBounceRecipient ?? 'postmaster@sender.test', log: maillog.logger('bounce') }),
+    params,
+    now: opts.now,
+    log: maillog.logger('qmgr'),
+  });
+  const h: Harness = {
+    dir,
+    port,
+    dns,
+    queue,
+    qmgr,
+    maillog,
+    lines,
+    delivery,
+    senderSink,
+    primary: null,
+    async startPrimary(o: SinkOptions = {}) {
+      h.primary = await startSink({ ...o, host: '127.0.0.2', port });
+      return h.primary;
+    },
+    async stopPrimary() {
+      await h.primary?.close();
+      h.primary = null;
+    },
+    submit(sender, rcpts, body = 'hello', arrivalTime = Date.now()) {
+      const content = `From: <${sender}>\r\nTo: <${rcpts[0]}>\r\nSubject: test\r\nMessage-ID: <${Math.random().toString(36).slice(2)}@client.test>\r\n\r\n${body}\r\n`;
+      return queue.accept(envelope(sender, rcpts, arrivalTime), Readable.from([Buffer.from(content)]));
+    },
+    waitLine(re, timeoutMs = 5000) {
+      const found = lines.find((l) => re.test(l));
+      if (found) return Promise.resolve(found);
+      return new Promise((resolve, reject) => {
+        const w = { re, resolve: (l: string) => { clearTimeout(t); resolve(l); } };
+        const t = setTimeout(() => {
+          waiters.splice(waiters.indexOf(w), 1);
+          reject(new Error(`no log line ${re} within ${timeoutMs} ms; last lines:\n${lines.slice(-15).join('\n')}`));
+        }, timeoutMs);
+        waiters.push(w);
+      });
+    },
+    async close() {
+      await qmgr.stop(5000);
+      await queue.close();
+      await h.primary?.close();
+      await senderSink.close();
+      await dns.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  if (opts.primary !== false) await h.startPrimary(opts.primary || {});
+  if (opts.start !== false) await qmgr.start();
+  return h;
+}
+
+/** Polls `cond` every 20 ms until true; throws after `timeoutMs`. */
+export async function until(cond: () => boolean, timeoutMs = 5000, what = 'condition'): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}

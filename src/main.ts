@@ -6,10 +6,28 @@
 import { processIo, type CommandIo } from './cli/io.js';
 import { postconfCommand } from './cli/postconf.js';
 import { postmapCommand } from './cli/postmap.js';
+import { postqueueCommand, mailqCommand, type CommandIo as QueueCommandIo } from './cli/postqueue.js';
+import { postsuperCommand } from './cli/postsuper.js';
+import { loadConfig } from './config/index.js';
+import { configPath } from './master/master.js';
 import { startMaster, signalMaster, VERSION } from './master/master.js';
 import { createApp } from './master/app.js';
 
 type Handler = (argv: string[], io: CommandIo) => Promise<number>;
+
+/** The queue commands want the queue directory from main.cf and stream-style output. */
+function withQueue(run: (argv: string[], io: QueueCommandIo) => Promise<number>): Handler {
+  return (argv, io) => {
+    const { config } = loadConfig(io.configDir);
+    return run(argv, {
+      stdout: { write: (s: string) => io.stdout(s) },
+      stderr: { write: (s: string) => io.stderr(s) },
+      configDir: io.configDir,
+      queueDirectory: configPath(config, 'queue_directory'),
+      stdin: process.stdin,
+    });
+  };
+}
 
 /** Pull `-c DIR` out of argv (any position), as every Postfix command accepts it. */
 export function takeConfigDir(argv: string[]): { dir: string; rest: string[] } {
@@ -31,6 +49,9 @@ const COMMANDS: Record<string, { help: string; run: Handler }> = {
   reload: { help: 'reload the running mail system (SIGHUP)', run: (_a, io) => signalMaster(io.configDir, 'SIGHUP', io.stderr) },
   stop: { help: 'stop the running mail system (SIGTERM)', run: (_a, io) => signalMaster(io.configDir, 'SIGTERM', io.stderr) },
   postconf: { help: 'print configuration parameters [-n | -d] [-x] [name ...]', run: postconfCommand },
+  postqueue: { help: 'list (-p, -j) or flush (-f, -s domain) the mail queue', run: withQueue(postqueueCommand) },
+  mailq: { help: 'list the mail queue (postqueue -p)', run: withQueue(mailqCommand) },
+  postsuper: { help: 'delete (-d), hold (-h), release (-H) or requeue (-r) queued mail: ID | ALL', run: withQueue(postsuperCommand) },
   postmap: { help: 'compile, query (-q key), dump (-s) or delete (-d key) lookup tables', run: postmapCommand },
 };
 

@@ -267,7 +267,6 @@ bool(B, 'backstop_verify_reprobe_on_return', 'yes');
 str(B, 'backstop_verify_sync_map', '');
 time(B, 'backstop_verify_sync_interval', '1h', { min: 1 });
 int(B, 'backstop_verify_probe_concurrency', '20', { min: 1 });
-str(B, 'backstop_control_socket', '$queue_directory/public/control');
 
 defs.sort((a, b) => a.name.localeCompare(b.name));
 

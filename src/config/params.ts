@@ -230,6 +230,7 @@ str(C, 'best_mx_transport', '');
 list(C, 'smtp_fallback_relay', '$fallback_relay');
 list(C, 'fallback_relay', '');
 time(C, 'smtp_connect_timeout', '30s');
+time(C, 'smtp_starttls_timeout', '300s', { min: 1 });
 time(C, 'smtp_helo_timeout', '300s', { min: 1 });
 time(C, 'smtp_mail_timeout', '300s', { min: 1 });
 time(C, 'smtp_rcpt_timeout', '300s', { min: 1 });
@@ -251,6 +252,7 @@ str(C, 'smtp_helo_name', '$myhostname');
 time(C, 'smtp_connection_cache_time_limit', '2s', { min: 1 });
 time(C, 'smtp_connection_reuse_time_limit', '300s', { min: 1 });
 bool(C, 'smtp_skip_5xx_greeting', 'yes');
+int(C, 'smtp_connection_reuse_count_limit', '0');
 str(C, 'smtp_bind_address', '');
 int(C, 'smtp_line_length_limit', '998');
 

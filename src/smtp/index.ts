@@ -8,4 +8,3 @@ export * from './client.js';
 export * from './pool.js';
 export * from './deliver.js';
 export * from './log.js';
-export * from './params.js';

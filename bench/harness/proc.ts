@@ -1,0 +1,94 @@
+// Small process and timing helpers for the benchmark harness: run a command with a time limit,
+// wait for a condition with a deadline, check a TCP port. Trusts nothing it runs: every wait is
+// bounded, and a failing command's output is part of the error it throws.
+import { spawn, type SpawnOptions } from 'node:child_process';
+import { connect } from 'node:net';
+
+export interface CmdResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+  /** Wall time in milliseconds. */
+  ms: number;
+}
+
+export interface RunOptions {
+  timeoutMs?: number;
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+  input?: string;
+  /** Throw when the exit code is not 0 (default true). */
+  check?: boolean;
+}
+
+/** Runs a command to completion; kills it (SIGKILL) after timeoutMs (default 60 s). */
+export function run(cmd: string, args: string[], opts: RunOptions = {}): Promise<CmdResult> {
+  const t0 = performance.now();
+  return new Promise((resolve, reject) => {
+    const so: SpawnOptions = { cwd: opts.cwd, env: opts.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'] };
+    const child = spawn(cmd, args, so);
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.on('data', (d) => (stdout += d));
+    child.stderr!.on('data', (d) => (stderr += d));
+    let timedOut = false;
+    const timer = setTimeout(() => { timedOut = true; child.kill('SIGKILL'); }, opts.timeoutMs ?? 60_000);
+    child.on('error', (err) => { clearTimeout(timer); reject(new Error(`${cmd}: ${err.message}`)); });
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      const r: CmdResult = { code: code ?? (signal ? 128 : -1), stdout, stderr, ms: performance.now() - t0 };
+      if (timedOut) return reject(new Error(`${cmd} ${args.join(' ')}: no exit within ${opts.timeoutMs ?? 60_000} ms\n${stderr}`));
+      if ((opts.check ?? true) && r.code !== 0) {
+        return reject(new Error(`${cmd} ${args.join(' ')}: exit ${r.code}\n${stdout}${stderr}`));
+      }
+      resolve(r);
+    });
+    child.stdin!.end(opts.input ?? '');
+  });
+}
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** Polls `cond` every `everyMs` until it returns a truthy value; throws `what` after timeoutMs. */
+export async function waitFor<T>(cond: () => T | Promise<T>, timeoutMs: number, what: string, everyMs = 50): Promise<NonNullable<Awaited<T>>> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await cond();
+    if (v) return v as NonNullable<Awaited<T>>;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(everyMs);
+  }
+}
+
+/** True when something accepts TCP connections on host:port. */
+export function portOpen(host: string, port: number, timeoutMs = 1000): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect({ host, port });
+    const t = setTimeout(() => { s.destroy(); resolve(false); }, timeoutMs);
+    s.once('connect', () => { clearTimeout(t); s.destroy(); resolve(true); });
+    s.once('error', () => { clearTimeout(t); resolve(false); });
+  });
+}
+
+/** Is process `pid` alive (signal 0)? */
+export function alive(pid: number): boolean {
+  try { process.kill(pid, 0); return true; } catch (e) { return (e as NodeJS.ErrnoException).code === 'EPERM'; }
+}
+
+/** Sends SIGTERM to pid, then SIGKILL after graceMs; resolves when it is gone. */
+export async function stopPid(pid: number, graceMs = 5000): Promise<void> {
+  if (!alive(pid)) return;
+  try { process.kill(pid, 'SIGTERM'); } catch { return; }
+  const deadline = Date.now() + graceMs;
+  while (alive(pid) && Date.now() < deadline) await sleep(25);
+  if (alive(pid)) { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } }
+  const hard = Date.now() + 2000;
+  while (alive(pid) && Date.now() < hard) await sleep(25);
+}
+
+/** Requires root; the message says why. */
+export function requireRoot(what: string): void {
+  if (typeof process.getuid === 'function' && process.getuid() !== 0) {
+    throw new Error(`${what} needs root (it binds port 53/25 on loopback addresses and uses a private mount namespace)`);
+  }
+}

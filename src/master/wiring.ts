@@ -1,0 +1,113 @@
+// Turns the configuration into the plain options objects the services take: the DNS resolver,
+// this host's addresses (inet_interfaces/proxy_interfaces, for the loop rule and permit_mx_backup),
+// the delivery client's routing and session options. One place, so every service reads a
+// parameter the same way.
+
+import { readFileSync } from 'node:fs';
+import { networkInterfaces } from 'node:os';
+import ipaddr from 'ipaddr.js';
+import type { Config } from '../config/index.js';
+import { Resolver } from '../dns/index.js';
+import { TableList } from '../tables/index.js';
+import { ConnectionCache, type DeliveryOptions, type TlsLevel } from '../smtp/index.js';
+import { maillog } from '../log/index.js';
+
+export function resolverFromConfig(config: Config): Resolver {
+  return new Resolver({ servers: config.list('backstop_dns_servers'), timeoutMs: config.time('backstop_dns_timeout') * 1000 });
+}
+
+function normalize(ip: string): string {
+  try {
+    const a = ipaddr.parse(ip.replace(/^\[|\]$/g, ''));
+    return (a.kind() === 'ipv6' && (a as ipaddr.IPv6).isIPv4MappedAddress() ? (a as ipaddr.IPv6).toIPv4Address() : a).toString();
+  } catch {
+    return ip;
+  }
+}
+
+function interfaceAddresses(): string[] {
+  const out: string[] = [];
+  for (const list of Object.values(networkInterfaces())) for (const a of list ?? []) out.push(normalize(a.address.split('%')[0]));
+  return out;
+}
+
+/**
+ * The addresses this host receives mail on: inet_interfaces (`all` = every interface address,
+ * `loopback-only` = 127.0.0.1 and ::1) plus proxy_interfaces. Names are not resolved here:
+ * Postfix resolves them once at start-up; Backstop asks for literal addresses (documented).
+ */
+export function myAddresses(config: Config): string[] {
+  const out = new Set<string>();
+  for (const name of ['inet_interfaces', 'proxy_interfaces']) {
+    for (const v of config.list(name)) {
+      const low = v.toLowerCase();
+      if (low === 'all') interfaceAddresses().forEach((a) => out.add(a));
+      else if (low === 'loopback-only') ['127.0.0.1', '::1'].forEach((a) => out.add(a));
+      else if (ipaddr.isValid(v.replace(/^\[|\]$/g, ''))) out.add(normalize(v));
+    }
+  }
+  return [...out];
+}
+
+export function isSelfFn(config: Config): (ip: string) => boolean {
+  const mine = new Set(myAddresses(config));
+  return (ip) => mine.has(normalize(ip));
+}
+
+function protocols(config: Config): Array<'ipv4' | 'ipv6'> {
+  const v = config.list('inet_protocols').map((s) => s.toLowerCase());
+  if (v.includes('all')) return ['ipv4', 'ipv6'];
+  return v.filter((p): p is 'ipv4' | 'ipv6' => p === 'ipv4' || p === 'ipv6');
+}
+
+function tlsLevel(config: Config): TlsLevel {
+  const v = config.str('smtp_tls_security_level');
+  return (v === '' || v === 'dane' ? 'none' : v) as TlsLevel;
+}
+
+/** The delivery client's options; `verify` uses address_verify_relayhost / _transport_maps. */
+export function deliveryOptions(config: Config, deps: { dns: Resolver; cache: ConnectionCache }, forVerify = false): DeliveryOptions {
+  const mapsParam = forVerify ? 'address_verify_transport_maps' : 'transport_maps';
+  const refs = config.list(mapsParam);
+  const tables = refs.length ? TableList.open(refs, { baseDir: config.dir, warn: (m) => maillog.logger('smtp').warning(m) }) : undefined;
+  const ca = config.str('smtp_tls_CAfile');
+  return {
+    dns: deps.dns,
+    transportMaps: tables ? (key) => tables.get(key) : undefined,
+    relayhost: config.str(forVerify ? 'address_verify_relayhost' : 'relayhost'),
+    isSelf: isSelfFn(config),
+    inetProtocols: protocols(config),
+    randomize: config.bool('smtp_randomize_addresses'),
+    cache: deps.cache,
+    mxAddressLimit: config.int('smtp_mx_address_limit'),
+    mxSessionLimit: config.int('smtp_mx_session_limit'),
+    delayResolution: config.time('delay_logging_resolution_limit'),
+    session: {
+      heloName: config.str('smtp_helo_name'),
+      tlsLevel: tlsLevel(config),
+      tlsCa: ca ? readFileSync(ca) : undefined,
+      bindAddress: config.str('smtp_bind_address') || undefined,
+      lineLengthLimit: config.int('line_length_limit'),
+      timeouts: {
+        smtp_connect_timeout: config.time('smtp_connect_timeout'),
+        smtp_helo_timeout: config.time('smtp_helo_timeout'),
+        smtp_starttls_timeout: config.time('smtp_starttls_timeout'),
+        smtp_mail_timeout: config.time('smtp_mail_timeout'),
+        smtp_rcpt_timeout: config.time('smtp_rcpt_timeout'),
+        smtp_data_init_timeout: config.time('smtp_data_init_timeout'),
+        smtp_data_xfer_timeout: config.time('smtp_data_xfer_timeout'),
+        smtp_data_done_timeout: config.time('smtp_data_done_timeout'),
+        smtp_rset_timeout: config.time('smtp_rset_timeout'),
+        smtp_quit_timeout: config.time('smtp_quit_timeout'),
+      },
+    },
+  };
+}
+
+export function connectionCache(config: Config): ConnectionCache {
+  return new ConnectionCache({
+    idleSeconds: config.time('smtp_connection_cache_time_limit'),
+    reuseSeconds: config.time('smtp_connection_reuse_time_limit'),
+    reuseCountLimit: config.int('smtp_connection_reuse_count_limit'),
+  });
+}

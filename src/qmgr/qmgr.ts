@@ -106,6 +106,8 @@ interface ActiveMsg {
   gone: boolean;
   /** postsuper -r arrived while it was being delivered: due again at once. */
   requeued: boolean;
+  /** Our own queue.defer() is moving it to deferred/ (not a postsuper -r). */
+  deferring: boolean;
 }
 
 const ACTIVATION_PARALLEL = 32;
@@ -179,6 +181,11 @@ export class Qmgr extends EventEmitter<QmgrEvents> implements Flusher {
     const onAccepted = (id: string) => this.onAccepted(id);
     const onMoved = (id: string, _from: string, to: string) => this.onMoved(id, to);
     const onRemoved = (id: string) => this.forgetDeferred(id);
+    // postsuper -r on mail already in deferred/ changes only its retry time: due now.
+    const onUpdated = (id: string, e: QueueEntry) => {
+      if (e.queue === 'deferred' && e.retry.nextAttempt === 0 && !this.active.has(id)) this.enqueue(id, false);
+    };
+    this.queue.on('updated', onUpdated);
     this.queue.on('accepted', onAccepted);
     this.queue.on('moved', onMoved);
     this.queue.on('removed', onRemoved);
@@ -186,6 +193,7 @@ export class Qmgr extends EventEmitter<QmgrEvents> implements Flusher {
       () => this.queue.off('accepted', onAccepted),
       () => this.queue.off('moved', onMoved),
       () => this.queue.off('removed', onRemoved),
+      () => this.queue.off('updated', onUpdated),
     );
     for (const e of this.queue.list('active')) this.enqueue(e.id, false);
     const now = this.now();
@@ -315,7 +323,7 @@ export class Qmgr extends EventEmitter<QmgrEvents> implements Flusher {
     const entry = this.queue.get(id);
     if (!entry || entry.queue === 'hold' || entry.queue === 'corrupt' || entry.queue === 'incoming' || this.active.has(id)) return;
     this.forgetDeferred(id);
-    const msg: ActiveMsg = { id, entry, head: undefined as never, activeTime: Date.now(), work: 1, bounced: new Map(), dests: new Map(), lastReason: '', gone: false, requeued: false };
+    const msg: ActiveMsg = { id, entry, head: undefined as never, activeTime: Date.now(), work: 1, bounced: new Map(), dests: new Map(), lastReason: '', gone: false, requeued: false, deferring: false };
     this.active.set(id, msg);
     try {
       if (entry.queue !== 'active') await this.queue.moveTo(id, 'active');
@@ -588,7 +596,12 @@ export class Qmgr extends EventEmitter<QmgrEvents> implements Flusher {
       if (await this.notify('delay', msg, rcpts, until)) await this.queue.markDelayWarningSent(msg.id);
     }
     const next = msg.requeued ? 0 : now + backoffDelay(env.arrivalTime, now, { minimalBackoffTime: this.params.minimal_backoff_time, maximalBackoffTime: this.params.maximal_backoff_time });
-    await this.queue.defer(msg.id, next, msg.lastReason);
+    msg.deferring = true;
+    try {
+      await this.queue.defer(msg.id, next, msg.lastReason);
+    } finally {
+      msg.deferring = false;
+    }
     const keys = [...new Set(pending.map((i) => msg.dests.get(i)).filter((k): k is string => !!k))];
     this.noteDeferred(msg.id, keys);
     if (msg.requeued) setImmediate(() => this.enqueue(msg.id, false));
@@ -654,7 +667,7 @@ export class Qmgr extends EventEmitter<QmgrEvents> implements Flusher {
     if (to !== 'deferred') return;
     const busy = this.active.get(id);
     if (busy) {
-      busy.requeued = true;
+      if (!busy.deferring) busy.requeued = true;
       return;
     }
     const e = this.queue.get(id);

@@ -7,7 +7,7 @@
 // Compiled once at load: a bad network or table fails there, naming the parameter.
 
 import { readFileSync } from 'node:fs';
-import { isAbsolute, join } from 'node:path';
+import { isAbsolute } from 'node:path';
 import ipaddr from 'ipaddr.js';
 import { splitList } from '../../config/index.js';
 import type { LookupTable } from '../../tables/index.js';
@@ -101,8 +101,22 @@ export class MatchList {
         throw new Error(`${opts.param}: bad network pattern: ${raw}`);
       patterns.push({ kind: 'name', negate, name: raw.toLowerCase() });
     }
-    void join;
     return new MatchList(opts.param, patterns, opts.parentMatch);
+  }
+
+  /** Match an address against the network patterns only (no tables, no names): for the linter. */
+  matchSync(addr: string): boolean {
+    const ip = parseIp(addr);
+    if (!ip) return false;
+    for (const p of this.patterns) {
+      if (p.kind === 'net' && ip.kind() === p.net[0].kind() && ip.match(p.net as [ipaddr.IPv4, number])) return !p.negate;
+    }
+    return false;
+  }
+
+  /** Close the tables this list opened itself. */
+  close(): void {
+    for (const p of this.patterns) if (p.kind === 'table') p.table.close();
   }
 
   /** Match a domain name (mydestination, relay_domains). */

@@ -267,6 +267,19 @@ function countFiles(dir: string): number {
   return n;
 }
 
+/** Files in each queue folder of a Postfix-layout queue (Backstop's spool uses the same names). */
+export function queueCounts(queueDir: string): QueueCounts {
+  const c = {
+    maildrop: countFiles(join(queueDir, 'maildrop')),
+    incoming: countFiles(join(queueDir, 'incoming')),
+    active: countFiles(join(queueDir, 'active')),
+    deferred: countFiles(join(queueDir, 'deferred')),
+    hold: countFiles(join(queueDir, 'hold')),
+    corrupt: countFiles(join(queueDir, 'corrupt')),
+  };
+  return { ...c, total: c.maildrop + c.incoming + c.active + c.deferred + c.hold + c.corrupt };
+}
+
 export async function startPostfix(opts: PostfixOptions): Promise<PostfixInstance> {
   requireRoot('an isolated Postfix instance');
   if (!existsSync(bin('postfix'))) throw new Error('postfix is not installed: apt-get install postfix (debconf: "No configuration")');
@@ -376,17 +389,7 @@ export async function startPostfix(opts: PostfixOptions): Promise<PostfixInstanc
     command,
     async flush() { await command('postqueue', ['-f']); },
     async deleteAll() { await command('postsuper', ['-d', 'ALL'], { check: false, timeoutMs: 120_000 }); },
-    queue() {
-      const c = {
-        maildrop: countFiles(join(queueDir, 'maildrop')),
-        incoming: countFiles(join(queueDir, 'incoming')),
-        active: countFiles(join(queueDir, 'active')),
-        deferred: countFiles(join(queueDir, 'deferred')),
-        hold: countFiles(join(queueDir, 'hold')),
-        corrupt: countFiles(join(queueDir, 'corrupt')),
-      };
-      return { ...c, total: c.maildrop + c.incoming + c.active + c.deferred + c.hold + c.corrupt };
-    },
+    queue: () => queueCounts(queueDir),
     async waitSettled(ms) {
       await waitFor(() => { const q = instance.queue(); return q.incoming + q.active + q.maildrop === 0; }, ms, `postfix-${opts.name} queue to settle`, 100);
     },

@@ -445,3 +445,27 @@ describe('load-time errors name the restriction', () => {
     });
   }
 });
+
+describe('check_policy_service', () => {
+  test('the reply is an access(5) action; a dead service gives its default_action', async () => {
+    const net = await import('node:net');
+    const server = net.createServer((sock) => {
+      sock.setEncoding('utf8');
+      sock.on('data', () => sock.write('action=DEFER_IF_PERMIT Greylisted\n\n'));
+      sock.on('error', () => {});
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as import('node:net').AddressInfo).port;
+    try {
+      const e = h.engine(`smtpd_relay_restrictions =\nsmtpd_recipient_restrictions = check_policy_service inet:127.0.0.1:${port}, permit\n`);
+      assert.equal(show(await e.check(session())), '450 4.7.1 <user@primary.test>: Recipient address rejected: Greylisted');
+      await e.close();
+      const dead = h.engine('smtpd_policy_service_try_limit = 1\nsmtpd_relay_restrictions =\nsmtpd_recipient_restrictions = check_policy_service inet:127.0.0.1:1\n');
+      assert.equal(show(await dead.check(session())), '451 4.3.5 <user@primary.test>: Recipient address rejected: Server configuration problem');
+      const tolerant = h.engine('smtpd_relay_restrictions =\nsmtpd_recipient_restrictions = check_policy_service { inet:127.0.0.1:1, default_action=DUNNO, try_limit=1 }\n');
+      assert.equal(show(await tolerant.check(session())), 'accept');
+    } finally {
+      await new Promise<void>((r) => server.close(() => r()));
+    }
+  });
+});

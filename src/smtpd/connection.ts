@@ -178,6 +178,7 @@ export class BackstopConnection extends SMTPConnection {
 
   override _sendGreeting(): void {
     this.send(220, this.s.banner, false);
+    this.armDeadline();
     if (this.pregreet && this.s.forbidUnauthPipelining) {
       slog.logPipelining(this.log, 'CONNECT', this.client, '');
       this.illegalPipelining = true;
@@ -774,6 +775,8 @@ export class BackstopConnection extends SMTPConnection {
       arrivalTime: arrival.getTime(),
     };
     const content = new PassThrough();
+    // The sink may not be reading yet when smtpd aborts the content; it sees the error when it does.
+    content.on('error', () => undefined);
     const header =
       this.prepend.map((h) => h + '\r\n').join('') +
       receivedHeader({

@@ -92,6 +92,7 @@ function buildEnv(config: Config, opts: EngineOptions): Env {
   const code = (n: string): number => config.code(n);
   const inet = config.list('inet_interfaces').filter((a) => a !== 'all' && a !== 'loopback-only');
   const classNames = new Set(config.list('smtpd_restriction_classes'));
+  const resolveCache = new Map<string, Promise<import('./resolve.js').Resolved>>();
   const env: Env = {
     config,
     dns: opts.dns,
@@ -141,13 +142,22 @@ function buildEnv(config: Config, opts: EngineOptions): Env {
     policies: new Map(),
     classes: new Map(),
     actionLists: new Map(),
-    resolve: async (address) => resolveAddress(address, {
+    resolve: (address) => {
+      // Address classes depend only on the configuration: memoized (bounded).
+      const hit = resolveCache.get(address);
+      if (hit) return hit;
+      if (resolveCache.size > 10_000) resolveCache.clear();
+      const p = resolveAddress(address, {
       allowPercentHack: config.bool('allow_percent_hack'),
       swapBangpath: config.bool('swap_bangpath'),
       resolveDequoted: config.raw('resolve_dequoted_address') === undefined ? true : /^(yes|true)$/i.test(config.str('resolve_dequoted_address').trim()),
       isLocal: (d) => isLocalDomain(env, d),
       isRelay: (d) => env.relayDomains.matchDomain(d),
-    }),
+      });
+      resolveCache.set(address, p);
+      p.catch(() => resolveCache.delete(address));
+      return p;
+    },
     compile: (elements, where) => compileList(env, elements, where, classNames),
     openTable,
   };

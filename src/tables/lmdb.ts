@@ -74,6 +74,82 @@ export class LmdbDict {
   close(): void {
     this.db.close();
   }
+
+  /** The id of the last committed write transaction (LMDB's meta page, shared by every process). */
+  lastTxnId(): number {
+    return (this.db as unknown as { env: { info(): { lastTxnId: number } } }).env.info().lastTxnId;
+  }
+
+  /** Drop this process's read snapshot, so the next read starts a fresh one (lmdb-js otherwise keeps it to the end of the event-loop turn). */
+  resetSnapshot(): void {
+    (this.db as unknown as { resetReadTxn(): void }).resetReadTxn();
+  }
+}
+
+/** Entries kept per generation of a compiled table's hot-key cache (two generations: at most 2 × this). */
+export const HOT_CACHE_GENERATION = 32_768;
+const MISS: unique symbol = Symbol('miss');
+
+/**
+ * Read side of a compiled table: LMDB lookups behind a bounded hot-key cache (hits and misses).
+ * A random lookup in a large LMDB B-tree costs about a microsecond of cache-missing page walks;
+ * repeated keys (the same clients, senders and domains) are answered from a Map instead.
+ *
+ * Invalidation: once per microtask checkpoint (the first lookup after any `await`/callback
+ * boundary) the reader compares LMDB's last committed transaction id — read from the shared meta
+ * page, so commits by `postmap` in any process count — with the id the cache was filled under.
+ * On a change it clears the cache and resets the read snapshot; the id is read BEFORE the fresh
+ * snapshot starts, so cached data is never older than the id it is tagged with. A recompile or a
+ * `postmap -d` is therefore seen by the next lookup after the current synchronous run of code,
+ * exactly like uncached LMDB reads. The cache is two Maps ("young", "old"): a lookup that misses
+ * both goes to LMDB and lands in young; an old hit is promoted; when young is full it becomes old
+ * and the previous old is dropped — an approximate LRU in O(1) with at most 2 ×
+ * HOT_CACHE_GENERATION entries.
+ */
+export class CompiledReader {
+  private young = new Map<string, string | typeof MISS>();
+  private old = new Map<string, string | typeof MISS>();
+  private txnId = -1;
+  private checked = false;
+  private readonly unchecked = (): void => {
+    this.checked = false;
+  };
+
+  constructor(readonly dict: LmdbDict, private readonly generation = HOT_CACHE_GENERATION) {}
+
+  /** `key` must already be case-folded. */
+  get(key: string): string | undefined {
+    if (!this.checked) this.revalidate();
+    let v = this.young.get(key);
+    if (v === undefined) {
+      v = this.old.get(key);
+      if (v === undefined) v = this.dict.get(key) ?? MISS;
+      this.young.set(key, v);
+      if (this.young.size >= this.generation) {
+        this.old = this.young;
+        this.young = new Map();
+      }
+    }
+    return v === MISS ? undefined : v;
+  }
+
+  private revalidate(): void {
+    this.checked = true;
+    queueMicrotask(this.unchecked);
+    const id = this.dict.lastTxnId();
+    if (id !== this.txnId) {
+      this.young.clear();
+      this.old.clear();
+      this.txnId = id;
+      this.dict.resetSnapshot();
+    }
+  }
+
+  close(): void {
+    this.young.clear();
+    this.old.clear();
+    this.dict.close();
+  }
 }
 
 function checkKey(path: string, key: string): void {

@@ -8,7 +8,7 @@ import type { LookupResult, LookupTable, OpenTableOptions, TableOpener } from '.
 import { parseKeyValueSource } from './source.js';
 import { CidrMatcher } from './cidr.js';
 import { RegexpMatcher, type RegexpDialect } from './regexp.js';
-import { LmdbDict, COMPILED_SUFFIX } from './lmdb.js';
+import { LmdbDict, CompiledReader, COMPILED_SUFFIX } from './lmdb.js';
 import { Reloading, type FileStamp } from './reload.js';
 
 const noWarn = (): void => {};
@@ -147,8 +147,8 @@ const sameInode = (a: FileStamp | undefined, b: FileStamp | undefined): boolean 
 
 const openCompiled: TableOpener = (type, name, ref, opts) => {
   const path = resolveTablePath(name, opts) + COMPILED_SUFFIX;
-  const holder = new Reloading(path, (p) => LmdbDict.open(p, { create: false }), opts.checkIntervalMs ?? 1000, (old) => old.close(), sameInode);
-  return new FileTable(ref, type, holder, (d, k) => d.get(k.toLowerCase()), (d) => d.entries(), (d) => d.close());
+  const holder = new Reloading(path, (p) => new CompiledReader(LmdbDict.open(p, { create: false })), opts.checkIntervalMs ?? 1000, (old) => old.close(), sameInode);
+  return new FileTable(ref, type, holder, (r, k) => r.get(k.toLowerCase()), (r) => r.dict.entries(), (r) => r.close());
 };
 
 /** Postfix's dict_open_info[]: table type → opener. Types that postmap can compile are marked. */

@@ -1,0 +1,82 @@
+// Benchmark: drain after the primary returns. 10,000 messages are accepted through the queue API
+// while the primary (an SMTP sink on 127.0.0.2) is down, so the queue manager defers them all
+// (Postfix's backoff: the next attempt would be 5 minutes away). Then the primary starts listening
+// and nobody issues a command: the destination watch (probe every
+// backstop_destination_probe_interval, default 10 s, with jitter) must notice and drain the queue.
+// Prints seconds from the moment the primary listens until the last message arrived, and msg/s.
+// Target: ≤ 20 s. Run: npx tsx bench/qmgr-drain.ts [count]
+
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { Maillog } from '../src/log/index.js';
+import { Queue } from '../src/queue/index.js';
+import { Resolver } from '../src/dns/index.js';
+import { ConnectionCache } from '../src/smtp/index.js';
+import { createQmgr } from '../src/qmgr/index.js';
+import { startDnsServer } from '../test/helpers/dnsserver.js';
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { freePort, ZONE, envelope } from '../test/qmgr/harness.js';
+
+const N = Number(process.argv[2] ?? 10_000);
+const dir = mkdtempSync(join(tmpdir(), 'backstop-'));
+const port = await freePort();
+const dns = await startDnsServer(ZONE);
+const maillog = new Maillog();
+maillog.open(undefined, { quiet: true });
+const queue = await Queue.open({ queueDirectory: join(dir, 'spool'), maillog });
+const qmgr = createQmgr({
+  queue,
+  delivery: {
+    dns: new Resolver({ servers: [dns.servers] }),
+    isSelf: () => false,
+    defaultPort: port,
+    session: { heloName: 'backup.test' },
+    cache: new ConnectionCache(),
+    logger: maillog.logger('smtp'),
+  },
+  params: {},
+  log: maillog.logger('qmgr'),
+});
+await qmgr.start();
+
+const body = Buffer.from(`From: <s@sender.test>\r\nTo: <u@example.test>\r\nSubject: drain\r\n\r\n${'x'.repeat(900)}\r\n`);
+let t = Date.now();
+const CONC = 50;
+let next = 0;
+await Promise.all(
+  Array.from({ length: CONC }, async () => {
+    while (next < N) {
+      const i = next++;
+      await queue.accept(envelope('s@sender.test', [`u${i}@example.test`]), Readable.from([body]));
+    }
+  }),
+);
+console.log(`accepted ${N} messages in ${((Date.now() - t) / 1000).toFixed(1)} s (primary down)`);
+t = Date.now();
+while (queue.list('deferred').length < N) await new Promise((r) => setTimeout(r, 100));
+console.log(`all ${N} deferred ${((Date.now() - t) / 1000).toFixed(1)} s later`);
+
+// The primary runs in its own process; its "listening" line marks the start of the measurement.
+const child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'qmgr-sink-child.ts'), String(port), String(N)], { stdio: ['ignore', 'pipe', 'inherit'] });
+const lines = createInterface({ input: child.stdout! });
+const it = lines[Symbol.asyncIterator]();
+await it.next();
+const listening = Date.now();
+let upAt = 0;
+maillog.addSink((r) => {
+  if (!upAt && /is reachable again/.test(r.text)) upAt = Date.now();
+});
+const done = (await it.next()).value as string;
+const [, got, dups, peak] = done.split(' ').map(Number);
+const secs = (Date.now() - listening) / 1000;
+console.log(`the watch saw the primary ${((upAt - listening) / 1000).toFixed(1)} s after it listened; drain after that: ${((Date.now() - upAt) / 1000).toFixed(1)} s (${(N / ((Date.now() - upAt) / 1000)).toFixed(0)} messages/s)`);
+console.log(`drain: ${N} messages delivered ${secs.toFixed(1)} s after the primary listened (target ≤ 20 s) — ${(N / secs).toFixed(0)} messages/s overall`);
+console.log(`messages at the primary: ${got}, duplicates: ${dups}, peak connections: ${peak} (limit 20)`);
+while (queue.size > 0) await new Promise((r) => setTimeout(r, 50));
+await qmgr.stop();
+await queue.close();
+await dns.close();
+rmSync(dir, { recursive: true, force: true });

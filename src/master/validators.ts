@@ -1,9 +1,12 @@
-// Knowledge the configuration validator needs from the modules above it: which table types exist
-// and how restriction lists parse. Kept here, in the master, so `config` stays at the bottom.
+// The full start-up check: the same problems `backstop check` reports (validation with table types
+// and restriction parsing, every table opened, a trial engine load, the backup-MX lint), so
+// `backstop start` and a SIGHUP reload refuse exactly what `backstop check` calls an error.
 
-import { validateConfig, type Diagnostic, type LoadedConfig } from '../config/index.js';
-import { TABLE_TYPES } from '../tables/index.js';
+import type { Diagnostic, LoadedConfig } from '../config/index.js';
+import { checkConfig } from '../cli/check.js';
 
+/** Every diagnostic except the loader's own (the caller has those already). */
 export async function validateAll(loaded: LoadedConfig): Promise<Diagnostic[]> {
-  return validateConfig(loaded, { tableTypes: TABLE_TYPES });
+  const own = new Set(loaded.diagnostics);
+  return checkConfig(loaded).filter((d) => !own.has(d));
 }

@@ -193,7 +193,8 @@ export class CidrMatcher {
       throw new Error(`${where}, line ${line}: ${why}`);
     };
     for (const { line, text } of lines) {
-      const m = /^(\S+)(?:\s+(.*))?$/.exec(text)!;
+      // [\s\S]: `.` stops at \r and U+2028, which would leave no match at all.
+      const m = /^(\S+)(?:\s+([\s\S]*))?$/.exec(text)!;
       const word = m[1];
       const rest = (m[2] ?? '').trim();
       const lower = word.toLowerCase();

@@ -8,7 +8,7 @@
 import { open, type RootDatabase } from 'lmdb';
 import { existsSync, renameSync, rmSync, openSync, fsyncSync, closeSync } from 'node:fs';
 import { dirname, basename, join } from 'node:path';
-import { parseKeyValueSource } from './source.js';
+import { parseKeyValueSource, splitLogicalLines } from './source.js';
 import { readFileSync } from 'node:fs';
 
 /** File name suffix of a compiled table (`hash:/etc/x` → `/etc/x.lmdb`). */
@@ -154,6 +154,8 @@ export class CompiledReader {
 
 function checkKey(path: string, key: string): void {
   if (key.length === 0) throw new Error(`${path}: empty key`);
+  // lmdb-js's key encoding uses NUL to separate the parts of compound keys: such a key would list back as an array.
+  if (key.includes('\0')) throw new Error(`${path}: key contains a NUL character: "${key.slice(0, 40).replace(/\0/g, '\\0')}"`);
   if (Buffer.byteLength(key) > MAX_KEY_BYTES) throw new Error(`${path}: key too long (more than ${MAX_KEY_BYTES} bytes): "${key.slice(0, 40)}..."`);
 }
 
@@ -183,8 +185,16 @@ export function compileSource(source: string, warn: (m: string) => void): Compil
     throw new Error(`open ${source}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'No such file or directory' : (err as Error).message}`);
   }
   const map = parseKeyValueSource(source, data, warn);
+  for (const key of map.keys()) {
+    try {
+      checkKey(source, key);
+    } catch (err) {
+      // Name the line, as for every other source error (first logical line with this key).
+      const at = splitLogicalLines(data).find((l) => l.text.split(/[ \t]/, 1)[0].toLowerCase() === key);
+      throw at ? new Error((err as Error).message.replace(`${source}: `, `${source}, line ${at.line}: `)) : err;
+    }
+  }
   data = '';
-  for (const key of map.keys()) checkKey(source, key);
   const keys = [...map.keys()].sort();
   const target = source + COMPILED_SUFFIX;
   if (existsSync(target)) {

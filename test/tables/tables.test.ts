@@ -97,6 +97,12 @@ describe('texthash', () => {
 });
 
 describe('cidr', () => {
+  test('a rule whose result contains a carriage return parses (fuzzer regression: TypeError)', () => {
+    const p = write('crlf.cidr', '10.0.0.0/8 REJECT a\rb\r\n1.2.3.4\u2028x OK\n');
+    const t = openTable(`cidr:${p}`);
+    assert.equal(t.get('10.1.2.3'), 'REJECT a\rb');
+    t.close();
+  });
   test('first match wins, bare address, IPv6, brackets, no match', () => {
     write('c1', [
       '192.168.1.0/24   first',
@@ -283,6 +289,32 @@ describe('hash/btree/lmdb compiled tables and LmdbDict', () => {
     a.close();
     b.close();
     assert.throws(() => LmdbDict.open(join(dir, 'none.lmdb'), { create: false }), { message: `open database ${join(dir, 'none.lmdb')}: No such file or directory` });
+  });
+  test('a key with a NUL character is an error naming file and line (fuzzer regression)', () => {
+    const p = write('nul', 'a 1\nb\u0000c 2\n');
+    assert.throws(() => compileSource(p, () => {}), { message: `${p}, line 2: key contains a NUL character: "b\\0c"` });
+    const q = write('long', 'a 1\n' + 'k'.repeat(2000) + ' v\n');
+    assert.throws(() => compileSource(q, () => {}), { message: `${q}, line 2: key too long (more than 1978 bytes): "${'k'.repeat(40)}..."` });
+  });
+  test('a hot-key cached lookup sees postmap -d and a recompile on the next turn', async () => {
+    const p = write('acc5', 'a 1\nb 2\n');
+    compileSource(p, () => {});
+    const t = openTable('hash:acc5', { baseDir: dir });
+    assert.equal(t.get('a'), '1');
+    assert.equal(t.get('zz'), undefined);
+    const d = LmdbDict.open(p + '.lmdb');
+    d.del('a');
+    d.put('zz', 'new');
+    d.close();
+    await new Promise((r) => setImmediate(r));
+    assert.equal(t.get('a'), undefined);
+    assert.equal(t.get('zz'), 'new');
+    writeFileSync(p, 'a 3\n');
+    compileSource(p, () => {});
+    await new Promise((r) => setImmediate(r));
+    assert.equal(t.get('a'), '3');
+    assert.equal(t.get('b'), undefined);
+    t.close();
   });
   test('compile leaves no temporary files', () => {
     const p = write('acc4', 'k v\n');

@@ -213,6 +213,7 @@ time(Q, 'delay_warning_time', '0h');
 int(Q, 'default_destination_concurrency_limit', '20', { min: 1 });
 int(Q, 'default_destination_recipient_limit', '50', { min: 1 });
 int(Q, 'initial_destination_concurrency', '5', { min: 1 });
+int(Q, 'default_destination_concurrency_failed_cohort_limit', '1', { min: 1 });
 time(Q, 'default_destination_rate_delay', '0s');
 int(Q, 'qmgr_message_active_limit', '20000', { min: 1 });
 list(Q, 'fast_flush_domains', '$relay_domains');

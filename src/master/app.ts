@@ -1,17 +1,117 @@
-// Builds the running mail system from a validated configuration: the services in the order
-// they depend on each other, and their reload/stop.
+// Builds the running mail system from a validated configuration, in dependency order:
+// DNS → queue (recovery) → delivery client → queue manager → verify (probes through the same
+// routing, re-probes when the queue manager sees a destination return) → restriction engine →
+// smtpd listeners → control socket for postqueue/postsuper. Stops in the reverse order so no
+// accepted message is left half-written. A reload gives smtpd (new sessions) the new
+// configuration; running sessions finish on the old one.
 
-import type { LoadedConfig } from '../config/index.js';
+import { isAbsolute, resolve } from 'node:path';
+import type { Config, LoadedConfig } from '../config/index.js';
+import { maillog } from '../log/index.js';
+import { Queue, makeQueueId } from '../queue/index.js';
+import { probe } from '../smtp/index.js';
+import { createQmgr, createNoticeBuilder, controlHandlers, type QmgrParams } from '../qmgr/index.js';
+import { createVerifier, openVerifyStore, verifyParamsFrom } from '../verify/index.js';
+import { createRestrictionEngine } from '../smtpd/check/index.js';
+import { startSmtpd, type MessageSink } from '../smtpd/index.js';
+import { startControlServer, controlSocketPath } from './control.js';
+import { connectionCache, deliveryOptions, myAddresses, resolverFromConfig } from './wiring.js';
 import type { App } from './master.js';
 
+function dirParam(config: Config, name: string): string {
+  const v = config.str(name);
+  return isAbsolute(v) ? v : resolve(config.dir, v);
+}
+
+export function qmgrParams(config: Config): QmgrParams {
+  return {
+    default_destination_concurrency_limit: config.int('smtp_destination_concurrency_limit'),
+    initial_destination_concurrency: config.int('initial_destination_concurrency'),
+    default_destination_recipient_limit: config.int('smtp_destination_recipient_limit'),
+    default_destination_concurrency_failed_cohort_limit: config.int('default_destination_concurrency_failed_cohort_limit'),
+    minimal_backoff_time: config.time('minimal_backoff_time'),
+    maximal_backoff_time: config.time('maximal_backoff_time'),
+    queue_run_delay: config.time('queue_run_delay'),
+    maximal_queue_lifetime: config.time('maximal_queue_lifetime'),
+    bounce_queue_lifetime: config.time('bounce_queue_lifetime'),
+    delay_warning_time: config.time('delay_warning_time'),
+    qmgr_message_active_limit: config.int('qmgr_message_active_limit'),
+    backstop_destination_probe_interval: config.time('backstop_destination_probe_interval'),
+    backstop_destination_watch: config.bool('backstop_destination_watch'),
+    fast_flush_domains: config.list('fast_flush_domains'),
+  };
+}
+
 export async function createApp(loaded: LoadedConfig): Promise<App> {
-  let current = loaded;
+  const { config } = loaded;
+  const log = (service: string) => maillog.logger(service);
+  const dns = resolverFromConfig(config);
+  const queue = await Queue.open({
+    queueDirectory: dirParam(config, 'queue_directory'),
+    maillog,
+    messageSizeLimit: config.size('message_size_limit'),
+    lock: true,
+  });
+  const cache = connectionCache(config);
+  const delivery = deliveryOptions(config, { dns, cache });
+  const notices = createNoticeBuilder({
+    myhostname: config.str('myhostname'),
+    myorigin: config.str('myorigin'),
+    doubleBounceRecipient: config.str('2bounce_notice_recipient'),
+    mailName: config.str('mail_name'),
+    bounceSizeLimit: config.size('bounce_size_limit'),
+    delayWarningTime: config.time('delay_warning_time'),
+    maximalQueueLifetime: config.time('maximal_queue_lifetime'),
+    log: log('bounce'),
+  });
+  const qmgr = createQmgr({ queue, delivery, notices, params: qmgrParams(config), log: log('qmgr') });
+
+  const store = await openVerifyStore(config.str('address_verify_map'), { baseDir: config.dir });
+  const probeRouting = deliveryOptions(config, { dns, cache }, true);
+  let probeSeq = 0;
+  const verifier = createVerifier({
+    store,
+    // Probes log like Postfix's: a queue-ID-style id, then `status=deliverable (...)`.
+    prober: (address, sender) => probe(address, sender, { ...probeRouting, queueId: makeQueueId(++probeSeq) }),
+    params: verifyParamsFrom(config),
+    destinationEvents: qmgr,
+    log: log('verify'),
+  });
+
+  const engineFor = (cfg: Config) =>
+    createRestrictionEngine(cfg, { dns, verifier, myAddresses: () => myAddresses(cfg), log: log('smtpd') });
+  const sink: MessageSink = {
+    accept: (envelope, content) => queue.accept(envelope, content),
+  };
+  let smtpd;
+  try {
+    await qmgr.start();
+    smtpd = await startSmtpd({ config, services: loaded.services, engine: engineFor, queue: sink, flusher: qmgr, dns, log: log('smtpd') });
+  } catch (err) {
+    await qmgr.stop().catch(() => undefined);
+    await verifier.close().catch(() => undefined);
+    await store.close().catch(() => undefined);
+    await queue.close().catch(() => undefined);
+    dns.close();
+    throw err;
+  }
+  const control = await startControlServer(controlSocketPath(queue.dir), controlHandlers(qmgr, queue));
+  for (const a of smtpd.addresses()) log('master').info(`smtpd listening on ${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}`);
+
+  const running = smtpd;
   return {
     async reload(next) {
-      current = next;
+      running.reload(next.config);
     },
     async stop() {
-      void current;
+      await running.close();
+      await control.close();
+      await qmgr.stop();
+      await verifier.close();
+      await store.close();
+      await queue.close();
+      await cache.closeAll();
+      dns.close();
     },
   };
 }

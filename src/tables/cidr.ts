@@ -193,8 +193,9 @@ export class CidrMatcher {
       throw new Error(`${where}, line ${line}: ${why}`);
     };
     for (const { line, text } of lines) {
-      // [\s\S]: `.` stops at \r and U+2028, which would leave no match at all.
-      const m = /^(\S+)(?:\s+([\s\S]*))?$/.exec(text)!;
+      // Always matches: the text may start with (or be only) white space other than space/tab,
+      // e.g. a stray \r, and `.` would stop at \r or U+2028.
+      const m = /^\s*(\S*)(?:\s+([\s\S]*))?$/.exec(text)!;
       const word = m[1];
       const rest = (m[2] ?? '').trim();
       const lower = word.toLowerCase();

@@ -102,6 +102,8 @@ describe('cidr', () => {
     const t = openTable(`cidr:${p}`);
     assert.equal(t.get('10.1.2.3'), 'REJECT a\rb');
     t.close();
+    const q = write('cr.cidr', '1.2.3.4 OK\n\r\n\r}x OK\n');
+    assert.throws(() => openTable(`cidr:${q}`), { message: `cidr map ${q}, line 3: bad address pattern: "}x"` });
   });
   test('first match wins, bare address, IPv6, brackets, no match', () => {
     write('c1', [

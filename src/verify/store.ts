@@ -120,6 +120,7 @@ export async function openVerifyStore(ref: string, opts: OpenStoreOptions = {}):
   if (spec === '') return new MemoryStore();
   if (!spec.includes(':')) throw new Error(`address_verify_map: "${spec}": expected type:name (btree:, lmdb:, hash: or redis:), or empty for a memory-only cache`);
   const { type, name } = parseTableRef(spec);
+  if (name.trim() === '') throw new Error(`address_verify_map: "${spec}": missing file name after "${type}:"`);
   switch (type) {
     case 'btree':
     case 'hash':

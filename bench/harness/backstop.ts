@@ -4,7 +4,7 @@
 // file, optionally inside its own cgroup for CPU/memory figures.
 // Trusts the backstop CLI to honour Postfix's parameter names; checks only that it listens.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, openSync, closeSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, openSync, closeSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,9 +14,31 @@ import { renderMain, queueCounts, type Params, type QueueCounts } from './postfi
 
 export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
-/** How the backstop command is run: compiled (bin/backstop.js) when dist/ exists, else tsx. */
+/** Newest modification time of the .ts files under a folder (ms). */
+function newestTs(dir: string): number {
+  let t = 0;
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) t = Math.max(t, newestTs(p));
+    else if (e.name.endsWith('.ts')) t = Math.max(t, statSync(p).mtimeMs);
+  }
+  return t;
+}
+
+let compiledFresh: boolean | undefined;
+/** Is dist/ built and newer than every source file? (`npm run bench` builds first.) */
+export function compiledIsFresh(): boolean {
+  if (compiledFresh === undefined) {
+    const main = join(repoRoot, 'dist', 'src', 'main.js');
+    compiledFresh = existsSync(main) && statSync(main).mtimeMs >= newestTs(join(repoRoot, 'src')) - 1000;
+    if (!compiledFresh) console.error('bench: dist/ is missing or older than src/ (run npm run build); running Backstop from the sources through tsx');
+  }
+  return compiledFresh;
+}
+
+/** How the backstop command is run: compiled (bin/backstop.js) when dist/ is fresh, else the sources through tsx. */
 export function backstopCommand(args: string[]): { cmd: string; args: string[]; display: string } {
-  if (existsSync(join(repoRoot, 'dist', 'src', 'main.js'))) {
+  if (compiledIsFresh()) {
     return { cmd: process.execPath, args: [join(repoRoot, 'bin', 'backstop.js'), ...args], display: `node bin/backstop.js ${args.join(' ')}` };
   }
   return {

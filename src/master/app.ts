@@ -80,8 +80,11 @@ export async function createApp(loaded: LoadedConfig): Promise<App> {
 
   const engineFor = (cfg: Config) =>
     createRestrictionEngine(cfg, { dns, verifier, myAddresses: () => myAddresses(cfg), log: log('smtpd') });
+  // The queue is smtpd's MessageSink; the options object is passed through untouched, because
+  // smtpd sets HOLD/DISCARD on it after end of data and the queue reads it when it commits.
   const sink: MessageSink = {
-    accept: (envelope, content) => queue.accept(envelope, content),
+    newId: () => queue.newId(),
+    accept: (envelope, content, opts) => queue.accept(envelope, content, opts),
   };
   let smtpd;
   try {

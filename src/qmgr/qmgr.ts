@@ -178,7 +178,8 @@ export class Qmgr extends EventEmitter<QmgrEvents> implements Flusher {
   async start(): Promise<void> {
     if (this.running) return;
     this.running = true;
-    const onAccepted = (id: string) => this.onAccepted(id);
+    // Mail accepted into hold/ (access(5) HOLD) waits for postsuper -H; deferred/ for its time.
+    const onAccepted = (id: string, e?: QueueEntry) => { if (!e || e.queue === 'active') this.onAccepted(id); };
     const onMoved = (id: string, _from: string, to: string) => this.onMoved(id, to);
     const onRemoved = (id: string) => this.forgetDeferred(id);
     // postsuper -r on mail already in deferred/ changes only its retry time: due now.

@@ -106,6 +106,13 @@ export interface RecoveryReport {
 export interface AcceptOptions {
   /** Queue to commit into: active (default; the queue manager takes it from there), deferred or hold. */
   queue?: 'active' | 'deferred' | 'hold';
+  /** An id reserved with newId() (smtpd names it in the Received: header before the content). */
+  queueId?: string;
+  /**
+   * access(5) DISCARD: read the content, then claim success and keep nothing. Like `queue`, it is
+   * read when the message is committed, so smtpd can still set it from an end-of-data verdict.
+   */
+  discard?: boolean;
 }
 
 /** Result of one delivery attempt for some recipients. */
@@ -153,6 +160,7 @@ export class Queue extends EventEmitter<QueueEvents> {
   recovery!: RecoveryReport;
   private readonly index = new Map<string, QueueEntry>();
   private readonly reserved = new Set<string>();
+  private idSeq = Math.floor(Math.random() * 0x1000000);
   private readonly syncers = new Map<QueueName, DirSyncer>();
   private readonly chains = new Map<string, Promise<unknown>>();
   private readonly write: WriteFn;
@@ -219,10 +227,25 @@ export class Queue extends EventEmitter<QueueEvents> {
    * any other write error, 552 5.3.4 when the content exceeds messageSizeLimit. On error no file
    * is left behind.
    */
+  /**
+   * Reserve a queue id before the content exists, for accept({queueId}). The id has Postfix's
+   * shape (microseconds, then a number in hex); a per-process sequence stands in for the inode,
+   * and the index and other reservations are checked, so it is unique among live files.
+   */
+  newId(): string {
+    let id: string;
+    do {
+      this.idSeq = (this.idSeq + 1) % 0x10000000;
+      id = makeQueueId(this.idSeq);
+    } while (this.index.has(id) || this.reserved.has(id));
+    this.reserved.add(id);
+    return id;
+  }
+
   async accept(env: Envelope, content: AsyncIterable<Buffer | string> | Iterable<Buffer | string> | Readable, opts: AcceptOptions = {}): Promise<string> {
     if (this.closed) throw new SmtpError(reply(451, '4.3.0', 'Error: queue file write error'), 'queue is closed');
     if (env.recipients.length === 0) throw new SmtpError(reply(554, '5.5.1', 'Error: no valid recipients'));
-    const target: QueueName = opts.queue ?? 'active';
+    let target: QueueName = opts.queue ?? 'active';
     const tmp = join(this.dir, 'incoming', `t${process.pid}.${++this.tmpCounter}`);
     let fh: FileHandle | null = null;
     let id: string | null = null;
@@ -230,9 +253,13 @@ export class Queue extends EventEmitter<QueueEvents> {
     try {
       fh = await open(tmp, 'wx', 0o600);
       const st = await fh.stat();
-      id = makeQueueId(st.ino);
-      while (this.index.has(id) || this.reserved.has(id)) id = makeQueueId(st.ino, (microseconds() + 1) % 1_000_000);
-      this.reserved.add(id);
+      if (opts.queueId && this.reserved.has(opts.queueId)) {
+        id = opts.queueId;
+      } else {
+        id = makeQueueId(st.ino);
+        while (this.index.has(id) || this.reserved.has(id)) id = makeQueueId(st.ino, (microseconds() + 1) % 1_000_000);
+        this.reserved.add(id);
+      }
 
       const { head, sizeDataOffset } = encodeHead(env);
       let crc = crc32(head.subarray(CRC_START));
@@ -304,9 +331,18 @@ export class Queue extends EventEmitter<QueueEvents> {
         await flush();
         await this.write(fh, [sizeData], sizeDataOffset);
       }
+      if (opts.discard) {
+        await fh.close();
+        fh = null;
+        await unlink(tmp);
+        this.reserved.delete(id);
+        return id;
+      }
       await fh.sync();
       await fh.close();
       fh = null;
+      // Read again: an end-of-data HOLD verdict arrives after accept() was called.
+      target = opts.queue ?? 'active';
       await rename(tmp, this.path(target, id));
       renamed = true;
       await this.syncers.get(target)!.sync();
@@ -325,13 +361,15 @@ export class Queue extends EventEmitter<QueueEvents> {
       };
       this.index.set(id, entry);
       this.reserved.delete(id);
-      logClient(this.log.smtpd, id, env.client.name, env.client.address);
+      // smtpd logs client= itself when it reserved the id up front (before the content).
+      if (!opts.queueId) logClient(this.log.smtpd, id, env.client.name, env.client.address);
       logMessageId(this.log.cleanup, id, messageId);
       if (target === 'active') logQueueActive(this.log.qmgr, id, env.sender, size, env.recipients.length);
       this.emit('accepted', id, entry);
       return id;
     } catch (err) {
       if (id) this.reserved.delete(id);
+      if (opts.queueId) this.reserved.delete(opts.queueId);
       if (fh) await fh.close().catch(() => undefined);
       await unlink(tmp).catch(() => undefined);
       if (renamed && id) await unlink(this.path(target, id)).catch(() => undefined);

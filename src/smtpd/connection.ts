@@ -16,7 +16,7 @@ import type { Logger } from '../log/index.js';
 import type { RestrictionEngine, SessionInfo, Stage, Verdict } from './check/types.js';
 import type { Flusher } from '../qmgr/types.js';
 import type { SmtpdSettings } from './settings.js';
-import type { MessageSink, ClientNameLookup } from './types.js';
+import type { MessageSink, ClientNameLookup, AcceptOptions } from './types.js';
 import type { DovecotAuthClient, AuthStep } from './sasl/dovecot.js';
 import { CommandStream, type LineInfo } from './stream.js';
 import { LineEndingNormalizer, receivedHeader } from './body.js';
@@ -86,6 +86,11 @@ export class BackstopConnection extends SMTPConnection {
   private mailParams: MailParams = {};
   private rcpts: EnvelopeRecipient[] = [];
   private prepend: string[] = [];
+  /** access(5) HOLD / DISCARD texts collected in this transaction. */
+  private holdText: string | undefined;
+  private discardText: string | undefined;
+  /** Options of the queue write in progress (read by the queue when it commits). */
+  private acceptOpts: AcceptOptions = {};
   private errorCount = 0;
   private junkCount = 0;
   private illegalPipelining = false;
@@ -317,7 +322,17 @@ export class BackstopConnection extends SMTPConnection {
   /** Answer a reject verdict and log it; returns true when the stage may go on. */
   private async applyVerdict(v: Verdict, stage: string, recipient?: string): Promise<boolean> {
     for (const w of v.warnings ?? []) slog.logWarn(this.log, this.rejectCtx(stage, recipient), w);
-    if (v.action === 'accept') return true;
+    if (v.action === 'accept') {
+      // access(5) HOLD / DISCARD: the first one in a transaction decides, as in Postfix.
+      if (v.discard !== undefined && this.discardText === undefined) {
+        this.discardText = v.discard;
+        slog.logAction(this.log, 'discard', this.rejectCtx(stage, recipient), v.discard);
+      } else if (v.hold !== undefined && this.holdText === undefined && this.discardText === undefined) {
+        this.holdText = v.hold;
+        slog.logAction(this.log, 'hold', this.rejectCtx(stage, recipient), v.hold);
+      }
+      return true;
+    }
     const r = v.reply as Reply;
     slog.logReject(this.log, this.rejectCtx(stage, recipient), r);
     await this.respond(r);
@@ -418,6 +433,8 @@ export class BackstopConnection extends SMTPConnection {
     this.mailParams = {};
     this.rcpts = [];
     this.prepend = [];
+    this.holdText = undefined;
+    this.discardText = undefined;
   }
 
   private inTransaction(): boolean {
@@ -792,7 +809,9 @@ export class BackstopConnection extends SMTPConnection {
       });
     content.write(header);
     let sinkError: SmtpError | undefined;
-    const accepted = this.ctx.queue.accept(envelope, content, queueId ? { queueId } : undefined).catch((err: unknown) => {
+    const acceptOpts: AcceptOptions = { ...(queueId ? { queueId } : {}) };
+    this.acceptOpts = acceptOpts;
+    const accepted = this.ctx.queue.accept(envelope, content, acceptOpts).catch((err: unknown) => {
       sinkError = toSmtpError(err);
       throw sinkError;
     });
@@ -870,6 +889,9 @@ export class BackstopConnection extends SMTPConnection {
     if (d.norm.bareLf && this.s.forbidBareNewline === 'note') this.log.info(`bare <LF> received after DATA from ${this.client}`);
     const v = await this.check('end-of-data', { size: d.size(), queueId: d.queueId });
     if (v.action === 'reject') return fail(v.reply as Reply);
+    await this.applyVerdict(v, stage);
+    if (this.discardText !== undefined) this.acceptOpts.discard = true;
+    else if (this.holdText !== undefined) this.acceptOpts.queue = 'hold';
     try {
       if (!d.content.destroyed) d.content.end(tail);
       const id = await d.accepted;

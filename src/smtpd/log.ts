@@ -72,6 +72,11 @@ export function logWarn(log: Logger, ctx: RejectContext, text: string): void {
   log.info(whatsup(ctx, 'warn', text));
 }
 
+/** `NOQUEUE: hold: RCPT from ...: <a@b>: Recipient address triggers HOLD action; from=<s> ...` (access(5) HOLD / DISCARD). */
+export function logAction(log: Logger, action: 'hold' | 'discard', ctx: RejectContext, text: string): void {
+  log.info(whatsup(ctx, action, text));
+}
+
 /** `lost connection after DATA from name[IP]` (also `timeout after`, `too many errors after`). */
 export function logAfter(log: Logger, what: 'lost connection' | 'timeout' | 'too many errors', lastCommand: string, client: string, extra = ''): void {
   log.info(`${what} after ${lastCommand}${extra} from ${client}`);

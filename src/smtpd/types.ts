@@ -13,13 +13,23 @@ import type { Envelope } from '../mail/index.js';
  * without leaving a queue file behind.
  */
 export interface MessageSink {
-  accept(envelope: Envelope, content: Readable | AsyncIterable<Buffer>, opts?: { queueId?: string }): Promise<string>;
+  accept(envelope: Envelope, content: Readable | AsyncIterable<Buffer>, opts?: AcceptOptions): Promise<string>;
   /**
    * Optional: reserve a queue id before the content is written, so that the Received: header can
    * name it (Postfix writes `with ESMTP id QUEUEID`). When present, smtpd passes the reserved id
    * back to `accept` in `opts.queueId`.
    */
   newId?(): string;
+}
+
+/**
+ * `queue` and `discard` are read when the message is committed (after end of data), so verdicts
+ * of the end-of-data restrictions still count: HOLD → the hold queue, DISCARD → nothing kept.
+ */
+export interface AcceptOptions {
+  queueId?: string;
+  queue?: 'hold';
+  discard?: boolean;
 }
 
 /** The client name lookup (dns module's Resolver.clientName). */

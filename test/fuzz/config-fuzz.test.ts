@@ -4,7 +4,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { runFuzz, describeFailures } from './fuzz.js';
 
-const targets = new URL('./targets.ts', import.meta.url).href;
+// From compiled tests (npm test) the targets are .js; under tsx they are .ts.
+const targets = new URL(import.meta.url.endsWith('.ts') ? './targets.ts' : './targets.js', import.meta.url).href;
 
 for (const name of ['mainCf', 'masterCf']) {
   test(`fuzz ${name}: no crash, no hang, every failure a clear error`, { timeout: 120_000 }, async (t) => {

@@ -12,10 +12,12 @@ import { startDnsServer } from '../helpers/dnsserver.js';
 import { startSink } from '../helpers/sink.js';
 import { freePort, ZONE } from './harness.js';
 
-const CHILD = join(import.meta.dirname, 'crash-child.ts');
+// Compiled tests (npm test) run the compiled child; under tsx the TypeScript one.
+const compiled = import.meta.url.endsWith('.js');
+const CHILD = join(import.meta.dirname, compiled ? 'crash-child.js' : 'crash-child.ts');
 
 function run(args: string[], onLine: (l: string, kill: () => void) => void): Promise<number | string | null> {
-  const child = spawn(process.execPath, ['--import', 'tsx', CHILD, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [...(compiled ? [] : ['--import', 'tsx']), CHILD, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
   const rl = createInterface({ input: child.stdout });
   rl.on('line', (l) => onLine(l, () => child.kill('SIGKILL')));
   return new Promise((resolve) => {

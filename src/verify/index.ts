@@ -8,3 +8,4 @@ export { RedisStore, parseRedisConfig, type RedisConfig } from './redis.js';
 export { makeProbeSender, isProbeSender, type ProbeSenderParams } from './sender.js';
 export { DestinationLimiter } from './limiter.js';
 export * from './record.js';
+export { warmAddresses, tableAddresses, syncOnce, startVerifySync, formatTotals, isMailboxKey, emptyTotals, type WarmTotals, type WarmOptions, type SyncOptions } from './sync.js';

@@ -1,0 +1,212 @@
+// `backstop verify warm [-j N] [-f] FILE|-`, `backstop verify sync [-f]`, `backstop verify show
+// ADDRESS`: the administrator's side of the verify cache. warm probes a list of addresses (one
+// per line; `#` comments) so the backup knows every mailbox before the primary ever fails; sync
+// does the same from backstop_verify_sync_map; show prints one entry in words. Probes use the
+// server's own routing (address_verify_relayhost / address_verify_transport_maps, MX, loop rule)
+// and cache (address_verify_map). Trusts the config module for parameter values.
+
+import { createReadStream } from 'node:fs';
+import { createInterface } from 'node:readline';
+import type { Readable } from 'node:stream';
+import { loadConfig, formatDiagnostic, type Config } from '../config/index.js';
+import { maillog } from '../log/index.js';
+import { probe } from '../smtp/index.js';
+import { deliveryOptions, resolverFromConfig, connectionCache } from '../master/wiring.js';
+import {
+  createVerifier, openVerifyStore, verifyParamsFrom, warmAddresses, syncOnce, formatTotals,
+  STAT_OK, STAT_DEFER, STAT_BOUNCE, type VerifyService, type WarmTotals,
+} from '../verify/index.js';
+import type { CommandIo } from './io.js';
+
+export interface VerifyIo extends CommandIo {
+  /** Standard input for `warm -` (default process.stdin). */
+  stdin?: Readable;
+  /** True when stderr is a terminal: show a progress line (default process.stderr.isTTY). */
+  tty?: boolean;
+  /** Clock in ms (tests). */
+  now?: () => number;
+}
+
+const USAGE = 'usage: backstop verify warm [-j concurrency] [-f] FILE|- | verify sync [-f] | verify show ADDRESS';
+
+interface Context {
+  config: Config;
+  verifier: VerifyService;
+  mapName: string;
+  close(): Promise<void>;
+}
+
+async function open(io: VerifyIo): Promise<Context> {
+  const loaded = loadConfig(io.configDir);
+  const errors = loaded.diagnostics.filter((d) => d.severity === 'error');
+  if (errors.length) throw new Error(errors.map(formatDiagnostic).join('\n'));
+  const config = loaded.config;
+  // Log lines (the probes' delivery lines) go to maillog_file, or nowhere on a terminal command.
+  maillog.open(config.str('maillog_file') || undefined, { quiet: true });
+  const dns = resolverFromConfig(config);
+  const cache = connectionCache(config);
+  const mapName = config.str('address_verify_map');
+  const store = await openVerifyStore(mapName, { baseDir: config.dir });
+  const routing = deliveryOptions(config, { dns, cache }, true);
+  const verifier = createVerifier({
+    store,
+    prober: (address, sender) => probe(address, sender, routing),
+    params: verifyParamsFrom(config),
+    now: io.now,
+    log: maillog.logger('verify'),
+    cleanupTimer: false,
+  });
+  return {
+    config,
+    verifier,
+    mapName: mapName || 'internal:verify',
+    async close() {
+      await verifier.close();
+      await store.close();
+      await cache.closeAll();
+      dns.close();
+      maillog.close();
+    },
+  };
+}
+
+async function* lines(input: Readable): AsyncIterable<string> {
+  const rl = createInterface({ input, crlfDelay: Infinity });
+  for await (const line of rl) {
+    const t = line.replace(/#.*/, '').trim();
+    if (t) yield t;
+  }
+}
+
+function progress(io: VerifyIo, what: string) {
+  const tty = io.tty ?? Boolean(process.stderr.isTTY);
+  let last = 0;
+  return {
+    onResult(_r: unknown, t: WarmTotals) {
+      if (!tty) return;
+      const now = Date.now();
+      if (now - last < 100) return;
+      last = now;
+      io.stderr(`\r${what}: ${t.total} done: ${t.deliverable} deliverable, ${t.undeliverable} undeliverable, ${t.deferred} deferred, ${t.cached} cached`);
+    },
+    end() {
+      if (tty) io.stderr('\r\x1b[K');
+    },
+  };
+}
+
+function when(sec: number, now: number): string {
+  const d = new Date(sec * 1000).toISOString().replace('T', ' ').replace(/\.\d+Z$/, ' UTC');
+  return `${d} (${ago(sec - now)})`;
+}
+
+/** "in 4 days", "3 hours ago", "now". */
+export function ago(deltaSec: number): string {
+  const a = Math.abs(deltaSec);
+  if (a < 1) return 'now';
+  const units: Array<[number, string]> = [[86400, 'day'], [3600, 'hour'], [60, 'minute'], [1, 'second']];
+  const [size, name] = units.find(([s]) => a >= s)!;
+  const n = Math.floor(a / size);
+  const text = `${n} ${name}${n === 1 ? '' : 's'}`;
+  return deltaSec > 0 ? `in ${text}` : `${text} ago`;
+}
+
+const STATUS_WORDS: Record<number, string> = {
+  [STAT_OK]: 'deliverable',
+  [STAT_DEFER]: 'deferred (the last probe failed temporarily)',
+  [STAT_BOUNCE]: 'undeliverable',
+  3: 'unknown, probe in progress',
+};
+
+async function show(ctx: Context, address: string, io: VerifyIo): Promise<number> {
+  const info = await ctx.verifier.inspect(address);
+  if (info.raw === undefined) {
+    io.stderr(`verify: ${address}: not in cache ${ctx.mapName}\n`);
+    return 1;
+  }
+  const r = info.record;
+  const out: string[] = [`address: ${address}`];
+  if (!r) {
+    out.push(`status: bad entry (treated as absent): ${info.raw}`);
+  } else {
+    out.push(`status: ${STATUS_WORDS[r.status]}${info.expired ? ' — expired, the next query probes again' : ''}`);
+    if (r.updated) out.push(`text: ${r.text}`, `verified: ${when(r.updated, info.now)}`);
+    if (info.refreshAt !== undefined) out.push(`next refresh: ${info.refreshAt < info.now ? 'due (on the next query)' : when(info.refreshAt, info.now)}`);
+    if (info.expiresAt !== undefined) out.push(`expires: ${when(info.expiresAt, info.now)}`);
+    out.push(`probe: ${info.probeOutstanding ? `outstanding, sent ${when(r.probed, info.now)}` : 'none outstanding'}`);
+  }
+  out.push(`entry: ${info.key}\t${info.raw}`);
+  io.stdout(out.join('\n') + '\n');
+  return 0;
+}
+
+export async function verifyCommand(argv: string[], io: VerifyIo): Promise<number> {
+  const fatal = (msg: string): number => {
+    io.stderr(`verify: fatal: ${msg}\n`);
+    return 1;
+  };
+  const [sub, ...rest] = argv;
+  let concurrency: number | undefined;
+  let force = false;
+  const args: string[] = [];
+  for (let i = 0; i < rest.length; i++) {
+    const a = rest[i];
+    if (a === '-j' && (sub === 'warm')) {
+      const v = rest[++i];
+      if (v === undefined || !/^[1-9][0-9]*$/.test(v)) return fatal(`option -j needs a positive number, got ${v === undefined ? 'nothing' : `"${v}"`}; ${USAGE}`);
+      concurrency = Number(v);
+    } else if (a === '-f' && (sub === 'warm' || sub === 'sync')) force = true;
+    else if (a.startsWith('-') && a !== '-') return fatal(`unknown option ${a}; ${USAGE}`);
+    else args.push(a);
+  }
+  if (sub === 'warm' && args.length !== 1) return fatal(`verify warm needs one FILE (or - for standard input); ${USAGE}`);
+  if (sub === 'show' && args.length !== 1) return fatal(`verify show needs one ADDRESS; ${USAGE}`);
+  if (sub === 'sync' && args.length !== 0) return fatal(`verify sync takes no arguments (it reads backstop_verify_sync_map); ${USAGE}`);
+  if (sub !== 'warm' && sub !== 'show' && sub !== 'sync') return fatal(sub ? `unknown subcommand "${sub}"; ${USAGE}` : USAGE);
+
+  let input: Readable | undefined;
+  if (sub === 'warm') {
+    if (args[0] === '-') input = io.stdin ?? process.stdin;
+    else {
+      input = createReadStream(args[0]);
+      const opened = await new Promise<Error | undefined>((resolve) => {
+        input!.once('open', () => resolve(undefined));
+        input!.once('error', resolve);
+      });
+      if (opened) return fatal(`open ${args[0]}: ${(opened as NodeJS.ErrnoException).code === 'ENOENT' ? 'No such file or directory' : opened.message}`);
+    }
+  }
+
+  let ctx: Context;
+  try {
+    ctx = await open(io);
+  } catch (err) {
+    input?.destroy();
+    return fatal((err as Error).message);
+  }
+  try {
+    switch (sub) {
+      case 'show':
+        return await show(ctx, args[0], io);
+      case 'warm': {
+        const p = progress(io, 'warm');
+        const totals = await warmAddresses(ctx.verifier, lines(input!), { concurrency, force, onResult: p.onResult });
+        p.end();
+        io.stdout(`verify warm: ${formatTotals(totals)}\n`);
+        return totals.error ? 1 : 0;
+      }
+      case 'sync': {
+        const ref = ctx.config.str('backstop_verify_sync_map');
+        if (!ref) return fatal('backstop_verify_sync_map is empty: name the table of addresses to verify, e.g. hash:/etc/backstop/relay_recipients');
+        const totals = await syncOnce(ctx.verifier, { ref, baseDir: ctx.config.dir, log: maillog.logger('verify'), force });
+        io.stdout(`verify sync from ${ref}: ${formatTotals(totals)}\n`);
+        return totals.error ? 1 : 0;
+      }
+    }
+  } catch (err) {
+    return fatal((err as Error).message);
+  } finally {
+    await ctx.close();
+  }
+  return 0;
+}

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Runs every compiled test file (dist/test/**/*.test.js) with node:test and prints its summary.
-// Node 20's `node --test` takes file paths, not globs, so we list them here.
+// Node 20's `node --test` takes file paths, not globs, so we list them here. Every test has a
+// time limit and the runner exits when the files are done, so one leaked socket cannot hang CI.
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
@@ -17,7 +18,7 @@ function find(dir, out = []) {
 const filter = process.argv.slice(2);
 let files = find('dist/test').sort();
 if (filter.length) files = files.filter((f) => filter.some((x) => f.includes(x)));
-const r = spawnSync(process.execPath, ['--test', '--test-reporter=spec', '--test-concurrency=2', ...files], {
+const r = spawnSync(process.execPath, ['--test', '--test-reporter=spec', '--test-concurrency=2', '--test-force-exit', '--test-timeout=240000', ...files], {
   stdio: 'inherit',
   env: { ...process.env, BACKSTOP_TEST: '1' },
 });

@@ -9,9 +9,10 @@ import { join } from 'node:path';
 import { parseMainCf, parseMasterCf, Config, ConfigValueError, validateConfig, PARAMS, type Diagnostic } from '../../src/config/index.js';
 import { openTable, compileSource, TABLE_TYPES } from '../../src/tables/index.js';
 import { FuzzProblem, unexpectedType, Rng, type FuzzTarget } from './fuzz.js';
+import { repoRoot } from '../helpers/cli.js';
 
-const root = new URL('../../', import.meta.url);
-const read = (p: string): string => readFileSync(new URL(p, root), 'utf8');
+// The corpora live in the source tree, also when the compiled tests (dist/test) run.
+const read = (p: string): string => readFileSync(join(repoRoot, p), 'utf8');
 
 const MAIN_CF = [read('test/fixtures/seed/main.cf'), read('example/main.cf')];
 const MASTER_CF = [

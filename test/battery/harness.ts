@@ -1,0 +1,181 @@
+// Shared pieces of the reliability and security battery (issue 6): a loopback "world" (DNS,
+// the primary as a sink on 127.0.0.2, a foreign destination's MX as a sink on 127.0.0.55:25),
+// the real `backstop start` as a child process with its own environment (fault hooks) and
+// SIGKILL, a one-message SMTP sender for load, and env-var knobs (BATTERY_ROUNDS, ...).
+// Trusts the helpers in test/helpers; everything else is checked by the tests.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { connect } from 'node:net';
+import { cliCommand, repoRoot } from '../helpers/cli.js';
+import { makeConfigDir } from '../helpers/server.js';
+import type { ZoneSpec } from '../helpers/dnsserver.js';
+import { RawClient } from '../smtpd/client.js';
+
+export { makeConfigDir };
+
+/** A number from the environment (by-hand runs), or the CI default. */
+export function envInt(name: string, dflt: number): number {
+  const v = Number(process.env[name]);
+  return Number.isFinite(v) && v > 0 ? Math.floor(v) : dflt;
+}
+
+/** The foreign destination's MX address: nothing Backstop accepts may ever reach it. */
+export const FOREIGN_IP = '127.0.0.55';
+
+/** DNS: primary.test is backed up by us (MX 20 = 127.0.0.1); other.test belongs to somebody else. */
+export function worldZone(): ZoneSpec {
+  return {
+    'primary.test': { MX: [[10, 'mx1.primary.test'], [20, 'mx2.backup.test']] },
+    'mx1.primary.test': { A: ['127.0.0.2'] },
+    'mx2.backup.test': { A: ['127.0.0.1'] },
+    'other.test': { MX: [[10, 'mx.other.test']] },
+    'mx.other.test': { A: [FOREIGN_IP] },
+    'sender.test': { MX: [[10, 'mx.sender.test']] },
+    'mx.sender.test': { A: ['127.0.0.6'] },
+  };
+}
+
+/** main.cf lines common to every battery server; `extra` lines are appended (later ones win). */
+export function mainCf(dnsServers: string, primaryPort: number, extra: string[] = []): string {
+  return [
+    'myhostname = mx2.backup.test',
+    'mydestination =',
+    'inet_interfaces = 127.0.0.1',
+    'inet_protocols = ipv4',
+    'mynetworks = 127.0.0.254/32',
+    'queue_directory = spool',
+    'data_directory = data',
+    `backstop_dns_servers = ${dnsServers}`,
+    'backstop_dns_timeout = 1s',
+    `transport_maps = inline:{ primary.test=smtp:primary.test:${primaryPort} }`,
+    'permit_mx_backup_networks = 127.0.0.2/32',
+    'smtpd_relay_restrictions = permit_mynetworks, permit_mx_backup, reject_unauth_destination',
+    'smtpd_recipient_restrictions =',
+    'backstop_destination_probe_interval = 1s',
+    'minimal_backoff_time = 2s',
+    'maximal_backoff_time = 4s',
+    'queue_run_delay = 1s',
+    'smtpd_error_sleep_time = 0s',
+    ...extra,
+  ].join('\n') + '\n';
+}
+
+export interface Backstop {
+  dir: string;
+  port: number;
+  child: ChildProcess;
+  log(): string;
+  waitForLog(re: RegExp, timeoutMs?: number): Promise<string>;
+  /** Resolves with the exit code (or signal name) once the process is gone. */
+  exited: Promise<number | string | null>;
+  stop(signal?: NodeJS.Signals): Promise<number | string | null>;
+}
+
+function portOpen(port: number, host: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect({ port, host });
+    s.once('connect', () => { s.destroy(); resolve(true); });
+    s.once('error', () => resolve(false));
+  });
+}
+
+/** Start `backstop start -c dir` with extra environment; waits until the port answers. */
+export async function startBackstop(dir: string, port: number, env: NodeJS.ProcessEnv = {}, timeoutMs = 20_000): Promise<Backstop> {
+  const { cmd, argv } = cliCommand(['start', '-c', dir]);
+  const child = spawn(cmd, argv, { cwd: repoRoot, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  const listeners = new Set<() => void>();
+  const onData = (d: Buffer) => { out += d.toString(); for (const l of [...listeners]) l(); };
+  child.stdout!.on('data', onData);
+  child.stderr!.on('data', onData);
+  let gone: number | string | null | undefined;
+  const exited = new Promise<number | string | null>((r) => child.on('exit', (code, sig) => { gone = sig ?? code; r(gone); }));
+  const deadline = Date.now() + timeoutMs;
+  while (!(await portOpen(port, '127.0.0.1'))) {
+    if (gone !== undefined) throw new Error(`backstop exited with ${gone} before listening:\n${out}`);
+    if (Date.now() > deadline) { child.kill('SIGKILL'); throw new Error(`backstop did not listen on 127.0.0.1:${port}:\n${out}`); }
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  return {
+    dir, port, child, exited,
+    log: () => out,
+    waitForLog(re, ms = 15_000) {
+      return new Promise((resolve, reject) => {
+        const check = () => {
+          const m = re.exec(out);
+          if (m) { listeners.delete(check); clearTimeout(t); resolve(m[0]); }
+        };
+        const t = setTimeout(() => { listeners.delete(check); reject(new Error(`no log line ${re} within ${ms} ms:\n${out.slice(-4000)}`)); }, ms);
+        listeners.add(check);
+        check();
+      });
+    },
+    async stop(signal = 'SIGTERM') {
+      if (gone !== undefined) return gone;
+      child.kill(signal);
+      const t = setTimeout(() => child.kill('SIGKILL'), 15_000);
+      const code = await exited;
+      clearTimeout(t);
+      return code;
+    },
+  };
+}
+
+/** Run `backstop <args>` to completion (start that must fail, check, ...). */
+export function runBackstop(args: string[], timeoutMs = 30_000): Promise<{ code: number | null; out: string }> {
+  const { cmd, argv } = cliCommand(args);
+  return new Promise((resolve) => {
+    const child = spawn(cmd, argv, { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (out += d));
+    const t = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('exit', (code) => { clearTimeout(t); resolve({ code, out }); });
+  });
+}
+
+export interface SendResult {
+  /** Final reply of the transaction (DATA end, or the first failing command), or an error text. */
+  reply: string;
+  code: number;
+  /** True only when the end-of-data reply was 250. */
+  accepted: boolean;
+}
+
+/**
+ * One message over one connection: EHLO, MAIL, RCPT..., DATA, content, QUIT. Never throws:
+ * connection failures come back as code 0 (the client would retry: not accepted).
+ */
+export async function sendOne(port: number, from: string, to: string[], body: string, timeoutMs = 10_000): Promise<SendResult> {
+  let c: RawClient | undefined;
+  try {
+    c = await RawClient.connect(port);
+    const g = await c.read(timeoutMs);
+    if (g.code !== 220) return { reply: g.text, code: g.code, accepted: false };
+    for (const line of ['EHLO client.test', `MAIL FROM:<${from}>`, ...to.map((t) => `RCPT TO:<${t}>`), 'DATA']) {
+      const r = await c.cmd(line, timeoutMs);
+      if (r.code >= 400) return { reply: r.text, code: r.code, accepted: false };
+    }
+    c.write(body.replace(/\r?\n/g, '\r\n') + '\r\n.\r\n');
+    const r = await c.read(timeoutMs);
+    c.write('QUIT\r\n');
+    return { reply: r.text, code: r.code, accepted: r.code === 250 };
+  } catch (err) {
+    return { reply: (err as Error).message, code: 0, accepted: false };
+  } finally {
+    setTimeout(() => c?.close(), 50);
+  }
+}
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** Seeded PRNG (mulberry32) so a failing run can be repeated with BATTERY_SEED. */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}

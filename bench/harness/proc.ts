@@ -43,6 +43,9 @@ export function run(cmd: string, args: string[], opts: RunOptions = {}): Promise
       }
       resolve(r);
     });
+    // A program that exits without reading its input (nsenter ... cat, postfix start) closes the
+    // pipe: EPIPE on stdin is not an error of the command (its exit status says how it went).
+    child.stdin!.on('error', () => undefined);
     child.stdin!.end(opts.input ?? '');
   });
 }

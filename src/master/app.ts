@@ -5,10 +5,11 @@
 // accepted message is left half-written. A reload gives smtpd (new sessions) the new
 // configuration; running sessions finish on the old one.
 
+import { existsSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import type { Config, LoadedConfig } from '../config/index.js';
 import { maillog } from '../log/index.js';
-import { Queue, makeQueueId } from '../queue/index.js';
+import { Queue, makeQueueId, type WriteFn } from '../queue/index.js';
 import { probe } from '../smtp/index.js';
 import { createQmgr, createNoticeBuilder, controlHandlers, type QmgrParams } from '../qmgr/index.js';
 import { createVerifier, openVerifyStore, verifyParamsFrom } from '../verify/index.js';
@@ -42,6 +43,20 @@ export function qmgrParams(config: Config): QmgrParams {
   };
 }
 
+/**
+ * Test-only fault hook (docs/battery.md), for machines where a small tmpfs cannot be mounted:
+ * while the file named by BACKSTOP_FAULT_ENOSPC_FILE exists, every queue file write fails with
+ * ENOSPC, exactly as on a full disk. Unset (always, in production) it changes nothing.
+ */
+function faultHook(): ((write: WriteFn) => WriteFn) | undefined {
+  const flag = process.env.BACKSTOP_FAULT_ENOSPC_FILE;
+  if (!flag) return undefined;
+  return (write) => async (fh, buffers, position) => {
+    if (existsSync(flag)) throw Object.assign(new Error('ENOSPC: no space left on device, write (BACKSTOP_FAULT_ENOSPC_FILE)'), { code: 'ENOSPC' });
+    return write(fh, buffers, position);
+  };
+}
+
 export async function createApp(loaded: LoadedConfig): Promise<App> {
   const { config } = loaded;
   const log = (service: string) => maillog.logger(service);
@@ -51,6 +66,7 @@ export async function createApp(loaded: LoadedConfig): Promise<App> {
     maillog,
     messageSizeLimit: config.size('message_size_limit'),
     lock: true,
+    wrapWrite: faultHook(),
   });
   const cache = connectionCache(config);
   const delivery = deliveryOptions(config, { dns, cache });

@@ -690,6 +690,9 @@ export class Qmgr extends EventEmitter<QmgrEvents> implements Flusher {
   scan(): void {
     const now = this.now();
     for (const e of this.queue.list('deferred')) if (e.retry.nextAttempt <= now) this.enqueue(e.id, false);
+    // Mail left in active/ that no pass is working on: the end of its last pass could not be
+    // written (disk full: markDeferred/defer failed), so nothing else would ever pick it up again.
+    for (const e of this.queue.list('active')) if (!this.active.has(e.id)) this.enqueue(e.id, false);
   }
 
   private armWatch(dest: Destination): void {

@@ -155,7 +155,8 @@ export async function sendOne(port: number, from: string, to: string[], body: st
       const r = await c.cmd(line, timeoutMs);
       if (r.code >= 400) return { reply: r.text, code: r.code, accepted: false };
     }
-    c.write(body.replace(/\r?\n/g, '\r\n') + '\r\n.\r\n');
+    const content = body.replace(/\r?\n/g, '\r\n');
+    c.write(content + (content.endsWith('\r\n') || content === '' ? '' : '\r\n') + '.\r\n');
     const r = await c.read(timeoutMs);
     c.write('QUIT\r\n');
     return { reply: r.text, code: r.code, accepted: r.code === 250 };

@@ -180,3 +180,46 @@ export function rng(seed: number): () => number {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
+
+/**
+ * Several messages over one connection (one transaction each). Returns one result per message;
+ * after a connection failure the remaining messages are reported as not accepted (code 0).
+ */
+export async function sendBatch(port: number, msgs: Array<{ from: string; to: string[]; body: string }>, timeoutMs = 10_000): Promise<SendResult[]> {
+  const out: SendResult[] = [];
+  let c: RawClient | undefined;
+  try {
+    c = await RawClient.connect(port);
+    const g = await c.read(timeoutMs);
+    if (g.code !== 220) throw new Error(g.text);
+    await c.cmd('EHLO client.test', timeoutMs);
+    for (const m of msgs) {
+      let failed: SendResult | undefined;
+      for (const line of [`MAIL FROM:<${m.from}>`, ...m.to.map((t) => `RCPT TO:<${t}>`), 'DATA']) {
+        const r = await c.cmd(line, timeoutMs);
+        if (r.code >= 400) { failed = { reply: r.text, code: r.code, accepted: false }; break; }
+      }
+      if (failed) {
+        out.push(failed);
+        await c.cmd('RSET', timeoutMs);
+        continue;
+      }
+      const content = m.body.replace(/\r?\n/g, '\r\n');
+      c.write(content + (content.endsWith('\r\n') || content === '' ? '' : '\r\n') + '.\r\n');
+      const r = await c.read(timeoutMs);
+      out.push({ reply: r.text, code: r.code, accepted: r.code === 250 });
+    }
+    c.write('QUIT\r\n');
+  } catch (err) {
+    while (out.length < msgs.length) out.push({ reply: (err as Error).message, code: 0, accepted: false });
+  } finally {
+    setTimeout(() => c?.close(), 50);
+  }
+  return out;
+}
+
+/** X-Token header value of a delivered message, or -1. */
+export function tokenOf(raw: Buffer): number {
+  const m = /^X-Token: (\d+)\r$/m.exec(raw.toString('latin1'));
+  return m ? Number(m[1]) : -1;
+}

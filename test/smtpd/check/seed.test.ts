@@ -29,7 +29,7 @@ before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'backstop-'));
   writeSeedTables(dir);
   dns = await startDnsServer(SEED_ZONE);
-  resolver = new Resolver({ servers: [dns.servers], timeoutMs: 600 });
+  resolver = new Resolver({ servers: [dns.servers], timeoutMs: 3000 });
   sink = await startSink({ host: '127.0.0.2', users: ['django@nausch.org', 'postmaster@nausch.org'] });
   policy = await startPolicy();
 });

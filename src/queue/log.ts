@@ -8,9 +8,9 @@ export function logClient(log: Logger, id: string, clientName: string, clientAdd
   log.info(`${id}: client=${clientName}[${clientAddress}]`);
 }
 
-/** cleanup: `ID: message-id=<...>` — the Message-ID header value as received (empty when none). */
+/** cleanup: `ID: message-id=<...>` — the Message-ID header value as received; `<>` when none, as Postfix logs it. */
 export function logMessageId(log: Logger, id: string, messageId: string | undefined): void {
-  log.info(`${id}: message-id=${messageId ?? ''}`);
+  log.info(`${id}: message-id=${messageId || '<>'}`);
 }
 
 /** qmgr: `ID: from=<sender>, size=N, nrcpt=N (queue active)` — the file enters the active queue. */

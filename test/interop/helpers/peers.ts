@@ -244,6 +244,7 @@ export async function startDovecot(o: { port: number; users: Record<string, stri
     'disable_plaintext_auth = no',
     'auth_mechanisms = plain login',
     'auth_verbose = yes',
+    'auth_failure_delay = 0',
     'passdb {',
     '  driver = passwd-file',
     `  args = scheme=PLAIN ${dir}/users`,

@@ -1,0 +1,14 @@
+import { startDovecot, freePort } from './helpers/peers.js';
+import { connect } from 'node:net';
+const port = await freePort();
+const d = await startDovecot({ port, users: { sue: 'secret' } });
+const s = connect(port, '127.0.0.1');
+s.on('data', (b) => process.stdout.write('< ' + b.toString()));
+s.write('VERSION\t1\t2\nCPID\t99\n');
+await new Promise((r) => setTimeout(r, 300));
+s.write('AUTH\t1\tPLAIN\tservice=smtp\tresp=' + Buffer.from('\0sue\0secret').toString('base64') + '\n');
+s.write('AUTH\t2\tPLAIN\tservice=smtp\tresp=' + Buffer.from('\0sue\0wrong').toString('base64') + '\n');
+await new Promise((r) => setTimeout(r, 3000));
+s.destroy();
+console.log(d.output());
+await d.stop();

@@ -30,7 +30,8 @@ export interface VerifyRecord {
 
 /** The cache key for an address. */
 export function cacheKey(address: string): string {
-  return address.toLowerCase().replace(/:/g, '_');
+  const k = address.toLowerCase();
+  return k.includes(':') ? k.replace(/:/g, '_') : k;
 }
 
 export function formatRecord(r: VerifyRecord): string {

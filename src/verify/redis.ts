@@ -85,6 +85,7 @@ export class RedisStore implements VerifyStore {
   readonly shared = true;
   private readonly client: Redis;
   private closed = false;
+  private lastError: { message: string; code?: string; at: number } | undefined;
 
   constructor(readonly name: string, readonly cfg: RedisConfig) {
     this.client = new Redis({
@@ -99,24 +100,38 @@ export class RedisStore implements VerifyStore {
       // Reconnect forever, backing off to one attempt per second.
       retryStrategy: (times: number) => Math.min(50 * times, 1000),
     });
-    // Errors surface through the commands; the connection's own errors are reconnect noise.
-    this.client.on('error', () => {});
+    // Errors surface through the commands; the connection's own errors are remembered so that a
+    // refused connection fails checks at once instead of after connect_timeout each.
+    this.client.on('error', (err: NodeJS.ErrnoException) => {
+      this.lastError = { message: err.message, code: err.code, at: Date.now() };
+    });
+    this.client.on('ready', () => (this.lastError = undefined));
   }
 
   /** Wait until connected, at most connect_timeout; throws a clear error otherwise. */
   private async ready(): Promise<void> {
     if (this.client.status === 'ready') return;
     if (this.closed) throw new Error(`${this.name}: store is closed`);
+    const e = this.lastError;
+    if (e && e.code === 'ECONNREFUSED' && Date.now() - e.at < this.cfg.connectTimeoutMs) {
+      throw new Error(`${this.name}: cannot connect to redis server ${this.cfg.host}:${this.cfg.port}: ${e.message}`);
+    }
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.client.off('ready', onReady);
-        reject(new Error(`${this.name}: cannot connect to redis server ${this.cfg.host}:${this.cfg.port} (status ${this.client.status})`));
-      }, this.cfg.connectTimeoutMs);
-      const onReady = (): void => {
+      const done = (err?: Error): void => {
         clearTimeout(timer);
-        resolve();
+        this.client.off('ready', onReady);
+        this.client.off('error', onError);
+        if (err) reject(err);
+        else resolve();
+      };
+      const timer = setTimeout(() => done(new Error(`${this.name}: cannot connect to redis server ${this.cfg.host}:${this.cfg.port} (status ${this.client.status})`)), this.cfg.connectTimeoutMs);
+      const onReady = (): void => done();
+      // A refused connection is a definite answer: no need to wait out connect_timeout.
+      const onError = (err: NodeJS.ErrnoException): void => {
+        if (err.code === 'ECONNREFUSED') done(new Error(`${this.name}: cannot connect to redis server ${this.cfg.host}:${this.cfg.port}: ${err.message}`));
       };
       this.client.once('ready', onReady);
+      this.client.on('error', onError);
     });
   }
 

@@ -191,15 +191,33 @@ class VerifyServiceImpl implements VerifyService {
     return isProbeSenderWith(this.params, address, this.nowSec());
   }
 
-  async check(address: string, _kind: 'recipient' | 'sender' = 'recipient'): Promise<VerifyResult> {
+  check(address: string, _kind: 'recipient' | 'sender' = 'recipient'): Promise<VerifyResult> {
     // The null sender cannot be probed; Postfix's reject_unverified_sender skips it.
-    if (address === '' || address === '<>') return { status: 'deliverable', text: '' };
+    if (address === '' || address === '<>') return Promise.resolve({ status: 'deliverable', text: '' });
     const key = cacheKey(address);
     const now = this.nowSec();
     if (this.nextCleanup === undefined || now >= this.nextCleanup) this.maybeCleanup(now);
+    // Fast path (the cache hit): a synchronous store holding a usable answer with nothing to do.
+    let raw: string | undefined | Promise<string | undefined>;
+    try {
+      raw = this.store.get(key);
+    } catch {
+      raw = undefined;
+    }
+    if (typeof raw === 'string') {
+      const rec = parseRecord(raw);
+      if (rec !== undefined && rec.status !== STAT_TODO && (now - rec.probed <= PROBE_TTL || (!isExpired(rec, this.times, now) && !needsRefresh(rec, this.times, now)))) {
+        return Promise.resolve(toResult(rec));
+      }
+    }
+    // An asynchronous store's read is reused below, so its failure is handled there.
+    return this.slowCheck(address, key, now, raw);
+  }
+
+  private async slowCheck(address: string, key: string, now: number, first?: string | undefined | Promise<string | undefined>): Promise<VerifyResult> {
     let rec: VerifyRecord;
     try {
-      rec = await this.query(address, key, now, false);
+      rec = await this.query(address, key, now, false, first instanceof Promise ? first : undefined);
     } catch (err) {
       this.log.warning(`${PROBLEM}: ${(err as Error).message}`);
       return { status: 'tempfail', text: PROBLEM, problem: true };
@@ -212,9 +230,9 @@ class VerifyServiceImpl implements VerifyService {
    * Postfix's verify_query_service(): the answer for the address now, and a probe when the entry
    * needs one (absent, expired, or due for a refresh) and none was sent in the last PROBE_TTL.
    */
-  private async query(address: string, key: string, now: number, force: boolean): Promise<VerifyRecord> {
+  private async query(address: string, key: string, now: number, force: boolean, pendingRead?: Promise<string | undefined>): Promise<VerifyRecord> {
     const p = this.params;
-    const raw = await this.store.get(key);
+    const raw = await (pendingRead ?? this.store.get(key));
     let rec = raw === undefined ? undefined : parseRecord(raw);
     if (raw !== undefined && rec === undefined) this.log.warning(badRecordWarning(raw));
     if (rec === undefined || (now - rec.probed > PROBE_TTL && isExpired(rec, this.times, now))) {

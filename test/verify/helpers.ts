@@ -75,6 +75,7 @@ export async function startPrimary(opts: SinkOptions = {}): Promise<Primary> {
     },
     async close() {
       await p.stop();
+      resolver.close();
       await dns.close();
     },
   };

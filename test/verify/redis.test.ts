@@ -45,7 +45,9 @@ async function stopRedis(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null) return;
   const done = new Promise((r) => child.once('exit', r));
   child.kill('SIGTERM');
-  await Promise.race([done, sleep(3000)]);
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([done, new Promise((r) => (timer = setTimeout(r, 3000)))]);
+  clearTimeout(timer);
   if (child.exitCode === null) child.kill('SIGKILL');
 }
 
@@ -59,7 +61,7 @@ before(async () => {
   port = await freePort();
   redis = await startRedis(port);
   configFile = `${tmp.dir}/redis-verify.cf`;
-  writeFileSync(configFile, `# shared verify cache\nhosts = 127.0.0.1:${port}\nprefix = test:verify:\ntimeout = 1s\nconnect_timeout = 300ms\n`);
+  writeFileSync(configFile, `# shared verify cache\nhosts = 127.0.0.1:${port}\nprefix = test:verify:\ntimeout = 1s\nconnect_timeout = 3s\n`);
 });
 after(async () => {
   await stopRedis(redis);
@@ -88,30 +90,34 @@ test('two nodes share one cache: verified on one, known to the other, with TTLs 
   const params = { address_verify_poll_delay: 0.5 };
   const va = createVerifier({ store: a, prober: pa.prober, params, now: clock.now, log: captureLog().log, cleanupTimer: false });
   const vb = createVerifier({ store: b, prober: pb.prober, params, now: clock.now, log: captureLog().log, cleanupTimer: false });
-  assert.equal((await va.check('user@primary.test', 'recipient')).status, 'deliverable');
-  assert.equal((await vb.check('user@primary.test', 'recipient')).status, 'deliverable');
-  assert.equal(pa.seen.length + pb.seen.length, 1, 'one probe for both nodes');
-  assert.equal(await b.get('user@primary.test'), `0:0:${clock.sec}:250 2.1.5 Ok`);
-  const ttl = await (b as RedisStore).ttl('user@primary.test');
-  assert.ok(ttl > 31 * 86400 && ttl <= 31 * 86400 + 61, `positive TTL ≈ 31d, got ${ttl}`);
-  assert.equal((await vb.check('nobody@primary.test', 'recipient')).status, 'undeliverable');
-  const nttl = await (a as RedisStore).ttl('nobody@primary.test');
-  assert.ok(nttl > 3 * 86400 && nttl <= 3 * 86400 + 61, `negative TTL ≈ 3d, got ${nttl}`);
-  // A probe in flight on node A: node B waits for A's answer instead of probing again.
-  const slowA = createVerifier({ store: a, prober: async (x) => { await sleep(200); return pa.prober(x); }, params, now: clock.now, log: captureLog().log, cleanupTimer: false });
-  const first = slowA.check('user2@primary.test', 'recipient');
-  await sleep(50);
-  const second = await vb.check('user2@primary.test', 'recipient');
-  assert.equal((await first).status, 'undeliverable');
-  assert.equal(second.status, 'undeliverable');
-  assert.equal(pb.seen.filter((x) => x === 'user2@primary.test').length, 0, 'node B sent no probe');
-  // Entries list through SCAN (cleanup, verify show).
-  const keys: string[] = [];
-  for await (const [k] of a.entries()) keys.push(k);
-  assert.deepEqual(keys.sort(), ['_LAST_CACHE_CLEANUP_COMPLETED_', 'nobody@primary.test', 'user2@primary.test', 'user@primary.test']);
-  for (const v of [va, vb, slowA]) await v.close();
-  await a.close();
-  await b.close();
+  let slowA: ReturnType<typeof createVerifier> | undefined;
+  try {
+    assert.equal((await va.check('user@primary.test', 'recipient')).status, 'deliverable');
+    assert.equal((await vb.check('user@primary.test', 'recipient')).status, 'deliverable');
+    assert.equal(pa.seen.length + pb.seen.length, 1, 'one probe for both nodes');
+    assert.equal(await b.get('user@primary.test'), `0:0:${clock.sec}:250 2.1.5 Ok`);
+    const ttl = await (b as RedisStore).ttl('user@primary.test');
+    assert.ok(ttl > 31 * 86400 && ttl <= 31 * 86400 + 61, `positive TTL ≈ 31d, got ${ttl}`);
+    assert.equal((await vb.check('nobody@primary.test', 'recipient')).status, 'undeliverable');
+    const nttl = await (a as RedisStore).ttl('nobody@primary.test');
+    assert.ok(nttl > 3 * 86400 && nttl <= 3 * 86400 + 61, `negative TTL ≈ 3d, got ${nttl}`);
+    // A probe in flight on node A: node B waits for A's answer instead of probing again.
+    slowA = createVerifier({ store: a, prober: async (x) => { await sleep(200); return pa.prober(x); }, params, now: clock.now, log: captureLog().log, cleanupTimer: false });
+    const first = slowA!.check('user2@primary.test', 'recipient');
+    await sleep(50);
+    const second = await vb.check('user2@primary.test', 'recipient');
+    assert.equal((await first).status, 'undeliverable');
+    assert.equal(second.status, 'undeliverable');
+    assert.equal(pb.seen.filter((x) => x === 'user2@primary.test').length, 0, 'node B sent no probe');
+    // Entries list through SCAN (cleanup, verify show).
+    const keys: string[] = [];
+    for await (const [k] of a.entries()) keys.push(k);
+    assert.deepEqual(keys.sort(), ['_LAST_CACHE_CLEANUP_COMPLETED_', 'nobody@primary.test', 'user2@primary.test', 'user@primary.test']);
+  } finally {
+    for (const v of [va, vb, slowA]) await v?.close();
+    await a.close();
+    await b.close();
+  }
 });
 
 test('Redis down: tempfail (never acceptance), then it reconnects by itself', async () => {
@@ -120,23 +126,26 @@ test('Redis down: tempfail (never acceptance), then it reconnects by itself', as
   const p = counting(['carol@primary.test']);
   const { log, lines } = captureLog();
   const v = createVerifier({ store, prober: p.prober, params: { address_verify_poll_delay: 0.5 }, now: clock.now, log, cleanupTimer: false });
-  assert.equal((await v.check('carol@primary.test', 'recipient')).status, 'deliverable');
-  await stopRedis(redis);
-  const t0 = Date.now();
-  assert.deepEqual(await v.check('carol@primary.test', 'recipient'), { status: 'tempfail', text: 'address verification problem', problem: true });
-  assert.ok(Date.now() - t0 < 2000, 'fails within the connect timeout');
-  assert.ok(lines.some((l) => l.startsWith(`warning: address verification problem: redis:${configFile}: `)), lines.join('\n'));
-  redis = await startRedis(port);
-  const deadline = Date.now() + 5000;
-  let r = await v.check('carol@primary.test', 'recipient');
-  while (r.status === 'tempfail' && Date.now() < deadline) {
-    await sleep(100);
-    r = await v.check('carol@primary.test', 'recipient');
+  try {
+    assert.equal((await v.check('carol@primary.test', 'recipient')).status, 'deliverable');
+    await stopRedis(redis);
+    const t0 = Date.now();
+    assert.deepEqual(await v.check('carol@primary.test', 'recipient'), { status: 'tempfail', text: 'address verification problem', problem: true });
+    assert.ok(Date.now() - t0 < 1000, `a refused connection fails at once, took ${Date.now() - t0} ms`);
+    assert.ok(lines.some((l) => l.startsWith(`warning: address verification problem: redis:${configFile}: `)), lines.join('\n'));
+    redis = await startRedis(port);
+    const deadline = Date.now() + 5000;
+    let r = await v.check('carol@primary.test', 'recipient');
+    while (r.status === 'tempfail' && Date.now() < deadline) {
+      await sleep(100);
+      r = await v.check('carol@primary.test', 'recipient');
+    }
+    // The fresh Redis is empty (no persistence): the address is probed again and accepted.
+    assert.equal(r.status, 'deliverable');
+  } finally {
+    await v.close();
+    await store.close();
   }
-  // The fresh Redis is empty (no persistence): the address is probed again and accepted.
-  assert.equal(r.status, 'deliverable');
-  await v.close();
-  await store.close();
 });
 
 test('redis config file errors name the file and the line', () => {

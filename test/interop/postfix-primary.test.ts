@@ -47,7 +47,8 @@ test('Postfix as the primary MX: probes, queued mail after an outage, smuggling 
   requireProgram('dnsmasq');
   const primaryPort = await freePort('127.0.0.2');
   const port = await freePort();
-  const dns = await startDnsSandbox({ zone: ZONE });
+  // A fixed address of its own: two suites picking the first free one at once could collide.
+  const dns = await startDnsSandbox({ zone: ZONE, address: '127.0.53.41' });
   let pf: PostfixInstance | undefined;
   let bs: BackstopNode | undefined;
   try {

@@ -27,7 +27,8 @@ test('Postfix as the sending MTA: relays through Backstop, receives its DSN boun
   const port = await freePort();
   const primaryPort = await freePort('127.0.0.2');
   const senderPort = await freePort('127.0.0.3');
-  const dns = await startDnsSandbox({ zone: ZONE });
+  // A fixed address of its own: two suites picking the first free one at once could collide.
+  const dns = await startDnsSandbox({ zone: ZONE, address: '127.0.53.42' });
   let sink: Sink | undefined;
   let pf: PostfixInstance | undefined;
   let bs: BackstopNode | undefined;

@@ -25,18 +25,23 @@ function newestTs(dir: string): number {
   return t;
 }
 
-let compiledFresh: boolean | undefined;
-/** Is dist/ built and newer than every source file? (`npm run bench` builds first.) */
+let compiledChecked = false;
+/**
+ * Is there a compiled tree? It is preferred even when older than src/ (`npm run bench` builds
+ * first, and in a tree others are editing, the build is a consistent snapshot); a warning says so.
+ */
 export function compiledIsFresh(): boolean {
-  if (compiledFresh === undefined) {
-    const main = join(repoRoot, 'dist', 'src', 'main.js');
-    compiledFresh = existsSync(main) && statSync(main).mtimeMs >= newestTs(join(repoRoot, 'src')) - 1000;
-    if (!compiledFresh) console.error('bench: dist/ is missing or older than src/ (run npm run build); running Backstop from the sources through tsx');
+  const main = join(repoRoot, 'dist', 'src', 'main.js');
+  const have = existsSync(main);
+  if (!compiledChecked) {
+    compiledChecked = true;
+    if (!have) console.error('bench: no dist/ (run npm run build); running Backstop from the sources through tsx');
+    else if (statSync(main).mtimeMs < newestTs(join(repoRoot, 'src')) - 1000) console.error('bench: note: dist/ is older than src/; benchmarking the last build');
   }
-  return compiledFresh;
+  return have;
 }
 
-/** How the backstop command is run: compiled (bin/backstop.js) when dist/ is fresh, else the sources through tsx. */
+/** How the backstop command is run: compiled (bin/backstop.js) when built, else the sources through tsx. */
 export function backstopCommand(args: string[]): { cmd: string; args: string[]; display: string } {
   if (compiledIsFresh()) {
     return { cmd: process.execPath, args: [join(repoRoot, 'bin', 'backstop.js'), ...args], display: `node bin/backstop.js ${args.join(' ')}` };
@@ -91,7 +96,8 @@ export async function startBackstop(o: BackstopOptions): Promise<BackstopInstanc
   const bc = backstopCommand(['start', '-c', configDir]);
   const inner = { cmd: bc.cmd, args: [...(o.nodeOptions ?? []), ...bc.args] };
   const outer = meter ? meter.wrap(inner.cmd, inner.args) : inner;
-  const child: ChildProcess = spawn(outer.cmd, outer.args, { cwd: configDir, stdio: ['ignore', fd, fd] });
+  // cwd: the repository, so that `--import tsx` resolves; the configuration uses absolute paths.
+  const child: ChildProcess = spawn(outer.cmd, outer.args, { cwd: repoRoot, stdio: ['ignore', fd, fd] });
   closeSync(fd);
   const readLog = () => { try { return readFileSync(logFile, 'utf8'); } catch { return ''; } };
   let exited: number | null | undefined;

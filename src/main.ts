@@ -6,6 +6,7 @@
 import { processIo, type CommandIo } from './cli/io.js';
 import { postconfCommand } from './cli/postconf.js';
 import { checkCommand } from './cli/check.js';
+import { verifyCommand } from './cli/verify.js';
 import { postmapCommand } from './cli/postmap.js';
 import { postqueueCommand, mailqCommand, type CommandIo as QueueCommandIo } from './cli/postqueue.js';
 import { postsuperCommand } from './cli/postsuper.js';
@@ -50,6 +51,7 @@ const COMMANDS: Record<string, { help: string; run: Handler }> = {
   reload: { help: 'reload the running mail system (SIGHUP)', run: (_a, io) => signalMaster(io.configDir, 'SIGHUP', io.stderr) },
   stop: { help: 'stop the running mail system (SIGTERM)', run: (_a, io) => signalMaster(io.configDir, 'SIGTERM', io.stderr) },
   check: { help: 'check the configuration, tables and restriction lists (like postfix check)', run: checkCommand },
+  verify: { help: 'probe addresses into the verify cache (warm FILE|-, sync) or show an entry (show ADDRESS)', run: verifyCommand },
   postconf: { help: 'print configuration parameters [-n | -d] [-x] [name ...]', run: postconfCommand },
   postqueue: { help: 'list (-p, -j) or flush (-f, -s domain) the mail queue', run: withQueue(postqueueCommand) },
   mailq: { help: 'list the mail queue (postqueue -p)', run: withQueue(mailqCommand) },

@@ -12,7 +12,7 @@ import { maillog } from '../log/index.js';
 import { Queue, makeQueueId, type WriteFn } from '../queue/index.js';
 import { probe } from '../smtp/index.js';
 import { createQmgr, createNoticeBuilder, controlHandlers, type QmgrParams } from '../qmgr/index.js';
-import { createVerifier, openVerifyStore, verifyParamsFrom } from '../verify/index.js';
+import { createVerifier, openVerifyStore, verifyParamsFrom, startVerifySync } from '../verify/index.js';
 import { createRestrictionEngine } from '../smtpd/check/index.js';
 import { startSmtpd, type MessageSink } from '../smtpd/index.js';
 import { startControlServer, controlSocketPath } from './control.js';
@@ -98,9 +98,16 @@ export async function createApp(loaded: LoadedConfig): Promise<App> {
     createRestrictionEngine(cfg, { dns, verifier, myAddresses: () => myAddresses(cfg), log: log('smtpd') });
   // The queue is smtpd's MessageSink; the options object is passed through untouched, because
   // smtpd sets HOLD/DISCARD on it after end of data and the queue reads it when it commits.
+  // Mail to the probe sender (bounces of our probes) is discarded, recipient by recipient.
   const sink: MessageSink = {
     newId: () => queue.newId(),
-    accept: (envelope, content, opts) => queue.accept(envelope, content, opts),
+    accept: (envelope, content, opts) => {
+      const keep = envelope.recipients.filter((r) => !verifier.isProbeSender(r.address));
+      if (keep.length === envelope.recipients.length) return queue.accept(envelope, content, opts);
+      for (const r of envelope.recipients) if (!keep.includes(r)) log('cleanup').info(`${opts?.queueId ?? 'NOQUEUE'}: discard: mail to the address verification probe sender <${r.address}>`);
+      if (keep.length === 0) return queue.accept(envelope, content, { ...opts, discard: true });
+      return queue.accept({ ...envelope, recipients: keep }, content, opts);
+    },
   };
   let smtpd;
   try {
@@ -115,6 +122,10 @@ export async function createApp(loaded: LoadedConfig): Promise<App> {
     throw err;
   }
   const control = await startControlServer(controlSocketPath(queue.dir), controlHandlers(qmgr, queue));
+  const syncMap = config.str('backstop_verify_sync_map');
+  const sync = syncMap
+    ? startVerifySync(verifier, { ref: syncMap, baseDir: config.dir, intervalSec: config.time('backstop_verify_sync_interval'), log: log('verify') })
+    : undefined;
   for (const a of smtpd.addresses()) log('master').info(`smtpd listening on ${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}`);
 
   const running = smtpd;
@@ -124,6 +135,7 @@ export async function createApp(loaded: LoadedConfig): Promise<App> {
     },
     async stop() {
       await running.close();
+      await sync?.stop();
       await control.close();
       await qmgr.stop();
       await verifier.close();

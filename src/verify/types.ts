@@ -25,4 +25,6 @@ export interface VerifyResult {
 
 export interface Verifier {
   check(address: string, kind: 'recipient' | 'sender'): Promise<VerifyResult>;
+  /** True for the address-verification probe sender (address_verify_sender, with its TTL stamp). */
+  isProbeSender?(address: string): boolean;
 }

@@ -327,6 +327,9 @@ class Engine implements RestrictionEngine {
         if (this.env.heloRequired && !s.helo) return this.verdict(newState(), makeReply(503, '5.5.1', 'Error: send HELO/EHLO first'));
         return delay ? this.verdict(newState()) : this.sequence(s, ['smtpd_sender_restrictions']);
       case 'rcpt':
+        // Mail to our own address-verification probe sender (bounces of probes) is exempt from the
+        // access restrictions, as in Postfix; the master discards it instead of queueing it.
+        if (s.recipient && this.env.verifier?.isProbeSender?.(s.recipient)) return { action: 'accept' };
         return this.sequence(s, [...early, 'smtpd_relay_restrictions', 'smtpd_recipient_restrictions']);
       case 'data':
         return this.sequence(s, ['smtpd_data_restrictions']);

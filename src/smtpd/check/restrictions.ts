@@ -208,6 +208,8 @@ function unverified(kind: 'recipient' | 'sender'): RestrictionDef {
           env.log.warning(`problem talking to the verify service: ${(err as Error).message}`);
           return deferIfPermit(classReply(450, dsn, addr, replyClass, 'address verification problem'));
         }
+        // The cache itself failed (Redis down, unreadable store): Postfix's VRFY_STAT_FAIL.
+        if (res.problem) return deferIfPermit(classReply(450, dsn, addr, replyClass, 'address verification problem'));
         const c = env.codes;
         const rejectCode = kind === 'recipient' ? c.unverified_recipient_reject_code : c.unverified_sender_reject_code;
         const deferCode = kind === 'recipient' ? c.unverified_recipient_defer_code : c.unverified_sender_defer_code;

@@ -85,10 +85,17 @@ export async function createApp(loaded: LoadedConfig): Promise<App> {
   const store = await openVerifyStore(config.str('address_verify_map'), { baseDir: config.dir });
   const probeRouting = deliveryOptions(config, { dns, cache }, true);
   let probeSeq = 0;
+  const reprobe = config.bool('backstop_verify_reprobe_on_return');
   const verifier = createVerifier({
     store,
     // Probes log like Postfix's: a queue-ID-style id, then `status=deliverable (...)`.
-    prober: (address, sender) => probe(address, sender, { ...probeRouting, queueId: makeQueueId(++probeSeq) }),
+    prober: async (address, sender) => {
+      const r = await probe(address, sender, { ...probeRouting, queueId: makeQueueId(++probeSeq) });
+      // A probe that could not reach the primary says nothing about the address: have the queue
+      // manager's watch tell us (destinationUp) when the primary answers, and probe again then.
+      if (r.status === 'deferred' && reprobe) void qmgr.watchAddress(address);
+      return r;
+    },
     params: verifyParamsFrom(config),
     destinationEvents: qmgr,
     log: log('verify'),

@@ -42,6 +42,8 @@ export class Destination {
   readonly deferred = new Set<string>();
   watchTimer: NodeJS.Timeout | null = null;
   probing = false;
+  /** Watched without queued mail: an address probe for the verify cache failed to connect here. */
+  watchWanted = false;
 
   constructor(hop: NextHop, private readonly limits: DestinationLimits) {
     this.key = hop.key;

@@ -695,9 +695,24 @@ export class Qmgr extends EventEmitter<QmgrEvents> implements Flusher {
     for (const e of this.queue.list('active')) if (!this.active.has(e.id)) this.enqueue(e.id, false);
   }
 
+  /**
+   * Watch the next hop of `address` although no mail waits for it: verify's probe for the address
+   * could not connect, and its DEFER entry should be re-probed the moment the destination answers
+   * (destinationUp) instead of after address_verify_negative_refresh_time.
+   */
+  async watchAddress(address: string): Promise<void> {
+    const hop = await chooseNextHop(address, this.delivery).catch(() => undefined);
+    if (!hop || 'dsn' in hop) return;
+    const dest = this.destination(hop);
+    dest.domains.add(domainOf(address));
+    dest.unreachable = true;
+    dest.watchWanted = true;
+    this.armWatch(dest);
+  }
+
   private armWatch(dest: Destination): void {
     if (!this.running || !this.params.backstop_destination_watch || dest.watchTimer || dest.probing) return;
-    if (!dest.unreachable || dest.deferred.size === 0) return;
+    if (!dest.unreachable || (dest.deferred.size === 0 && !dest.watchWanted)) return;
     const base = this.params.backstop_destination_probe_interval * 1000;
     const delay = base * (0.9 + 0.2 * this.random());
     dest.watchTimer = setTimeout(() => {
@@ -709,7 +724,7 @@ export class Qmgr extends EventEmitter<QmgrEvents> implements Flusher {
 
   /** Probe an unreachable destination with deferred mail; flush it the moment it answers. */
   private async watchProbe(dest: Destination): Promise<void> {
-    if (!this.running || !dest.unreachable || dest.deferred.size === 0) return;
+    if (!this.running || !dest.unreachable || (dest.deferred.size === 0 && !dest.watchWanted)) return;
     if (dest.inflight > 0) return this.armWatch(dest); // deliveries will tell
     dest.probing = true;
     let up: MxAddress | undefined;
@@ -735,6 +750,7 @@ export class Qmgr extends EventEmitter<QmgrEvents> implements Flusher {
     const nexthop = `${up.name}[${up.ip}]:${up.port}`;
     this.log.info(`destination ${dest.key} is reachable again: flushing ${ids.length} message${ids.length === 1 ? '' : 's'}`);
     dest.unreachable = false;
+    dest.watchWanted = false;
     dest.revive();
     for (const domain of dest.domains) this.emit('destinationUp', domain, nexthop);
     for (const id of ids) this.enqueue(id, true);

@@ -100,6 +100,15 @@ test('backup MX: verify, queue while the primary is down, deliver within seconds
     await server.waitForLog(new RegExp(`${m[1]}: removed`), 10_000);
     const empty = await runCli(['postqueue', '-c', dir, '-p']);
     assert.match(empty.stdout, /Mail queue is empty/);
+
+    // 6. Better than Postfix: carol's probe failed only because the primary was down; her DEFER
+    // entry was re-probed when the primary answered (Postfix keeps it for 3 hours).
+    await server.waitForLog(/to=<carol@primary\.test>.*status=deliverable/, 15_000);
+    s = await talk(port);
+    await s.cmd('EHLO client.test');
+    await s.cmd('MAIL FROM:<someone@sender.test>');
+    assert.match(await s.cmd('RCPT TO:<carol@primary.test>'), /^250/);
+    s.close();
   } finally {
     await server.stop();
     await sink?.close();

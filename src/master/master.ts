@@ -9,6 +9,7 @@ import { join, resolve, isAbsolute } from 'node:path';
 import { formatDiagnostic, loadConfig, type Config, type Diagnostic, type LoadedConfig } from '../config/index.js';
 import { maillog } from '../log/index.js';
 import { validateAll } from './validators.js';
+import { processAlive } from '../queue/index.js';
 
 /** The running services as one unit; built from a validated configuration. */
 export interface App {
@@ -35,20 +36,12 @@ export async function loadValidated(configDir: string): Promise<{ loaded: Loaded
   return { loaded, diagnostics, ok: !diagnostics.some((d) => d.severity === 'error') };
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 export function runningPid(config: Config): number | undefined {
   const file = pidFile(config);
   if (!existsSync(file)) return undefined;
   const pid = Number(readFileSync(file, 'utf8').trim());
-  return Number.isInteger(pid) && pid > 0 && alive(pid) ? pid : undefined;
+  return Number.isInteger(pid) && pid > 0 && processAlive(pid) ? pid : undefined;
 }
 
 export interface StartOptions {
@@ -141,8 +134,8 @@ export async function signalMaster(configDir: string, signal: 'SIGHUP' | 'SIGTER
   process.kill(pid, signal);
   if (signal === 'SIGTERM') {
     const deadline = Date.now() + 30_000;
-    while (alive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-    if (alive(pid)) {
+    while (processAlive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    if (processAlive(pid)) {
       stderr(`backstop: warning: master (pid ${pid}) still running after 30s\n`);
       return 1;
     }

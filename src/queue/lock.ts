@@ -22,7 +22,8 @@ export function lockPath(queueDirectory: string): string {
   return join(queueDirectory, 'pid', 'queue.lock');
 }
 
-function alive(pid: number): boolean {
+/** True when a process with this pid exists (EPERM: it exists, owned by someone else). */
+export function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
@@ -53,7 +54,7 @@ export async function acquireQueueLock(queueDirectory: string, opts: { waitMs?: 
     }
     const text = await readFile(path, 'utf8').catch(() => '');
     const pid = Number.parseInt(text, 10);
-    if (!Number.isInteger(pid) || pid <= 0 || !alive(pid)) {
+    if (!Number.isInteger(pid) || pid <= 0 || !processAlive(pid)) {
       // Stale (owner died) or half-written: take it over.
       await unlink(path).catch(() => undefined);
       continue;

@@ -23,7 +23,8 @@ export async function postconfCommand(argv: string[], io: CommandIo): Promise<nu
   const opts = cmd.opts<{ c?: string; n?: boolean; d?: boolean; x?: boolean }>();
   const loaded = loadConfig(opts.c ?? io.configDir);
   const { config } = loaded;
-  for (const d of loaded.diagnostics) if (d.severity === 'error') io.stderr(`postconf: ${formatDiagnostic(d)}\n`);
+  // -d needs no main.cf at all (defaults only).
+  if (!opts.d) for (const d of loaded.diagnostics) if (d.severity === 'error') io.stderr(`postconf: ${formatDiagnostic(d)}\n`);
 
   const names: string[] = cmd.args;
   let selected: string[];

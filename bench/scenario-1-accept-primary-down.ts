@@ -5,11 +5,11 @@
 // from the first connection until incoming/active are empty, i.e. each message deferred), and
 // peak memory (sum of PSS of the server's processes, sampled every 200 ms).
 // Target: at 20 sessions, 1 KB, Backstop >= 2x Postfix (Postfix here: ~460/s).
-// Run: npx tsx bench/scenario-1-accept-primary-down.ts [--messages 1000] [--runs 3] [--sessions 1,20,100] [--sizes 1024,102400]
+// Run: npx tsx bench/scenario-1-accept-primary-down.ts [--messages 600] [--runs 3] [--sessions 1,20,100] [--sizes 1024,102400]
 import { startLab, parseArgs, stat, emitReport, settled, type BenchRow, type Server } from './harness/lab.js';
 import { runSmtpSource, smtpSourceArgs } from './harness/postfix.js';
 
-const args = parseArgs({ messages: 1000, runs: 3, sessions: [1, 20, 100], sizes: [1024, 102400] });
+const args = parseArgs({ messages: 600, runs: 3, sessions: [1, 20, 100], sizes: [1024, 102400] });
 const t0 = Date.now();
 const lab = await startLab({ servers: args.servers });
 const notes: string[] = [];

@@ -4,12 +4,12 @@
 // junk-command limit of 100), then a new connection. Uncached: a recipient never seen before,
 // primary up (Postfix: ~3 s, its address_verify_poll_delay; Backstop: the probe's round trip).
 // Target: cached p99 under 2 ms.
-// Run: npx tsx bench/scenario-3-rcpt-latency.ts [--messages 2000] [--runs 3] [--sessions 20]
+// Run: npx tsx bench/scenario-3-rcpt-latency.ts [--messages 1000] [--runs 3] [--sessions 20]
 import { startLab, parseArgs, stat, emitReport, settled, RCPT, type BenchRow, type Server } from './harness/lab.js';
 import { runSmtpSource, smtpSourceArgs } from './harness/postfix.js';
 import { smtpSession, percentile } from './harness/smtpclient.js';
 
-const args = parseArgs({ messages: 2000, runs: 3, sessions: [20] });
+const args = parseArgs({ messages: 1000, runs: 3, sessions: [20] });
 const UNCACHED = 3;
 const t0 = Date.now();
 const lab = await startLab({ servers: args.servers });

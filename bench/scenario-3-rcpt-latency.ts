@@ -44,7 +44,8 @@ try {
       if (errors.has(s.kind)) continue;
       try {
         await settled(s, 30_000);
-        const quiet = await rcptLoop(s.port, () => false, 200);
+        const quietEnd = Date.now() + 15_000; // 200 samples or 15 s, whichever comes first
+        const quiet = await rcptLoop(s.port, () => Date.now() > quietEnd, 200);
         push(`${s.kind}/idle-p50`, percentile(quiet, 50));
         push(`${s.kind}/idle-p99`, percentile(quiet, 99));
         let done = false;

@@ -664,11 +664,12 @@ export class Queue extends EventEmitter<QueueEvents> {
             continue;
           } catch (err) {
             if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
-            if (!(err instanceof QueueFileError)) throw err;
-            reason = err.message;
+            // A stray directory under a queue-ID name is not a message either; not fatal.
+            if (!(err instanceof QueueFileError) && (err as NodeJS.ErrnoException).code !== 'EISDIR') throw err;
+            reason = (err as Error).message;
           }
         }
-        if (recover) {
+        if (recover && reason) {
           const dest = uniqueCorruptName(this.dir, name);
           renameSync(path, join(this.dir, 'corrupt', dest));
           logCorrupt(qmgr, queue, name, reason);

@@ -141,7 +141,8 @@ export function parseDestinations(spec: string, defaultPort = 25): Destination[]
 export function transportKeys(recipient: string, recipientDelimiter = '+'): string[] {
   const at = recipient.lastIndexOf('@');
   const local = at < 0 ? recipient : recipient.slice(0, at);
-  const domain = at < 0 ? '' : recipient.slice(at + 1).toLowerCase();
+  // A trailing dot (`user@example.com.`, accepted as the same domain) does not change the route.
+  const domain = at < 0 ? '' : recipient.slice(at + 1).toLowerCase().replace(/\.$/, '');
   const keys: string[] = [];
   const full = `${local}@${domain}`;
   keys.push(full.toLowerCase());

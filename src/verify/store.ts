@@ -5,7 +5,7 @@
 // Every store keeps Postfix's key/value strings; the service owns the meaning. Trusts LMDB for
 // atomic, durable commits.
 
-import { mkdirSync } from 'node:fs';
+import { closeSync, fstatSync, mkdirSync, openSync, readSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { open, type RootDatabase } from 'lmdb';
 import { parseTableRef, resolveTablePath, COMPILED_SUFFIX } from '../tables/index.js';
@@ -61,6 +61,7 @@ export class LmdbStore implements VerifyStore {
   static open(name: string, path: string): LmdbStore {
     try {
       mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+      checkLmdbFile(path);
       const db = open<string, string>({ path, encoding: 'string', noSubdir: true } as never);
       return new LmdbStore(name, path, db as unknown as RootDatabase<string, string>);
     } catch (err) {
@@ -106,6 +107,32 @@ export class LmdbStore implements VerifyStore {
   async close(): Promise<void> {
     await this.db.flushed;
     await this.db.close();
+  }
+}
+
+/**
+ * LMDB crashes the process (SIGSEGV) when it maps a file that is not an LMDB database, so an
+ * existing file is checked first: its meta page must carry LMDB's magic number (0xBEEFC0DE).
+ * A missing or empty file is fine (LMDB creates it).
+ */
+function checkLmdbFile(path: string): void {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw err;
+  }
+  try {
+    const st = fstatSync(fd);
+    if (st.isDirectory()) throw new Error('is a directory, not an LMDB database file');
+    if (st.size === 0) return;
+    const head = Buffer.alloc(32);
+    const n = readSync(fd, head, 0, 32, 0);
+    const magic = (off: number) => n >= off + 4 && head.readUInt32LE(off) === 0xbeefc0de;
+    if (!magic(16) && !magic(24)) throw new Error('not an LMDB database file (bad magic number)');
+  } finally {
+    closeSync(fd);
   }
 }
 

@@ -18,17 +18,20 @@ export function envInt(name: string, dflt: number): number {
   return Number.isFinite(v) && v > 0 ? Math.floor(v) : dflt;
 }
 
-/** The foreign destination's MX address: nothing Backstop accepts may ever reach it. */
+/**
+ * The foreign destination's MX address: nothing Backstop accepts may ever reach it. Each test file
+ * that binds port 25 on it uses its own address (files run in parallel).
+ */
 export const FOREIGN_IP = '127.0.0.55';
 
 /** DNS: primary.test is backed up by us (MX 20 = 127.0.0.1); other.test belongs to somebody else. */
-export function worldZone(): ZoneSpec {
+export function worldZone(foreignIp = FOREIGN_IP): ZoneSpec {
   return {
     'primary.test': { MX: [[10, 'mx1.primary.test'], [20, 'mx2.backup.test']] },
     'mx1.primary.test': { A: ['127.0.0.2'] },
     'mx2.backup.test': { A: ['127.0.0.1'] },
     'other.test': { MX: [[10, 'mx.other.test']] },
-    'mx.other.test': { A: [FOREIGN_IP] },
+    'mx.other.test': { A: [foreignIp] },
     'sender.test': { MX: [[10, 'mx.sender.test']] },
     'mx.sender.test': { A: ['127.0.0.6'] },
   };

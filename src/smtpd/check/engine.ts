@@ -153,6 +153,7 @@ function buildEnv(config: Config, opts: EngineOptions): Env {
       resolveDequoted: config.raw('resolve_dequoted_address') === undefined ? true : /^(yes|true)$/i.test(config.str('resolve_dequoted_address').trim()),
       isLocal: (d) => isLocalDomain(env, d),
       isRelay: (d) => env.relayDomains.matchDomain(d),
+      myorigin: config.str('myorigin'),
       });
       resolveCache.set(address, p);
       p.catch(() => resolveCache.delete(address));

@@ -25,6 +25,12 @@ export interface ResolveOptions {
   resolveDequoted: boolean;
   isLocal: (domain: string) => Promise<boolean>;
   isRelay: (domain: string) => Promise<boolean>;
+  /**
+   * append_at_myorigin: an address without a domain is qualified with this before it is
+   * classified, as trivial-rewrite does. Without it `<other.test>` would be "ours" (no domain)
+   * and then be delivered to other.test's MX: an open relay.
+   */
+  myorigin?: string;
 }
 
 /** Index of the last '@' outside a quoted string, or -1. */
@@ -81,6 +87,9 @@ export async function resolveAddress(raw: string, opts: ResolveOptions): Promise
   if (route) {
     routed = true;
     addr = route[1];
+  }
+  if (opts.myorigin && addr !== '' && lastAt(addr) < 0 && !(opts.swapBangpath && addr.includes('!'))) {
+    addr = `${addr}@${opts.myorigin}`;
   }
   for (let hops = 0; hops < 20; hops++) {
     const at = lastAt(addr);

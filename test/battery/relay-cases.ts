@@ -65,4 +65,4 @@ export const RELAY_CASES: RelayCase[] = [
 ];
 
 /** The positive controls: mail for the backed-up domain must still be accepted and go to the primary. */
-export const CONTROL_RCPTS = ['<alice@primary.test>', '<bob@PRIMARY.TEST>', '<carol@primary.test.>'];
+export const CONTROL_RCPTS = ['<alice@primary.test>', '<bob@PRIMARY.TEST>', '<carol@primary.test>'];

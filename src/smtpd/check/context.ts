@@ -66,6 +66,8 @@ export interface Env {
   softBounce: boolean;
   delayReject: boolean;
   heloRequired: boolean;
+  /** smtpd_reject_unlisted_recipient: unknown_local_recipient_reject_code for our own (local-class) addresses. */
+  rejectUnlistedLocal: number | false;
   allowUntrustedRouting: boolean;
   accessParentMatch: boolean;
   recipientDelimiter: string;

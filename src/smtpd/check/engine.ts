@@ -13,7 +13,7 @@ import { TableList, openTable as openTableReal, type LookupTable } from '../../t
 import type { Logger } from '../../log/index.js';
 import type { Verifier } from '../../verify/types.js';
 import { type Reply } from '../../mail/index.js';
-import { CLASS, DUNNO, PERMIT, makeReply, type Decision } from './decision.js';
+import { CLASS, DUNNO, PERMIT, classReply, makeReply, type Decision } from './decision.js';
 import { newState, namaddr, type CheckDns, type CompiledList, type Ctx, type Env, type EvalState } from './context.js';
 import { MatchList } from './matchlist.js';
 import { resolveAddress } from './resolve.js';
@@ -120,6 +120,7 @@ function buildEnv(config: Config, opts: EngineOptions): Env {
     softBounce: config.raw('soft_bounce') !== undefined && /^(yes|true)$/i.test(config.str('soft_bounce').trim()),
     delayReject: config.bool('smtpd_delay_reject'),
     heloRequired: config.bool('smtpd_helo_required'),
+    rejectUnlistedLocal: config.bool('smtpd_reject_unlisted_recipient') ? config.code('unknown_local_recipient_reject_code') : false,
     allowUntrustedRouting: config.bool('allow_untrusted_routing'),
     accessParentMatch: parentParams.has('smtpd_access_maps'),
     recipientDelimiter: config.str('recipient_delimiter'),
@@ -316,6 +317,19 @@ class Engine implements RestrictionEngine {
     return this.verdict(st);
   }
 
+  /**
+   * smtpd_reject_unlisted_recipient, applied after the lists as Postfix does: Backstop keeps no
+   * local mailboxes, so an address of our own (mydestination, our address literals) that passed
+   * the restrictions is unknown — refused now rather than accepted and bounced later (backscatter).
+   */
+  private async unlisted(s: SessionInfo, v: Verdict): Promise<Verdict> {
+    const code = this.env.rejectUnlistedLocal;
+    if (v.action !== 'accept' || code === false || !s.recipient) return v;
+    const r = await this.env.resolve(s.recipient);
+    if (r.class !== 'local') return v;
+    return { ...v, action: 'reject', reply: classReply(code, '5.1.1', s.recipient, CLASS.recipient, 'User unknown in local recipient table') };
+  }
+
   async check(s: SessionInfo): Promise<Verdict> {
     const delay = this.env.delayReject;
     const early: ListName[] = delay ? ['smtpd_client_restrictions', 'smtpd_helo_restrictions', 'smtpd_sender_restrictions'] : [];
@@ -331,7 +345,7 @@ class Engine implements RestrictionEngine {
         // Mail to our own address-verification probe sender (bounces of probes) is exempt from the
         // access restrictions, as in Postfix; the master discards it instead of queueing it.
         if (s.recipient && this.env.verifier?.isProbeSender?.(s.recipient)) return { action: 'accept' };
-        return this.sequence(s, [...early, 'smtpd_relay_restrictions', 'smtpd_recipient_restrictions']);
+        return this.unlisted(s, await this.sequence(s, [...early, 'smtpd_relay_restrictions', 'smtpd_recipient_restrictions']));
       case 'data':
         return this.sequence(s, ['smtpd_data_restrictions']);
       case 'end-of-data':

@@ -469,3 +469,22 @@ describe('check_policy_service', () => {
     }
   });
 });
+
+describe('smtpd_reject_unlisted_recipient', () => {
+  let h: Harness;
+  before(async () => { h = await startHarness(); });
+  after(async () => { await h.close(); });
+  const cf = 'myhostname = mx2.backup.test\nmydestination = $myhostname\ninet_interfaces = 127.0.0.1\nsmtpd_relay_restrictions =\nsmtpd_recipient_restrictions = permit\n';
+  test('our own addresses have no mailboxes: 550 5.1.1 after the lists permitted them', async () => {
+    const e = h.engine(cf + 'smtpd_reject_unlisted_recipient = yes\n');
+    assert.equal(show(await e.check(session({ recipient: 'x@mx2.backup.test' }))), '550 5.1.1 <x@mx2.backup.test>: Recipient address rejected: User unknown in local recipient table');
+    assert.equal(show(await e.check(session({ recipient: 'x@[127.0.0.1]' }))), '550 5.1.1 <x@[127.0.0.1]>: Recipient address rejected: User unknown in local recipient table');
+    assert.equal(show(await e.check(session({ recipient: 'x@relayed.test' }))), 'accept');
+  });
+  test('unknown_local_recipient_reject_code and = no', async () => {
+    const e = h.engine(cf + 'smtpd_reject_unlisted_recipient = yes\nunknown_local_recipient_reject_code = 450\n');
+    assert.equal(show(await e.check(session({ recipient: 'x@mx2.backup.test' }))), '450 4.1.1 <x@mx2.backup.test>: Recipient address rejected: User unknown in local recipient table');
+    const off = h.engine(cf + 'smtpd_reject_unlisted_recipient = no\n');
+    assert.equal(show(await off.check(session({ recipient: 'x@mx2.backup.test' }))), 'accept');
+  });
+});

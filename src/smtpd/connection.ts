@@ -534,7 +534,7 @@ export class BackstopConnection extends SMTPConnection {
       return false;
     }
     for (const w of v.warnings ?? []) slog.logWarn(this.log, { ...this.rejectCtx('MAIL'), sender: parts.address }, w);
-    this.sender = parts.address;
+    this.sender = stripTrailingDot(parts.address);
     this.mailParams = p;
     this.rcpts = [];
     this.prepend = [...(v.prepend ?? [])];
@@ -567,7 +567,7 @@ export class BackstopConnection extends SMTPConnection {
     }
     const v = await this.check('rcpt', { recipient: parts.address, recipientCount: this.rcpts.length });
     if (!(await this.applyVerdict(v, 'RCPT', parts.address))) return false;
-    this.rcpts.push({ address: parts.address, ...(p.notify ? { notify: p.notify } : {}), ...(p.orcpt ? { orcpt: p.orcpt } : {}) });
+    this.rcpts.push({ address: stripTrailingDot(parts.address), ...(p.notify ? { notify: p.notify } : {}), ...(p.orcpt ? { orcpt: p.orcpt } : {}) });
     if (v.prepend) this.prepend.push(...v.prepend);
     await this.respond(reply(250, '2.1.5', 'Ok'));
     return true;
@@ -906,6 +906,14 @@ export class BackstopConnection extends SMTPConnection {
       await this.respond(e.reply);
     }
   }
+}
+
+/**
+ * `user@domain.` → `user@domain`, as Postfix's address rewriting does before the queue: the
+ * restrictions already treat both alike, and a strict primary would refuse the dotted form.
+ */
+function stripTrailingDot(address: string): string {
+  return /@[^@]*[^.]\.$/.test(address) ? address.slice(0, -1) : address;
 }
 
 function isBase64(s: string): boolean {

@@ -84,6 +84,19 @@ describe('smtpd protocol', () => {
     c.close();
   });
 
+  test('a trailing dot in the domain is dropped before the queue, as Postfix rewrites it', async () => {
+    const c = await h.ehlo();
+    assert.equal((await c.cmd('MAIL FROM:<s@client.test.>')).code, 250);
+    assert.equal((await c.cmd('RCPT TO:<a@primary.test.>')).code, 250);
+    assert.equal((await c.cmd('DATA')).code, 354);
+    c.write('x\r\n.\r\n');
+    const id = /queued as (\w+)/.exec((await c.read()).text)?.[1];
+    const env = h.sink.messages.find((m) => m.id === id)?.envelope;
+    assert.equal(env?.sender, 's@client.test');
+    assert.deepEqual(env?.recipients, [{ address: 'a@primary.test' }]);
+    c.close();
+  });
+
   const cases: Array<{ desc: string; setup?: string[]; cmd: string; expected: string }> = [
     { desc: 'EHLO without name', cmd: 'EHLO', expected: '501 Syntax: EHLO hostname' },
     { desc: 'HELO without name', cmd: 'HELO', expected: '501 Syntax: HELO hostname' },

@@ -148,6 +148,9 @@ function storageError(err: unknown): SmtpError {
   return new SmtpError(code === 'ENOSPC' || code === 'EDQUOT' ? ERR_STORAGE() : ERR_WRITE(), msg);
 }
 
+/** The queues the scheduler moves mail between (see moveUnlocked). */
+const SCHEDULING: ReadonlySet<QueueName> = new Set<QueueName>(['active', 'deferred']);
+
 export class QueueError extends Error {
   constructor(message: string, readonly code: 'ENOENT' | 'EINVAL') {
     super(message);
@@ -541,8 +544,15 @@ export class Queue extends EventEmitter<QueueEvents> {
     const from = e.queue;
     if (from === to) return;
     await rename(this.path(from, e.id), this.path(to, e.id));
-    // Both directories: otherwise a crash could leave the name in both (or neither) place.
-    await Promise.all([this.syncers.get(to)!.sync(), this.syncers.get(from)!.sync()]);
+    // A move between the two scheduling queues (active ↔ deferred) needs no directory fsync, as in
+    // Postfix's qmgr: the message's state (recipients, retry time) lives in the file, fsync'd by
+    // appendUpdate; a rename is one atomic journal transaction, so after a crash the name is in
+    // exactly one of the two folders, and both are scanned at start-up. Losing the move only
+    // changes when the message is tried next. Any other move (hold, corrupt: an administrator's
+    // or a safety decision) is made durable in both directories.
+    if (!(SCHEDULING.has(from) && SCHEDULING.has(to))) {
+      await Promise.all([this.syncers.get(to)!.sync(), this.syncers.get(from)!.sync()]);
+    }
     e.queue = to;
     if (to === 'active') {
       const nrcpt = e.status.split('').filter((c) => c === 'P').length;

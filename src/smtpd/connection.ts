@@ -9,6 +9,7 @@
 
 import type net from 'node:net';
 import { PassThrough } from 'node:stream';
+import { isUtf8 } from 'node:buffer';
 import { SMTPServer } from 'smtp-server';
 import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
 import { reply, formatReply, toSmtpError, SmtpError, type Reply, type Envelope, type EnvelopeRecipient } from '../mail/index.js';
@@ -57,6 +58,7 @@ const R = {
   sync: reply(554, '5.5.0', 'Error: SMTP protocol synchronization'),
   unknown: reply(502, '5.5.2', 'Error: command not recognized'),
   badSyntax: reply(500, '5.5.2', 'Error: bad syntax'),
+  badUtf8: reply(500, '5.5.2', 'Error: bad UTF-8 syntax'),
   tooLong: reply(500, '5.5.2', 'Error: command line too long'),
   needHelo: reply(503, '5.5.1', 'Error: send HELO/EHLO first'),
   needMail: reply(503, '5.5.1', 'Error: need MAIL command'),
@@ -387,6 +389,13 @@ export class BackstopConnection extends SMTPConnection {
     if (lineBuf.includes(0)) {
       this.count('unknown', false);
       await this.respond(R.badSyntax);
+      return;
+    }
+    // Postfix: with smtputf8_enable, a command that is not valid UTF-8 is refused before parsing
+    // (otherwise the bytes would become U+FFFD and reach the envelope).
+    if (this.s.smtputf8 && !isUtf8(lineBuf)) {
+      this.count('unknown', false);
+      await this.respond(R.badUtf8);
       return;
     }
     if (info.tooLong) {

@@ -59,6 +59,7 @@ const R = {
   unknown: reply(502, '5.5.2', 'Error: command not recognized'),
   badSyntax: reply(500, '5.5.2', 'Error: bad syntax'),
   badUtf8: reply(500, '5.5.2', 'Error: bad UTF-8 syntax'),
+  declareSmtputf8: reply(553, '5.6.7', 'Must declare SMTPUTF8 to send unicode address'),
   tooLong: reply(500, '5.5.2', 'Error: command line too long'),
   needHelo: reply(503, '5.5.1', 'Error: send HELO/EHLO first'),
   needMail: reply(503, '5.5.1', 'Error: need MAIL command'),
@@ -531,6 +532,10 @@ export class BackstopConnection extends SMTPConnection {
       await this.respond(p);
       return false;
     }
+    if (this.s.smtputf8 && !p.smtputf8 && /[^\x00-\x7f]/.test(parts.address)) {
+      await this.respond(R.declareSmtputf8);
+      return false;
+    }
     if (p.size !== undefined && this.s.messageSizeLimit > 0 && p.size > this.s.messageSizeLimit) {
       await this.respond(R.sizeLimit);
       return false;
@@ -563,6 +568,10 @@ export class BackstopConnection extends SMTPConnection {
     }
     if (!parts.address || !addressSyntaxOk(parts.address)) {
       await this.respond(reply(501, '5.1.3', 'Bad recipient address syntax'));
+      return false;
+    }
+    if (this.s.smtputf8 && !this.mailParams.smtputf8 && /[^\x00-\x7f]/.test(parts.address)) {
+      await this.respond(R.declareSmtputf8);
       return false;
     }
     const p = rcptParams(parseParams(parts.rest));

@@ -168,7 +168,7 @@ test('over-long command: 500 5.5.2, the session continues', async (t) => {
   });
 });
 
-test('NUL and 8-bit bytes in commands: 500 5.5.2, no crash, the session continues', async (t) => {
+test('NUL and 8-bit bytes in commands: 500 5.5.2 / 553 5.6.7, no crash, the session continues', async (t) => {
   await during(t, async () => {
     const c = await ehlo();
     try {
@@ -183,6 +183,18 @@ test('NUL and 8-bit bytes in commands: 500 5.5.2, no crash, the session continue
       c.close();
     }
   });
+  // Valid UTF-8 in an address needs SMTPUTF8 on MAIL (Postfix: 553 5.6.7); with it, it is accepted.
+  const u = await ehlo();
+  try {
+    assert.equal(await u.cmd(Buffer.from('MAIL FROM:<j\u00f6e@sender.test>', 'utf8')), '553 5.6.7 Must declare SMTPUTF8 to send unicode address');
+    assert.equal(await u.cmd('MAIL FROM:<joe@sender.test>'), '250 2.1.0 Ok');
+    assert.equal(await u.cmd(Buffer.from('RCPT TO:<j\u00f6rg@primary.test>', 'utf8')), '553 5.6.7 Must declare SMTPUTF8 to send unicode address');
+    assert.equal(await u.cmd('RSET'), '250 2.0.0 Ok');
+    assert.equal(await u.cmd(Buffer.from('MAIL FROM:<j\u00f6e@sender.test> SMTPUTF8', 'utf8')), '250 2.1.0 Ok');
+    assert.equal(await u.cmd(Buffer.from('RCPT TO:<j\u00f6rg@primary.test>', 'utf8')), '250 2.1.5 Ok');
+  } finally {
+    u.close();
+  }
   assert.doesNotMatch(server.log(), /from=<a|from=<\ufffd|internal error/);
 });
 

@@ -168,6 +168,28 @@ test('over-long command: 500 5.5.2, the session continues', async (t) => {
   });
 });
 
+test('over-long lines in DATA (10,000 and 100,000 bytes): accepted, every byte delivered', async (t) => {
+  const long1 = 'y'.repeat(10_000);
+  const long2 = 'z'.repeat(100_000);
+  await during(t, async () => {
+    const c = await ehlo();
+    try {
+      assert.equal(await c.cmd('MAIL FROM:<long@sender.test>'), '250 2.1.0 Ok');
+      assert.equal(await c.cmd('RCPT TO:<alice@primary.test>'), '250 2.1.5 Ok');
+      assert.equal(await c.cmd('DATA'), '354 End data with <CR><LF>.<CR><LF>');
+      assert.match(await c.cmd(`Subject: long\r\n\r\n${long1}\r\n${long2}\r\nend\r\n.`), /^250 2\.0\.0 Ok: queued as /);
+      assert.equal(await c.cmd('NOOP'), '250 2.0.0 Ok');
+    } finally {
+      c.close();
+    }
+  });
+  const [m] = await waitSink((m) => m.from === 'long@sender.test');
+  // Postfix folds lines longer than smtp_line_length_limit with <CR><LF><SPACE>; unfolded, the
+  // content must be exactly what was sent.
+  const body = m.raw.toString('latin1').replace(/\r\n /g, '');
+  assert.ok(body.endsWith(`\r\n\r\n${long1}\r\n${long2}\r\nend\r\n`), 'long lines changed on the way');
+});
+
 test('NUL and 8-bit bytes in commands: 500 5.5.2 / 553 5.6.7, no crash, the session continues', async (t) => {
   await during(t, async () => {
     const c = await ehlo();

@@ -88,6 +88,7 @@ export function deliveryOptions(config: Config, deps: { dns: Resolver; cache: Co
       tlsCa: ca ? readFileSync(ca) : undefined,
       bindAddress: config.str('smtp_bind_address') || undefined,
       lineLengthLimit: config.int('line_length_limit'),
+      smtpLineLengthLimit: config.int('smtp_line_length_limit'),
       timeouts: {
         smtp_connect_timeout: config.time('smtp_connect_timeout'),
         smtp_helo_timeout: config.time('smtp_helo_timeout'),

@@ -2,6 +2,8 @@
 // ".". Every line ending becomes CRLF — a bare LF or a bare CR ends a line too — and a line that
 // starts with "." gets a second one (RFC 5321 4.5.2). So no byte sequence in the content can end
 // DATA early or smuggle a second message (SMTP smuggling: "\n.\r\n", "\r.\r\n", "\n.\n").
+// Lines longer than smtp_line_length_limit (998, RFC 5322's limit) are broken by inserting
+// <CR><LF><SPACE>, as Postfix's smtp client does, so a strict primary does not refuse them.
 // Trusts nothing in the content; keeps its state across chunks.
 
 import { Transform, type TransformCallback } from 'node:stream';
@@ -17,14 +19,23 @@ export class DataEncoder extends Transform {
   private afterCr = false;
   /** Bytes of content seen (before encoding). */
   bytesIn = 0;
+  /** Bytes written on the current output line. */
+  private column = 0;
+
+  /** @param lineLimit smtp_line_length_limit; 0 = lines are never broken. */
+  constructor(private readonly lineLimit = 998) {
+    super();
+  }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
     this.bytesIn += chunk.length;
-    // Worst case every byte doubles (all "\n" or all "." at line starts).
-    const out = Buffer.allocUnsafe(chunk.length * 2);
+    // Worst case every byte doubles (all "\n" or all "." at line starts), plus 3 bytes per break.
+    const limit = this.lineLimit;
+    const out = Buffer.allocUnsafe(chunk.length * 2 + (limit > 0 ? 3 * Math.ceil(chunk.length / limit) + 3 : 0));
     let o = 0;
     let atLineStart = this.atLineStart;
     let afterCr = this.afterCr;
+    let column = this.column;
     for (let i = 0; i < chunk.length; i++) {
       const b = chunk[i];
       if (b === LF) {
@@ -34,20 +45,33 @@ export class DataEncoder extends Transform {
         }
         afterCr = false;
         atLineStart = true;
+        column = 0;
       } else if (b === CR) {
         out[o++] = CR;
         out[o++] = LF;
         afterCr = true;
         atLineStart = true;
+        column = 0;
       } else {
-        if (atLineStart && b === DOT) out[o++] = DOT;
+        if (limit > 0 && column >= limit) {
+          out[o++] = CR;
+          out[o++] = LF;
+          out[o++] = 0x20;
+          column = 1;
+        }
+        if (atLineStart && b === DOT) {
+          out[o++] = DOT;
+          column++;
+        }
         out[o++] = b;
+        column++;
         atLineStart = false;
         afterCr = false;
       }
     }
     this.atLineStart = atLineStart;
     this.afterCr = afterCr;
+    this.column = column;
     cb(null, out.subarray(0, o));
   }
 
@@ -58,8 +82,8 @@ export class DataEncoder extends Transform {
 }
 
 /** Encodes a whole buffer at once (tests, small messages). */
-export function encodeData(content: Buffer | string): Buffer {
-  const enc = new DataEncoder();
+export function encodeData(content: Buffer | string, lineLimit = 998): Buffer {
+  const enc = new DataEncoder(lineLimit);
   const parts: Buffer[] = [];
   enc.on('data', (b: Buffer) => parts.push(b));
   enc.write(typeof content === 'string' ? Buffer.from(content, 'utf8') : content);

@@ -63,6 +63,8 @@ export interface SessionOptions {
   logger?: Logger;
   /** Longest reply line kept (longer lines are truncated), Postfix's line_length_limit. */
   lineLengthLimit?: number;
+  /** smtp_line_length_limit: longer message lines are broken with CRLF SPACE (default 998; 0 = never). */
+  smtpLineLengthLimit?: number;
 }
 
 export interface ServerReply {
@@ -588,7 +590,7 @@ export class SmtpSession {
   /** Streams the content through the DATA encoder, each write bounded by smtp_data_xfer_timeout. */
   private async sendBody(body: () => Readable): Promise<void> {
     const stage = 'sending message body';
-    const enc = new DataEncoder();
+    const enc = new DataEncoder(this.opts.smtpLineLengthLimit ?? 998);
     const src = body();
     src.on('error', (err) => enc.destroy(err));
     src.pipe(enc);

@@ -61,3 +61,15 @@ test('parseReply: multi-line replies joined as Postfix logs them', () => {
   assert.equal(parseReply(['451 5.1.1 wrong class']).dsn, '4.0.0');
   assert.equal(parseReply(['garbage']).code, 0);
 });
+
+test('encodeData: lines over smtp_line_length_limit are broken with CRLF SPACE, as Postfix does', () => {
+  const long = 'a'.repeat(2500);
+  const out = encodeData(long + '\r\nshort\r\n').toString('latin1');
+  const lines = out.split('\r\n');
+  assert.deepEqual(lines.map((l) => l.length), [998, 998, 506, 5, '.'.length, 0]);
+  assert.equal(lines[1][0], ' ');
+  assert.equal(lines.slice(0, 3).map((l, i) => (i ? l.slice(1) : l)).join(''), long);
+  // With a dot-stuffed line start (the extra dot counts), and switched off with 0.
+  assert.equal(encodeData('.' + 'b'.repeat(998)).toString('latin1'), '..' + 'b'.repeat(996) + '\r\n ' + 'bb\r\n.\r\n');
+  assert.equal(encodeData('c'.repeat(1500), 0).toString('latin1'), 'c'.repeat(1500) + '\r\n.\r\n');
+});

@@ -3,10 +3,9 @@
 // the real `backstop start` as a child process with its own environment (fault hooks) and
 // SIGKILL, a one-message SMTP sender for load, and env-var knobs (BATTERY_ROUNDS, ...).
 // Trusts the helpers in test/helpers; everything else is checked by the tests.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { connect } from 'node:net';
+import { spawn } from 'node:child_process';
 import { cliCommand, repoRoot } from '../helpers/cli.js';
-import { makeConfigDir } from '../helpers/server.js';
+import { makeConfigDir, startServer, type RunningServer } from '../helpers/server.js';
 import type { ZoneSpec } from '../helpers/dnsserver.js';
 import { RawClient } from '../smtpd/client.js';
 
@@ -62,65 +61,11 @@ export function mainCf(dnsServers: string, primaryPort: number, extra: string[] 
   ].join('\n') + '\n';
 }
 
-export interface Backstop {
-  dir: string;
-  port: number;
-  child: ChildProcess;
-  log(): string;
-  waitForLog(re: RegExp, timeoutMs?: number): Promise<string>;
-  /** Resolves with the exit code (or signal name) once the process is gone. */
-  exited: Promise<number | string | null>;
-  stop(signal?: NodeJS.Signals): Promise<number | string | null>;
-}
-
-function portOpen(port: number, host: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect({ port, host });
-    s.once('connect', () => { s.destroy(); resolve(true); });
-    s.once('error', () => resolve(false));
-  });
-}
+export type Backstop = RunningServer;
 
 /** Start `backstop start -c dir` with extra environment; waits until the port answers. */
-export async function startBackstop(dir: string, port: number, env: NodeJS.ProcessEnv = {}, timeoutMs = 20_000): Promise<Backstop> {
-  const { cmd, argv } = cliCommand(['start', '-c', dir]);
-  const child = spawn(cmd, argv, { cwd: repoRoot, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  const listeners = new Set<() => void>();
-  const onData = (d: Buffer) => { out += d.toString(); for (const l of [...listeners]) l(); };
-  child.stdout!.on('data', onData);
-  child.stderr!.on('data', onData);
-  let gone: number | string | null | undefined;
-  const exited = new Promise<number | string | null>((r) => child.on('exit', (code, sig) => { gone = sig ?? code; r(gone); }));
-  const deadline = Date.now() + timeoutMs;
-  while (!(await portOpen(port, '127.0.0.1'))) {
-    if (gone !== undefined) throw new Error(`backstop exited with ${gone} before listening:\n${out}`);
-    if (Date.now() > deadline) { child.kill('SIGKILL'); throw new Error(`backstop did not listen on 127.0.0.1:${port}:\n${out}`); }
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  return {
-    dir, port, child, exited,
-    log: () => out,
-    waitForLog(re, ms = 15_000) {
-      return new Promise((resolve, reject) => {
-        const check = () => {
-          const m = re.exec(out);
-          if (m) { listeners.delete(check); clearTimeout(t); resolve(m[0]); }
-        };
-        const t = setTimeout(() => { listeners.delete(check); reject(new Error(`no log line ${re} within ${ms} ms:\n${out.slice(-4000)}`)); }, ms);
-        listeners.add(check);
-        check();
-      });
-    },
-    async stop(signal = 'SIGTERM') {
-      if (gone !== undefined) return gone;
-      child.kill(signal);
-      const t = setTimeout(() => child.kill('SIGKILL'), 15_000);
-      const code = await exited;
-      clearTimeout(t);
-      return code;
-    },
-  };
+export function startBackstop(dir: string, port: number, env: NodeJS.ProcessEnv = {}, timeoutMs = 20_000): Promise<Backstop> {
+  return startServer(dir, port, '127.0.0.1', timeoutMs, env);
 }
 
 /** Run `backstop <args>` to completion (start that must fail, check, ...). */

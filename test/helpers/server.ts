@@ -15,7 +15,9 @@ export interface RunningServer {
   log(): string;
   /** Resolves when a log line matches, rejects after timeoutMs. */
   waitForLog(re: RegExp, timeoutMs?: number): Promise<string>;
-  stop(signal?: NodeJS.Signals): Promise<number | null>;
+  /** Resolves with the exit code (or the signal's name) once the process is gone. */
+  exited: Promise<number | string | null>;
+  stop(signal?: NodeJS.Signals): Promise<number | string | null>;
   /** Remove the configuration and spool folder. */
   cleanup(): void;
 }
@@ -34,27 +36,30 @@ function portOpen(port: number, host: string): Promise<boolean> {
   });
 }
 
-export async function startServer(dir: string, port: number, host = '127.0.0.1', timeoutMs = 20_000): Promise<RunningServer> {
+export async function startServer(
+  dir: string, port: number, host = '127.0.0.1', timeoutMs = 20_000, env: NodeJS.ProcessEnv = {},
+): Promise<RunningServer> {
   const { cmd, argv } = cliCommand(['start', '-c', dir]);
-  const child = spawn(cmd, argv, { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(cmd, argv, { cwd: repoRoot, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   const listeners = new Set<() => void>();
-  const onData = (d: Buffer) => { out += d.toString(); for (const l of listeners) l(); };
+  const onData = (d: Buffer) => { out += d.toString(); for (const l of [...listeners]) l(); };
   child.stdout!.on('data', onData);
   child.stderr!.on('data', onData);
-  let exited: number | null | undefined;
-  const exit = new Promise<number | null>((r) => child.on('exit', (code) => { exited = code; r(code); }));
+  let exited: number | string | null | undefined;
+  const exit = new Promise<number | string | null>((r) => child.on('exit', (code, sig) => { exited = sig ?? code; r(exited); }));
 
   const deadline = Date.now() + timeoutMs;
   while (!(await portOpen(port, host))) {
     if (exited !== undefined) throw new Error(`backstop exited with ${exited} before listening:\n${out}`);
     if (Date.now() > deadline) { child.kill('SIGKILL'); throw new Error(`backstop did not listen on ${host}:${port}:\n${out}`); }
-    await new Promise((r) => setTimeout(r, 50));
+    await new Promise((r) => setTimeout(r, 25));
   }
   return {
     dir,
     port,
     child,
+    exited: exit,
     log: () => out,
     waitForLog(re, ms = 15_000) {
       return new Promise((resolve, reject) => {
@@ -62,7 +67,7 @@ export async function startServer(dir: string, port: number, host = '127.0.0.1',
           const m = re.exec(out);
           if (m) { listeners.delete(check); clearTimeout(t); resolve(m[0]); }
         };
-        const t = setTimeout(() => { listeners.delete(check); reject(new Error(`no log line ${re} within ${ms} ms:\n${out}`)); }, ms);
+        const t = setTimeout(() => { listeners.delete(check); reject(new Error(`no log line ${re} within ${ms} ms:\n${out.slice(-4000)}`)); }, ms);
         listeners.add(check);
         check();
       });

@@ -8,7 +8,7 @@ import { existsSync, mkdtempSync, openSync, closeSync, readFileSync, readdirSync
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { run, waitFor, portOpen, sleep, type CmdResult } from './proc.js';
+import { run, waitFor, portOpen, sleep, logWatcher, type CmdResult } from './proc.js';
 import { createMeter, type Meter } from './meter.js';
 import { renderMain, queueCounts, type Params, type QueueCounts } from './postfix.js';
 
@@ -142,19 +142,7 @@ export async function startBackstop(o: BackstopOptions): Promise<BackstopInstanc
   const inst: BackstopInstance = {
     configDir, queueDir, logFile, pid: child.pid!, meter,
     log: readLog,
-    countLog(re) {
-      const g = new RegExp(re.source, re.flags.includes('g') ? re.flags : re.flags + 'g');
-      return readLog().match(g)?.length ?? 0;
-    },
-    async waitForLog(re, ms = 15_000) {
-      let line = '';
-      await waitFor(() => {
-        const m = new RegExp(`^.*${re.source}.*$`, 'm' + re.flags.replace(/[gm]/g, '')).exec(readLog());
-        if (m) line = m[0];
-        return !!m;
-      }, ms, `backstop log line ${re}`, 50);
-      return line;
-    },
+    ...logWatcher(readLog, 'backstop log line'),
     command,
     async flush() { await command('postqueue', ['-f']); },
     async deleteAll() { await command('postsuper', ['-d', 'ALL'], { check: false }); },

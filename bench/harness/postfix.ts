@@ -18,7 +18,7 @@ import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync,
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { run, requireRoot, sleep, waitFor, portOpen, alive, type CmdResult } from './proc.js';
+import { run, requireRoot, sleep, waitFor, portOpen, alive, logWatcher, type CmdResult } from './proc.js';
 import { createMeter, type Meter } from './meter.js';
 import type { DnsSandbox } from './sandbox.js';
 
@@ -373,19 +373,7 @@ export async function startPostfix(opts: PostfixOptions): Promise<PostfixInstanc
     baseDir, configDir, queueDir, dataDir, maillogFile, meter,
     masterPid,
     log: readLog,
-    countLog(re) {
-      const g = new RegExp(re.source, re.flags.includes('g') ? re.flags : re.flags + 'g');
-      return readLog().match(g)?.length ?? 0;
-    },
-    async waitForLog(re, ms = 15_000) {
-      let line = '';
-      await waitFor(() => {
-        const m = new RegExp(`^.*${re.source}.*$`, 'm' + re.flags.replace(/[gm]/g, '')).exec(readLog());
-        if (m) line = m[0];
-        return !!m;
-      }, ms, `maillog line ${re} in postfix-${opts.name}`, 50);
-      return line;
-    },
+    ...logWatcher(readLog, `maillog line in postfix-${opts.name}:`),
     command,
     async flush() { await command('postqueue', ['-f']); },
     async deleteAll() { await command('postsuper', ['-d', 'ALL'], { check: false, timeoutMs: 120_000 }); },

@@ -95,3 +95,23 @@ export function requireRoot(what: string): void {
     throw new Error(`${what} needs root (it binds port 53/25 on loopback addresses and uses a private mount namespace)`);
   }
 }
+
+/** countLog / waitForLog over a log file read by `readLog`, shared by the Postfix and Backstop instances. */
+export function logWatcher(readLog: () => string, label: string) {
+  return {
+    countLog(re: RegExp): number {
+      const g = new RegExp(re.source, re.flags.includes('g') ? re.flags : re.flags + 'g');
+      return readLog().match(g)?.length ?? 0;
+    },
+    /** Resolves with the whole matching line. */
+    async waitForLog(re: RegExp, ms = 15_000): Promise<string> {
+      let line = '';
+      await waitFor(() => {
+        const m = new RegExp(`^.*${re.source}.*$`, 'm' + re.flags.replace(/[gm]/g, '')).exec(readLog());
+        if (m) line = m[0];
+        return !!m;
+      }, ms, `${label} ${re}`, 50);
+      return line;
+    },
+  };
+}

@@ -2,37 +2,17 @@
 // Postfix 3.7), built from the session the restriction engine sees. Unknown values are sent
 // empty (strings) or 0 (numbers), as Postfix does. Pure function.
 
-/** What a policy request needs to know about the session (a subset of smtpd's SessionInfo). */
-export interface PolicySession {
-  stage: 'connect' | 'helo' | 'mail' | 'rcpt' | 'data' | 'end-of-data' | 'etrn';
-  protocol: 'SMTP' | 'ESMTP';
-  helo?: string;
-  queueId?: string;
-  sender?: string;
-  recipient?: string;
-  recipientCount: number;
-  clientAddress: string;
-  clientPort: number;
-  clientName: string;
-  reverseClientName: string;
-  instance: string;
-  saslMethod?: string;
-  saslUsername?: string;
-  saslSender?: string;
-  size?: number;
-  etrnDomain?: string;
-  serverAddress: string;
-  serverPort: number;
-  tls: boolean;
-  ccertSubject?: string;
-  ccertIssuer?: string;
-  ccertFingerprint?: string;
-  ccertPubkeyFingerprint?: string;
-  encryptionProtocol?: string;
-  encryptionCipher?: string;
-  encryptionKeysize?: number;
-  stress?: boolean;
-}
+import type { SessionInfo } from '../smtpd/check/types.js';
+
+/** What a policy request needs to know about the session: a subset of smtpd's SessionInfo. */
+export type PolicySession = Pick<
+  SessionInfo,
+  | 'stage' | 'protocol' | 'helo' | 'queueId' | 'sender' | 'recipient' | 'recipientCount'
+  | 'clientAddress' | 'clientPort' | 'clientName' | 'reverseClientName' | 'instance' | 'saslMethod'
+  | 'saslUsername' | 'saslSender' | 'size' | 'etrnDomain' | 'serverAddress' | 'serverPort'
+  | 'tls' | 'ccertSubject' | 'ccertIssuer' | 'ccertFingerprint' | 'ccertPubkeyFingerprint'
+  | 'encryptionProtocol' | 'encryptionCipher' | 'encryptionKeysize' | 'stress'
+>;
 
 const STATES: Record<PolicySession['stage'], string> = {
   connect: 'CONNECT', helo: 'EHLO', mail: 'MAIL', rcpt: 'RCPT', data: 'DATA', 'end-of-data': 'END-OF-MESSAGE', etrn: 'ETRN',

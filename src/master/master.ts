@@ -72,17 +72,20 @@ export async function startMaster(configDir: string, opts: StartOptions): Promis
   maillog.open(logFile ? (isAbsolute(logFile) ? logFile : resolve(config.dir, logFile)) : undefined, { hostname: config.str('myhostname') });
   const log = maillog.logger('master');
 
+  // The pid file exists before any listener answers, so `backstop reload|stop` (and anyone who
+  // sees the port open) always finds the master.
+  const pf = pidFile(config);
+  writeFileSync(pf, `${process.pid}\n`, { mode: 0o600 });
   let app: App;
   try {
     app = await opts.createApp(first.loaded);
   } catch (err) {
     log.fatal(`cannot start: ${(err as Error).message}`);
     opts.stderr(`backstop: fatal: cannot start: ${(err as Error).message}\n`);
+    rmSync(pf, { force: true });
     maillog.close();
     return 1;
   }
-  const pf = pidFile(config);
-  writeFileSync(pf, `${process.pid}\n`, { mode: 0o600 });
   log.info(`daemon started -- version ${VERSION}, configuration ${config.dir}`);
 
   let reloading = Promise.resolve();

@@ -1,4 +1,6 @@
-// Shared mail vocabulary: replies and errors, addresses, envelopes.
+// Shared mail vocabulary: replies and errors, addresses, dates, IP forms, envelopes.
 export * from './reply.js';
 export * from './address.js';
+export * from './date.js';
+export * from './ip.js';
 export * from './envelope.js';

@@ -1,27 +1,28 @@
-// `backstop <command>`: the master (start, reload, stop) or one of the administrator's commands.
-// Each command parses its own options the way its Postfix namesake does (postconf -n, postmap -q,
-// postqueue -p, ...), so this file only dispatches. The configuration directory comes from
-// `-c DIR`, else $BACKSTOP_CONFIG_DIR, else /etc/backstop.
+// `backstop [-c DIR] <command> [options]`: the master (start, reload, stop) or one of the
+// administrator's commands. The commands are a registry (name → option spec and handler); every
+// command's options are parsed by one parser (cli/args.ts), which also gives each command
+// `--help` and `-c DIR`. Global options may come before or after the command. The configuration
+// directory comes from `-c DIR`, else $BACKSTOP_CONFIG_DIR, else /etc/backstop.
 
+import { COMMON_OPTIONS, commandHelp, invoke, type CommandSpec, type ParsedArgs } from './cli/args.js';
 import { processIo, type CommandIo } from './cli/io.js';
-import { postconfCommand } from './cli/postconf.js';
-import { checkCommand } from './cli/check.js';
-import { verifyCommand } from './cli/verify.js';
-import { postmapCommand } from './cli/postmap.js';
-import { postqueueCommand, mailqCommand, type CommandIo as QueueCommandIo } from './cli/postqueue.js';
-import { postsuperCommand } from './cli/postsuper.js';
+import { runPostconf, postconfSpec } from './cli/postconf.js';
+import { runCheck, checkSpec } from './cli/check.js';
+import { runVerify, verifySpec } from './cli/verify.js';
+import { runPostmap, postmapSpec } from './cli/postmap.js';
+import { runPostqueue, postqueueSpec, runMailq, mailqSpec, type QueueCommandIo } from './cli/postqueue.js';
+import { runPostsuper, postsuperSpec } from './cli/postsuper.js';
 import { loadConfig } from './config/index.js';
-import { configPath } from './master/master.js';
-import { startMaster, signalMaster, VERSION } from './master/master.js';
+import { configPath, startMaster, signalMaster, VERSION } from './master/master.js';
 import { createApp } from './master/app.js';
 
-type Handler = (argv: string[], io: CommandIo) => Promise<number>;
+type Handler = (args: ParsedArgs, io: CommandIo) => Promise<number>;
 
 /** The queue commands want the queue directory from main.cf and stream-style output. */
-function withQueue(run: (argv: string[], io: QueueCommandIo) => Promise<number>): Handler {
-  return (argv, io) => {
+function withQueue(run: (args: ParsedArgs, io: QueueCommandIo) => Promise<number>): Handler {
+  return (args, io) => {
     const { config } = loadConfig(io.configDir);
-    return run(argv, {
+    return run(args, {
       stdout: { write: (s: string) => io.stdout(s) },
       stderr: { write: (s: string) => io.stderr(s) },
       configDir: io.configDir,
@@ -31,52 +32,90 @@ function withQueue(run: (argv: string[], io: QueueCommandIo) => Promise<number>)
   };
 }
 
-/** Pull `-c DIR` out of argv (any position), as every Postfix command accepts it. */
-export function takeConfigDir(argv: string[]): { dir: string; rest: string[] } {
-  const rest: string[] = [];
-  let dir = process.env.BACKSTOP_CONFIG_DIR || '/etc/backstop';
-  for (let i = 0; i < argv.length; i++) {
-    if (argv[i] === '-c' && i + 1 < argv.length) dir = argv[++i];
-    else if (argv[i].startsWith('-c') && argv[i].length > 2 && !argv[i].startsWith('--')) dir = argv[i].slice(2);
-    else rest.push(argv[i]);
+/** start, reload and stop take no arguments of their own. */
+function serverCommand(name: string, summary: string, run: (io: CommandIo) => Promise<number>): { spec: CommandSpec; run: Handler } {
+  return {
+    spec: { name, summary, synopsis: '[-c DIR]', options: {} },
+    run: async (args, io) => {
+      if (args.positionals.length) {
+        io.stderr(`backstop ${name}: unexpected argument ${args.positionals[0]} (see 'backstop ${name} --help')\n`);
+        return 2;
+      }
+      return run(io);
+    },
+  };
+}
+
+/** A Map, not an object literal: `backstop toString` must be an unknown command, not Object's method. */
+const COMMANDS = new Map<string, { spec: CommandSpec; run: Handler }>(
+  [
+    serverCommand('start', 'run the mail system in the foreground (SIGHUP reloads, SIGTERM stops)', (io) =>
+      startMaster(io.configDir, { stderr: io.stderr, createApp }),
+    ),
+    serverCommand('reload', 'reload the running mail system (SIGHUP)', (io) => signalMaster(io.configDir, 'SIGHUP', io.stderr)),
+    serverCommand('stop', 'stop the running mail system (SIGTERM)', (io) => signalMaster(io.configDir, 'SIGTERM', io.stderr)),
+    { spec: checkSpec, run: runCheck },
+    { spec: verifySpec, run: runVerify },
+    { spec: postconfSpec, run: runPostconf },
+    { spec: postmapSpec, run: runPostmap },
+    { spec: postqueueSpec, run: withQueue(runPostqueue) },
+    { spec: mailqSpec, run: withQueue(runMailq) },
+    { spec: postsuperSpec, run: withQueue(runPostsuper) },
+  ].map((c) => [c.spec.name, c]),
+);
+
+function overview(): string {
+  const width = Math.max(...[...COMMANDS.keys()].map((n) => n.length));
+  return (
+    `usage: backstop [-c DIR] <command> [options]\n\ncommands:\n` +
+    [...COMMANDS.values()].map((c) => `  ${c.spec.name.padEnd(width)}  ${c.spec.summary}\n`).join('') +
+    `  ${'help'.padEnd(width)}  print this help, or a command's help (help COMMAND)\n` +
+    `  ${'version'.padEnd(width)}  print the version\n\n` +
+    `options (before or after the command):\n  -c DIR  ${COMMON_OPTIONS.config.help}\n  --help  print help and exit\n\n` +
+    `'backstop COMMAND --help' describes a command's options.\n`
+  );
+}
+
+/** Options before the command: -c DIR, --help, --version. Anything else is a usage error. */
+function leadingOptions(argv: string[]): { dir?: string; help?: boolean; version?: boolean; rest: string[]; error?: string } {
+  let dir: string | undefined;
+  let i = 0;
+  for (; i < argv.length && argv[i].startsWith('-') && argv[i] !== '-'; i++) {
+    const a = argv[i];
+    if (a === '--help' || a === '-h') return { help: true, rest: [] };
+    if (a === '--version' || a === '-V') return { version: true, rest: [] };
+    if (a === '-c' || a === '--config') {
+      if (i + 1 >= argv.length) return { rest: [], error: `option ${a} needs a value` };
+      dir = argv[++i];
+    } else if (a.startsWith('--config=')) dir = a.slice('--config='.length);
+    else if (a.startsWith('-c') && !a.startsWith('--')) dir = a.slice(2);
+    else return { rest: [], error: `unknown option ${a}` };
   }
-  return { dir, rest };
+  return { dir, rest: argv.slice(i) };
 }
 
-const COMMANDS: Record<string, { help: string; run: Handler }> = {
-  start: {
-    help: 'run the mail system in the foreground',
-    run: (_argv, io) => startMaster(io.configDir, { stderr: io.stderr, createApp }),
-  },
-  reload: { help: 'reload the running mail system (SIGHUP)', run: (_a, io) => signalMaster(io.configDir, 'SIGHUP', io.stderr) },
-  stop: { help: 'stop the running mail system (SIGTERM)', run: (_a, io) => signalMaster(io.configDir, 'SIGTERM', io.stderr) },
-  check: { help: 'check the configuration, tables and restriction lists (like postfix check)', run: checkCommand },
-  verify: { help: 'probe addresses into the verify cache (warm FILE|-, sync) or show an entry (show ADDRESS)', run: verifyCommand },
-  postconf: { help: 'print configuration parameters [-n | -d] [-x] [name ...]', run: postconfCommand },
-  postqueue: { help: 'list (-p, -j) or flush (-f, -s domain) the mail queue', run: withQueue(postqueueCommand) },
-  mailq: { help: 'list the mail queue (postqueue -p)', run: withQueue(mailqCommand) },
-  postsuper: { help: 'delete (-d), hold (-h), release (-H) or requeue (-r) queued mail: ID | ALL', run: withQueue(postsuperCommand) },
-  postmap: { help: 'compile, query (-q key), dump (-s) or delete (-d key) lookup tables', run: postmapCommand },
-};
-
-function usage(io: CommandIo): number {
-  io.stderr(`usage: backstop <command> [-c CONFIG_DIR] [options]\n\ncommands:\n`);
-  for (const [name, c] of Object.entries(COMMANDS)) io.stderr(`  ${name.padEnd(10)} ${c.help}\n`);
-  return 2;
-}
-
-export async function main(argv: string[]): Promise<number> {
-  const [command, ...args] = argv;
-  const { dir, rest } = takeConfigDir(args);
-  const io = processIo(dir);
-  if (command === '--version' || command === 'version') {
-    io.stdout(`backstop ${VERSION}\n`);
+export async function main(argv: string[], io: { stdout(s: string): void; stderr(s: string): void } = processIo('')): Promise<number> {
+  const lead = leadingOptions(argv);
+  const hint = `(see 'backstop --help')`;
+  if (lead.error) return (io.stderr(`backstop: ${lead.error} ${hint}\n`), 2);
+  if (lead.version) return (io.stdout(`backstop ${VERSION}\n`), 0);
+  if (lead.help) return (io.stdout(overview()), 0);
+  const [command, ...args] = lead.rest;
+  if (command === undefined) return (io.stderr(overview()), 2);
+  if (command === 'version') return (io.stdout(`backstop ${VERSION}\n`), 0);
+  if (command === 'help') {
+    // The topic is the first word that is neither an option nor -c's value (`help -c DIR postmap`).
+    const topic = args.find((a, i) => !a.startsWith('-') && args[i - 1] !== '-c' && args[i - 1] !== '--config');
+    const about = topic === undefined ? undefined : COMMANDS.get(topic);
+    if (topic !== undefined && !about) return (io.stderr(`backstop: unknown command: ${topic} ${hint}\n`), 2);
+    io.stdout(about ? commandHelp(about.spec) : overview());
     return 0;
   }
-  const c = command ? COMMANDS[command] : undefined;
-  if (!c) {
-    if (command && command !== 'help' && command !== '--help') io.stderr(`backstop: unknown command: ${command}\n`);
-    return usage(io);
-  }
-  return c.run(rest, io);
+  const c = COMMANDS.get(command);
+  if (!c) return (io.stderr(`backstop: unknown command: ${command} ${hint}\n`), 2);
+
+  return invoke(c.spec, args, io, (parsed) => {
+    const dir = (parsed.values.config as string | undefined) ?? lead.dir ?? (process.env.BACKSTOP_CONFIG_DIR || '/etc/backstop');
+    return c.run(parsed, { ...processIo(dir), stdout: io.stdout, stderr: io.stderr });
+  });
 }

@@ -1,32 +1,32 @@
-// `backstop postconf [-c DIR] [-n | -d] [-x] [name ...]`: print parameters as `name = value`,
+// `backstop postconf [-c DIR] [-n | -d] [-h] [-x] [name ...]`: print parameters as `name = value`,
 // sorted, exactly as Postfix's postconf does. -n: only parameters set in main.cf; -d: defaults;
-// -x: expanded values. Unknown names get Postfix's warning. Reads the files, never the server.
+// -h: values without the label; -x: expanded values. Unknown names get Postfix's warning. Reads the files, never the server.
 
-import { Command } from 'commander';
 import { loadConfig, paramDef, PARAMS, formatDiagnostic, ConfigValueError } from '../config/index.js';
+import { invoke, type CommandSpec, type ParsedArgs } from './args.js';
 import type { CommandIo } from './io.js';
 
-export async function postconfCommand(argv: string[], io: CommandIo): Promise<number> {
-  const cmd = new Command('postconf')
-    .exitOverride()
-    .configureOutput({ writeOut: io.stdout, writeErr: io.stderr })
-    .option('-c <dir>', 'configuration directory')
-    .option('-n', 'print only parameters set in main.cf')
-    .option('-d', 'print default values')
-    .option('-x', 'expand $name in values')
-    .argument('[names...]');
-  try {
-    cmd.parse(argv, { from: 'user' });
-  } catch {
-    return 1;
-  }
-  const opts = cmd.opts<{ c?: string; n?: boolean; d?: boolean; x?: boolean }>();
-  const loaded = loadConfig(opts.c ?? io.configDir);
+export const postconfSpec: CommandSpec = {
+  name: 'postconf',
+  summary: 'print configuration parameters as `name = value`, as Postfix does',
+  synopsis: '[-c DIR] [-n | -d] [-h] [-x] [name ...]',
+  options: {
+    nondefault: { type: 'boolean', short: 'n', help: 'print only parameters set in main.cf' },
+    defaults: { type: 'boolean', short: 'd', help: 'print default values' },
+    'values-only': { type: 'boolean', short: 'h', help: 'print values only, without the `name = ` label' },
+    expand: { type: 'boolean', short: 'x', help: 'expand $name in values' },
+  },
+  usageError: (message, err) => (err(`postconf: fatal: ${message}; usage: postconf [-c config_dir] [-n | -d] [-h] [-x] [name ...]\n`), 1),
+};
+
+export async function runPostconf(args: ParsedArgs, io: CommandIo): Promise<number> {
+  const opts = { n: args.values.nondefault === true, d: args.values.defaults === true, x: args.values.expand === true, h: args.values['values-only'] === true };
+  const loaded = loadConfig(io.configDir);
   const { config } = loaded;
   // -d needs no main.cf at all (defaults only).
   if (!opts.d) for (const d of loaded.diagnostics) if (d.severity === 'error') io.stderr(`postconf: ${formatDiagnostic(d)}\n`);
 
-  const names: string[] = cmd.args;
+  const names = args.positionals;
   let selected: string[];
   if (names.length) {
     selected = [];
@@ -61,7 +61,12 @@ export async function postconfCommand(argv: string[], io: CommandIo): Promise<nu
       status = 1;
       continue;
     }
-    io.stdout(value === '' ? `${name} =\n` : `${name} = ${value}\n`);
+    io.stdout(opts.h ? `${value}\n` : value === '' ? `${name} =\n` : `${name} = ${value}\n`);
   }
   return status;
+}
+
+/** `postconf ARGS...` as typed on the command line. */
+export function postconfCommand(argv: string[], io: CommandIo): Promise<number> {
+  return invoke(postconfSpec, argv, io, (args) => runPostconf(args, io));
 }

@@ -5,36 +5,33 @@
 
 import { openTable, parseTableRef, isKnownTableType, COMPILED_TABLE_TYPES, TABLE_TYPES, LmdbDict, compileSource, resolveTablePath, COMPILED_SUFFIX } from '../tables/index.js';
 
-export interface PostmapIo {
-  stdout: (s: string) => void;
-  stderr: (s: string) => void;
-  configDir: string;
-}
+import { invoke, type CommandSpec, type ParsedArgs } from './args.js';
+import type { CommandIo } from './io.js';
 
 const USAGE = 'usage: postmap [-q key | -s | -d key] [type:]name';
 
-export async function postmapCommand(argv: string[], io: PostmapIo): Promise<number> {
+export const postmapSpec: CommandSpec = {
+  name: 'postmap',
+  summary: 'compile, query (-q key), dump (-s) or delete (-d key) lookup tables',
+  synopsis: '[-c DIR] [-q KEY | -s | -d KEY] [type:]name ...',
+  options: {
+    query: { type: 'string', short: 'q', value: 'KEY', help: 'print the value of KEY (exit 1 when absent)' },
+    dump: { type: 'boolean', short: 's', help: 'print every entry as `key<TAB>value`' },
+    delete: { type: 'string', short: 'd', value: 'KEY', help: 'delete KEY (exit 1 when absent)' },
+  },
+  usageError: (message, err) => (err(`postmap: fatal: ${message}; ${USAGE}\n`), 1),
+};
+
+export async function runPostmap(args: ParsedArgs, io: CommandIo): Promise<number> {
   const fatal = (msg: string): number => {
     io.stderr(`postmap: fatal: ${msg}\n`);
     return 1;
   };
-  let mode: 'compile' | 'query' | 'dump' | 'delete' = 'compile';
-  let key: string | undefined;
-  const names: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (a === '-q' || a === '-d') {
-      if (mode !== 'compile') return fatal(`options -q, -s and -d are mutually exclusive; ${USAGE}`);
-      if (i + 1 >= argv.length) return fatal(`option ${a} requires a key; ${USAGE}`);
-      mode = a === '-q' ? 'query' : 'delete';
-      key = argv[++i];
-    } else if (a === '-s') {
-      if (mode !== 'compile') return fatal(`options -q, -s and -d are mutually exclusive; ${USAGE}`);
-      mode = 'dump';
-    } else if (a.startsWith('-') && a.length > 1) {
-      return fatal(`unknown option ${a}; ${USAGE}`);
-    } else names.push(a);
-  }
+  const { query, dump, delete: del } = args.values as { query?: string; dump?: boolean; delete?: string };
+  if ([query !== undefined, dump === true, del !== undefined].filter(Boolean).length > 1) return fatal(`options -q, -s and -d are mutually exclusive; ${USAGE}`);
+  const mode: 'compile' | 'query' | 'dump' | 'delete' = query !== undefined ? 'query' : del !== undefined ? 'delete' : dump ? 'dump' : 'compile';
+  const key = query ?? del;
+  const names = args.positionals;
   if (names.length === 0) return fatal(USAGE);
   const warn = (m: string): void => io.stderr(`postmap: warning: ${m}\n`);
   const opts = { baseDir: io.configDir, warn };
@@ -98,4 +95,9 @@ export async function postmapCommand(argv: string[], io: PostmapIo): Promise<num
     }
   }
   return status;
+}
+
+/** `postmap ARGS...` as typed on the command line. */
+export function postmapCommand(argv: string[], io: CommandIo): Promise<number> {
+  return invoke(postmapSpec, argv, io, (args) => runPostmap(args, io));
 }

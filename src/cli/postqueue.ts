@@ -3,10 +3,11 @@
 // through the control socket. Messages and exit codes are Postfix's (EX_USAGE 64,
 // EX_UNAVAILABLE 69). Trusts the queue files only through the queue module's checks.
 
+import { invoke, type CommandSpec, type ParsedArgs } from './args.js';
 import { listQueue, formatMailq, formatJson } from '../queue/index.js';
-import { controlRequest, controlSocketPath, ControlUnavailableError, type ControlRequest } from '../master/control.js';
+import { controlRequest, controlSocketPath, ControlUnavailableError, type ControlRequest } from '../control/index.js';
 
-export interface CommandIo {
+export interface QueueCommandIo {
   stdout: { write(s: string): unknown };
   stderr: { write(s: string): unknown };
   configDir: string;
@@ -21,32 +22,40 @@ const EX_SOFTWARE = 70;
 
 const USAGE = 'usage: postqueue -f | postqueue -j | postqueue -p | postqueue -s site';
 
-function fatal(io: CommandIo, prog: string, text: string, code: number): number {
+function fatal(io: QueueCommandIo, prog: string, text: string, code: number): number {
   io.stderr.write(`${prog}: fatal: ${text}\n`);
   return code;
 }
 
-export async function postqueueCommand(argv: string[], io: CommandIo): Promise<number> {
-  let mode = null as 'p' | 'j' | 'f' | 's' | null;
-  let site = '';
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    const setMode = (m: typeof mode) => {
-      if (mode && mode !== m) return false;
-      mode = m;
-      return true;
-    };
-    if (a === '-c') {
-      if (++i >= argv.length) return fatal(io, 'postqueue', USAGE, EX_USAGE);
-    } else if (a === '-v') continue;
-    else if (a === '-p' || a === '-j' || a === '-f') {
-      if (!setMode(a[1] as 'p' | 'j' | 'f')) return fatal(io, 'postqueue', USAGE, EX_USAGE);
-    } else if (a === '-s') {
-      if (++i >= argv.length || !setMode('s')) return fatal(io, 'postqueue', USAGE, EX_USAGE);
-      site = argv[i];
-    } else return fatal(io, 'postqueue', USAGE, EX_USAGE);
-  }
-  switch (mode as 'p' | 'j' | 'f' | 's' | null) {
+export const postqueueSpec: CommandSpec = {
+  name: 'postqueue',
+  summary: 'list (-p, -j) or flush (-f, -s site) the mail queue',
+  synopsis: '[-c DIR] -p | -j | -f | -s site',
+  options: {
+    print: { type: 'boolean', short: 'p', help: 'list the queue in Postfix\'s (sendmail) format' },
+    json: { type: 'boolean', short: 'j', help: 'list the queue as JSON, one message per line' },
+    flush: { type: 'boolean', short: 'f', help: 'deliver all queued mail now (asks the running server)' },
+    site: { type: 'string', short: 's', value: 'SITE', help: 'deliver queued mail for SITE now (as ETRN)' },
+    verbose: { type: 'boolean', short: 'v', multiple: true, help: 'accepted for compatibility; no effect' },
+  },
+  usageError: (message, err) => (err(`postqueue: fatal: ${message}; ${USAGE}\n`), EX_USAGE),
+};
+
+export const mailqSpec: CommandSpec = {
+  name: 'mailq',
+  summary: 'list the mail queue (postqueue -p)',
+  synopsis: '[-c DIR]',
+  options: { verbose: { type: 'boolean', short: 'v', multiple: true, help: 'accepted for compatibility; no effect' } },
+  usageError: (message, err) => (err(`mailq: fatal: ${message}; usage: mailq\n`), EX_USAGE),
+};
+
+export async function runPostqueue(args: ParsedArgs, io: QueueCommandIo): Promise<number> {
+  const v = args.values as { print?: boolean; json?: boolean; flush?: boolean; site?: string };
+  const modes = [v.print && 'p', v.json && 'j', v.flush && 'f', v.site !== undefined && 's'].filter(Boolean) as ('p' | 'j' | 'f' | 's')[];
+  if (modes.length !== 1 || args.positionals.length) return fatal(io, 'postqueue', USAGE, EX_USAGE);
+  const mode = modes[0];
+  const site = v.site ?? '';
+  switch (mode) {
     case 'p':
       io.stdout.write(formatMailq(listQueue(io.queueDirectory)));
       return 0;
@@ -67,15 +76,21 @@ export async function postqueueCommand(argv: string[], io: CommandIo): Promise<n
         return fatal(io, 'postqueue', err instanceof Error ? err.message : String(err), EX_SOFTWARE);
       }
     }
-    default:
-      return fatal(io, 'postqueue', USAGE, EX_USAGE);
   }
 }
 
 /** mailq: the same listing as postqueue -p. */
-export async function mailqCommand(argv: string[], io: CommandIo): Promise<number> {
-  for (const a of argv) {
-    if (a !== '-v') return fatal(io, 'mailq', 'usage: mailq', EX_USAGE);
-  }
-  return postqueueCommand(['-p'], io);
+export async function runMailq(args: ParsedArgs, io: QueueCommandIo): Promise<number> {
+  if (args.positionals.length) return fatal(io, 'mailq', 'usage: mailq', EX_USAGE);
+  return runPostqueue({ values: { print: true }, positionals: [] }, io);
+}
+
+/** `postqueue ARGS...` as typed on the command line. */
+export function postqueueCommand(argv: string[], io: QueueCommandIo): Promise<number> {
+  return invoke(postqueueSpec, argv, { stdout: (t) => io.stdout.write(t), stderr: (t) => io.stderr.write(t) }, (args) => runPostqueue(args, io));
+}
+
+/** `mailq ARGS...` as typed on the command line. */
+export function mailqCommand(argv: string[], io: QueueCommandIo): Promise<number> {
+  return invoke(mailqSpec, argv, { stdout: (t) => io.stdout.write(t), stderr: (t) => io.stderr.write(t) }, (args) => runMailq(args, io));
 }

@@ -7,8 +7,9 @@
 import { Queue, QueueLockedError, acquireQueueLock, applyAdmin, isValidQueueId, ADMIN_DONE_TEXT, QUEUE_NAMES } from '../queue/index.js';
 import type { AdminOp, AdminResult, AdminSelection, QueueName } from '../queue/index.js';
 import { Maillog } from '../log/index.js';
-import { controlRequest, controlSocketPath, ControlUnavailableError } from '../master/control.js';
-import type { CommandIo } from './postqueue.js';
+import { controlRequest, controlSocketPath, ControlUnavailableError } from '../control/index.js';
+import type { QueueCommandIo } from './postqueue.js';
+import { invoke, type CommandSpec, type ParsedArgs } from './args.js';
 
 const USAGE =
   'usage: postsuper [-c config_dir] [-d queue_id (delete)] [-h queue_id (hold)] [-H queue_id (un-hold)] ' +
@@ -20,25 +21,29 @@ const OP_ORDER: AdminOp[] = ['delete', 'requeue', 'hold', 'release'];
 const TOTAL_TEXT: Record<AdminOp, string> = { requeue: 'Requeued', delete: 'Deleted', hold: 'Placed on hold', release: 'Released from hold' };
 const REPORT_ORDER: AdminOp[] = ['requeue', 'delete', 'hold', 'release'];
 
-export async function postsuperCommand(argv: string[], io: CommandIo): Promise<number> {
+export const postsuperSpec: CommandSpec = {
+  name: 'postsuper',
+  summary: 'delete (-d), hold (-h), release (-H) or requeue (-r) queued mail: ID | ALL | - (IDs on standard input)',
+  synopsis: '[-c DIR] [-d ID] [-h ID] [-H ID] [-r ID] [queue ...]',
+  options: {
+    delete: { type: 'string', short: 'd', multiple: true, value: 'ID', help: 'delete the message (ALL: every message; -: IDs from standard input)' },
+    hold: { type: 'string', short: 'h', multiple: true, value: 'ID', help: 'put the message on hold' },
+    release: { type: 'string', short: 'H', multiple: true, value: 'ID', help: 'release the message from hold' },
+    requeue: { type: 'string', short: 'r', multiple: true, value: 'ID', help: 'requeue the message (deliver again from scratch)' },
+    verbose: { type: 'boolean', short: 'v', multiple: true, help: 'accepted for compatibility; no effect' },
+  },
+  description: 'Queue names (incoming, active, deferred, hold, corrupt) after the options limit the operation to those queues.',
+  usageError: (message, err) => (err(`postsuper: fatal: ${message}; ${USAGE}\n`), 1),
+};
+
+export async function runPostsuper(args: ParsedArgs, io: QueueCommandIo): Promise<number> {
   const err = (s: string) => io.stderr.write(`postsuper: ${s}\n`);
-  const names: Record<AdminOp, string[]> = { delete: [], hold: [], release: [], requeue: [] };
+  const v = args.values as Partial<Record<AdminOp, string[]>>;
+  const names: Record<AdminOp, string[]> = { delete: v.delete ?? [], hold: v.hold ?? [], release: v.release ?? [], requeue: v.requeue ?? [] };
   const queues: QueueName[] = [];
-  let i = 0;
-  for (; i < argv.length; i++) {
-    const a = argv[i];
-    if (a === '-c') {
-      if (++i >= argv.length) return (err(`fatal: ${USAGE}`), 1);
-    } else if (a === '-v') continue;
-    else if (FLAG_OP[a]) {
-      if (++i >= argv.length) return (err(`fatal: ${USAGE}`), 1);
-      names[FLAG_OP[a]].push(argv[i]);
-    } else if (a.startsWith('-') && a !== '-') return (err(`fatal: ${USAGE}`), 1);
-    else break;
-  }
-  for (; i < argv.length; i++) {
-    if (!(QUEUE_NAMES as readonly string[]).includes(argv[i])) return (err(`fatal: invalid directory name: ${argv[i]}`), 1);
-    queues.push(argv[i] as QueueName);
+  for (const q of args.positionals) {
+    if (!(QUEUE_NAMES as readonly string[]).includes(q)) return (err(`fatal: invalid directory name: ${q}`), 1);
+    queues.push(q as QueueName);
   }
 
   // Resolve each operation to a selection: ALL wins over IDs (with Postfix's warning); "-" reads stdin.
@@ -93,7 +98,7 @@ export async function postsuperCommand(argv: string[], io: CommandIo): Promise<n
   return 0;
 }
 
-async function viaServer(io: CommandIo, plan: { op: AdminOp; sel: AdminSelection }[]): Promise<AdminResult[]> {
+async function viaServer(io: QueueCommandIo, plan: { op: AdminOp; sel: AdminSelection }[]): Promise<AdminResult[]> {
   const path = controlSocketPath(io.queueDirectory);
   const out: AdminResult[] = [];
   for (const { op, sel } of plan) {
@@ -104,7 +109,7 @@ async function viaServer(io: CommandIo, plan: { op: AdminOp; sel: AdminSelection
   return out;
 }
 
-async function direct(io: CommandIo, plan: { op: AdminOp; sel: AdminSelection }[]): Promise<AdminResult[]> {
+async function direct(io: QueueCommandIo, plan: { op: AdminOp; sel: AdminSelection }[]): Promise<AdminResult[]> {
   const lock = await acquireQueueLock(io.queueDirectory, { waitMs: 2000 });
   const log = new Maillog();
   log.open(undefined, { quiet: true });
@@ -126,4 +131,9 @@ async function readAll(src: AsyncIterable<Buffer | string>): Promise<string> {
   let s = '';
   for await (const c of src) s += typeof c === 'string' ? c : c.toString('utf8');
   return s;
+}
+
+/** `postsuper ARGS...` as typed on the command line. */
+export function postsuperCommand(argv: string[], io: QueueCommandIo): Promise<number> {
+  return invoke(postsuperSpec, argv, { stdout: (t) => io.stdout.write(t), stderr: (t) => io.stderr.write(t) }, (args) => runPostsuper(args, io));
 }

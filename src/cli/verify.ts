@@ -17,6 +17,7 @@ import {
   STAT_OK, STAT_DEFER, STAT_BOUNCE, type VerifyService, type WarmTotals,
 } from '../verify/index.js';
 import type { CommandIo } from './io.js';
+import { invoke, type CommandSpec, type ParsedArgs } from './args.js';
 
 export interface VerifyIo extends CommandIo {
   /** Standard input for `warm -` (default process.stdin). */
@@ -140,25 +141,29 @@ async function show(ctx: Context, address: string, io: VerifyIo): Promise<number
   return 0;
 }
 
-export async function verifyCommand(argv: string[], io: VerifyIo): Promise<number> {
+export const verifySpec: CommandSpec = {
+  name: 'verify',
+  summary: 'probe addresses into the verify cache (warm FILE|-, sync) or show an entry (show ADDRESS)',
+  synopsis: '[-c DIR] warm [-j N] [-f] FILE|- | sync [-f] | show ADDRESS',
+  options: {
+    jobs: { type: 'string', short: 'j', value: 'N', help: 'warm: probes in parallel (default: the verify service\'s limit)' },
+    force: { type: 'boolean', short: 'f', help: 'warm, sync: probe even addresses the cache still knows' },
+  },
+  usageError: (message, err) => (err(`verify: fatal: ${message}; ${USAGE}\n`), 2),
+};
+
+export async function runVerify(parsed: ParsedArgs, io: VerifyIo): Promise<number> {
   const fatal = (msg: string): number => {
     io.stderr(`verify: fatal: ${msg}\n`);
     return 1;
   };
-  const [sub, ...rest] = argv;
-  let concurrency: number | undefined;
-  let force = false;
-  const args: string[] = [];
-  for (let i = 0; i < rest.length; i++) {
-    const a = rest[i];
-    if (a === '-j' && (sub === 'warm')) {
-      const v = rest[++i];
-      if (v === undefined || !/^[1-9][0-9]*$/.test(v)) return fatal(`option -j needs a positive number, got ${v === undefined ? 'nothing' : `"${v}"`}; ${USAGE}`);
-      concurrency = Number(v);
-    } else if (a === '-f' && (sub === 'warm' || sub === 'sync')) force = true;
-    else if (a.startsWith('-') && a !== '-') return fatal(`unknown option ${a}; ${USAGE}`);
-    else args.push(a);
-  }
+  const [sub, ...args] = parsed.positionals;
+  const { jobs, force: forced } = parsed.values as { jobs?: string; force?: boolean };
+  if (jobs !== undefined && sub !== 'warm') return fatal(`option -j is for verify warm; ${USAGE}`);
+  if (forced && sub === 'show') return fatal(`option -f is for verify warm and verify sync; ${USAGE}`);
+  if (jobs !== undefined && !/^[1-9][0-9]*$/.test(jobs)) return fatal(`option -j needs a positive number, got "${jobs}"; ${USAGE}`);
+  const concurrency = jobs === undefined ? undefined : Number(jobs);
+  const force = forced === true;
   if (sub === 'warm' && args.length !== 1) return fatal(`verify warm needs one FILE (or - for standard input); ${USAGE}`);
   if (sub === 'show' && args.length !== 1) return fatal(`verify show needs one ADDRESS; ${USAGE}`);
   if (sub === 'sync' && args.length !== 0) return fatal(`verify sync takes no arguments (it reads backstop_verify_sync_map); ${USAGE}`);
@@ -209,4 +214,9 @@ export async function verifyCommand(argv: string[], io: VerifyIo): Promise<numbe
     await ctx.close();
   }
   return 0;
+}
+
+/** `verify ARGS...` as typed on the command line. */
+export function verifyCommand(argv: string[], io: VerifyIo): Promise<number> {
+  return invoke(verifySpec, argv, io, (args) => runVerify(args, io));
 }

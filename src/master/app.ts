@@ -15,7 +15,7 @@ import { createQmgr, createNoticeBuilder, controlHandlers, type QmgrParams } fro
 import { createVerifier, openVerifyStore, verifyParamsFrom, startVerifySync } from '../verify/index.js';
 import { createRestrictionEngine } from '../smtpd/check/index.js';
 import { startSmtpd, type MessageSink } from '../smtpd/index.js';
-import { startControlServer, controlSocketPath } from './control.js';
+import { startControlServer, controlSocketPath } from '../control/index.js';
 import { connectionCache, deliveryOptions, myAddresses, resolverFromConfig } from './wiring.js';
 import type { App } from './master.js';
 

@@ -8,7 +8,7 @@ import { mkdirSync, readFileSync, writeFileSync, rmSync, existsSync } from 'node
 import { join, resolve, isAbsolute } from 'node:path';
 import { formatDiagnostic, loadConfig, type Config, type Diagnostic, type LoadedConfig } from '../config/index.js';
 import { maillog } from '../log/index.js';
-import { validateAll } from './validators.js';
+import { validateAll } from '../check/index.js';
 import { processAlive } from '../queue/index.js';
 
 /** The running services as one unit; built from a validated configuration. */

@@ -5,9 +5,9 @@ import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Queue, applyAdmin, formatMailq, formatJson, asctime, type ShowqMessage } from '../../src/queue/index.js';
-import { postqueueCommand, mailqCommand, type CommandIo } from '../../src/cli/postqueue.js';
+import { postqueueCommand, mailqCommand, type QueueCommandIo as CommandIo } from '../../src/cli/postqueue.js';
 import { postsuperCommand } from '../../src/cli/postsuper.js';
-import { startControlServer, controlSocketPath, controlRequest, type ControlHandlers, type FlushStatus } from '../../src/master/control.js';
+import { startControlServer, controlSocketPath, controlRequest, type ControlHandlers, type FlushStatus } from '../../src/control/index.js';
 import { tempDir, envelope, message, chunks, quietLog } from './helpers.js';
 
 function io(queueDirectory: string, stdin?: string): CommandIo & { out: () => string; err: () => string } {
@@ -150,14 +150,22 @@ test('postqueue -p, mailq and -j read the queue files', async () => {
 test('postqueue: usage errors and flush with no server running', async () => {
   const { dir, cleanup } = tempDir();
   try {
-    for (const argv of [[], ['-x'], ['-p', '-j'], ['-s'], ['-c']]) {
+    const usage = 'usage: postqueue -f | postqueue -j | postqueue -p | postqueue -s site\n';
+    const cases: Array<[string[], string]> = [
+      [[], `postqueue: fatal: ${usage}`],
+      [['-p', '-j'], `postqueue: fatal: ${usage}`],
+      [['-x'], `postqueue: fatal: unknown option -x; ${usage}`],
+      [['-s'], `postqueue: fatal: option -s needs a value; ${usage}`],
+      [['-c'], `postqueue: fatal: option -c needs a value; ${usage}`],
+    ];
+    for (const [argv, want] of cases) {
       const t = io(dir);
       assert.equal(await postqueueCommand(argv, t), 64, argv.join(' '));
-      assert.equal(t.err(), 'postqueue: fatal: usage: postqueue -f | postqueue -j | postqueue -p | postqueue -s site\n');
+      assert.equal(t.err(), want);
     }
     const m = io(dir);
     assert.equal(await mailqCommand(['-q'], m), 64);
-    assert.equal(m.err(), 'mailq: fatal: usage: mailq\n');
+    assert.equal(m.err(), 'mailq: fatal: unknown option -q; usage: mailq\n');
     for (const argv of [['-f'], ['-s', 'primary.test']]) {
       const t = io(dir);
       assert.equal(await postqueueCommand(argv, t), 69);
@@ -199,7 +207,7 @@ test('postsuper in direct mode: -d, -h, -H, -r by ID and ALL, with Postfix messa
     assert.equal(t.err(), 'postsuper: fatal: invalid directory name: nosuchqueue\n');
     t = io(dir);
     assert.equal(await postsuperCommand(['-d'], t), 1);
-    assert.match(t.err(), /^postsuper: fatal: usage: postsuper /);
+    assert.match(t.err(), /^postsuper: fatal: (option -. needs a value; )?usage: postsuper /);
   } finally {
     cleanup();
   }

@@ -59,7 +59,7 @@ test('errors are postmap: fatal: ... with exit 1', async () => {
   const cases: Array<{ argv: string[]; err: string }> = [
     { argv: [], err: 'postmap: fatal: usage: postmap [-q key | -s | -d key] [type:]name\n' },
     { argv: ['-x', 'hash:a'], err: 'postmap: fatal: unknown option -x; usage: postmap [-q key | -s | -d key] [type:]name\n' },
-    { argv: ['-q'], err: 'postmap: fatal: option -q requires a key; usage: postmap [-q key | -s | -d key] [type:]name\n' },
+    { argv: ['-q'], err: 'postmap: fatal: option -q needs a value; usage: postmap [-q key | -s | -d key] [type:]name\n' },
     { argv: ['-q', 'k', '-s', 'hash:a'], err: 'postmap: fatal: options -q, -s and -d are mutually exclusive; usage: postmap [-q key | -s | -d key] [type:]name\n' },
     { argv: ['hash:missing'], err: `postmap: fatal: open ${join(dir, 'missing')}: No such file or directory\n` },
     { argv: ['-q', 'k', 'hash:missing'], err: `postmap: fatal: open database ${join(dir, 'missing.lmdb')}: No such file or directory\n` },

@@ -66,6 +66,8 @@ for (const c of cases) {
 }
 
 test('bad usage', async () => {
-  const r = await check(GOOD).then(() => checkCommand(['-x'], { stdout: () => {}, stderr: () => {}, configDir: '.' }));
-  assert.equal(r, 1);
+  let err = '';
+  const r = await check(GOOD).then(() => checkCommand(['-x'], { stdout: () => {}, stderr: (s) => { err += s; }, configDir: '.' }));
+  assert.equal(r, 2);
+  assert.equal(err, "backstop check: unknown option -x (see 'backstop check --help')\n");
 });

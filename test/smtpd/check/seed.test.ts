@@ -12,7 +12,7 @@ import { Config, loadConfig } from '../../../src/config/index.js';
 import { Resolver } from '../../../src/dns/index.js';
 import { Maillog } from '../../../src/log/index.js';
 import { createRestrictionEngine, type RestrictionEngine } from '../../../src/smtpd/check/index.js';
-import { checkConfig } from '../../../src/cli/check.js';
+import { checkConfig } from '../../../src/check/index.js';
 import { startDnsServer, type TestDnsServer } from '../../helpers/dnsserver.js';
 import { startSink, type Sink } from '../../helpers/sink.js';
 import { session, show, ProbingVerifier } from './harness.js';

@@ -3,7 +3,7 @@
 // `backstop start` and a SIGHUP reload refuse exactly what `backstop check` calls an error.
 
 import type { Diagnostic, LoadedConfig } from '../config/index.js';
-import { checkConfig } from '../cli/check.js';
+import { checkConfig } from './check.js';
 
 /** Every diagnostic except the loader's own (the caller has those already). */
 export async function validateAll(loaded: LoadedConfig): Promise<Diagnostic[]> {

@@ -3,7 +3,8 @@
 export type { Verifier, VerifyResult, VerifyStatus } from './types.js';
 export { createVerifier, type VerifyService, type VerifierOptions, type Prober, type ProbeResult, type DestinationUpSource, type EntryInfo, type WarmResult } from './service.js';
 export { DEFAULT_VERIFY_PARAMS, verifyParamsFrom, type VerifyParams } from './params.js';
-export { openVerifyStore, MemoryStore, LmdbStore, type VerifyStore, type OpenStoreOptions } from './store.js';
+export { MemoryStore, LmdbStore, type VerifyStore } from './store.js';
+export { openVerifyStore, type OpenStoreOptions } from './open.js';
 export { RedisStore, parseRedisConfig, type RedisConfig } from './redis.js';
 export { makeProbeSender, isProbeSender, type ProbeSenderParams } from './sender.js';
 export { DestinationLimiter } from './limiter.js';

@@ -1,15 +1,13 @@
-// Where the verify cache lives, chosen by address_verify_map: empty → memory only (lost at
-// exit, as Postfix's internal table); btree:/hash:/lmdb:PATH → an LMDB file at PATH.lmdb (the
-// same file `backstop postmap -s/-q/-d btree:PATH` reads, created on first use, surviving
-// restarts); redis:CONFIG_FILE → a Redis server shared by several nodes (redis.ts).
+// The verify cache's stores on this machine: memory only (lost at exit, as Postfix's internal
+// table) and an LMDB file at PATH.lmdb (the same file `backstop postmap -s/-q/-d btree:PATH`
+// reads, created on first use, surviving restarts); the VerifyStore contract every store keeps,
+// Redis's too (redis.ts). open.ts picks one by address_verify_map.
 // Every store keeps Postfix's key/value strings; the service owns the meaning. Trusts LMDB for
 // atomic, durable commits.
 
 import { closeSync, fstatSync, mkdirSync, openSync, readSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { open, type RootDatabase } from 'lmdb';
-import { parseTableRef, resolveTablePath, COMPILED_SUFFIX } from '../tables/index.js';
-import { openRedisStore } from './redis.js';
 
 export interface VerifyStore {
   /** The map as configured (log lines: `cache btree:/x full cleanup: …`). */
@@ -133,29 +131,5 @@ function checkLmdbFile(path: string): void {
     if (!magic(16) && !magic(24)) throw new Error('not an LMDB database file (bad magic number)');
   } finally {
     closeSync(fd);
-  }
-}
-
-export interface OpenStoreOptions {
-  /** Relative paths resolve against this directory (the config directory). */
-  baseDir?: string;
-}
-
-/** Open the store that address_verify_map names. Errors name the map and what is expected. */
-export async function openVerifyStore(ref: string, opts: OpenStoreOptions = {}): Promise<VerifyStore> {
-  const spec = ref.trim();
-  if (spec === '') return new MemoryStore();
-  if (!spec.includes(':')) throw new Error(`address_verify_map: "${spec}": expected type:name (btree:, lmdb:, hash: or redis:), or empty for a memory-only cache`);
-  const { type, name } = parseTableRef(spec);
-  if (name.trim() === '') throw new Error(`address_verify_map: "${spec}": missing file name after "${type}:"`);
-  switch (type) {
-    case 'btree':
-    case 'hash':
-    case 'lmdb':
-      return LmdbStore.open(spec, resolveTablePath(name, opts) + COMPILED_SUFFIX);
-    case 'redis':
-      return openRedisStore(spec, resolveTablePath(name, opts));
-    default:
-      throw new Error(`address_verify_map: unsupported map type "${type}" in "${spec}" (use btree:, lmdb:, hash: or redis:, or leave it empty)`);
   }
 }

@@ -22,24 +22,6 @@ export function formatReply(r: Reply): string {
   return r.dsn ? `${r.code} ${r.dsn} ${r.text}` : `${r.code} ${r.text}`;
 }
 
-export function isTemporary(r: Reply): boolean {
-  return r.code >= 400 && r.code < 500;
-}
-
-export function isPermanent(r: Reply): boolean {
-  return r.code >= 500;
-}
-
-/**
- * The enhanced status code's class digit follows the reply code's first digit, as Postfix does
- * when it rewrites a reply code (e.g. unverified_recipient_reject_code = 550 with "4.1.1" → "5.1.1").
- */
-export function dsnForCode(code: number, dsn: string): string {
-  if (!dsn) return dsn;
-  const klass = String(code)[0];
-  return /^[245]\./.test(dsn) ? klass + dsn.slice(1) : dsn;
-}
-
 /** An Error that carries an SMTP reply; `responseCode` is what smtp-server reads. */
 export class SmtpError extends Error {
   readonly reply: Reply;

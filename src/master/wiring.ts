@@ -5,29 +5,20 @@
 
 import { readFileSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
-import ipaddr from 'ipaddr.js';
 import type { Config } from '../config/index.js';
 import { Resolver } from '../dns/index.js';
 import { TableList } from '../tables/index.js';
 import { ConnectionCache, type DeliveryOptions, type TlsLevel } from '../smtp/index.js';
 import { maillog } from '../log/index.js';
+import { normalizeIp, parseIp } from '../mail/index.js';
 
 export function resolverFromConfig(config: Config): Resolver {
   return new Resolver({ servers: config.list('backstop_dns_servers'), timeoutMs: config.time('backstop_dns_timeout') * 1000 });
 }
 
-function normalize(ip: string): string {
-  try {
-    const a = ipaddr.parse(ip.replace(/^\[|\]$/g, ''));
-    return (a.kind() === 'ipv6' && (a as ipaddr.IPv6).isIPv4MappedAddress() ? (a as ipaddr.IPv6).toIPv4Address() : a).toString();
-  } catch {
-    return ip;
-  }
-}
-
 function interfaceAddresses(): string[] {
   const out: string[] = [];
-  for (const list of Object.values(networkInterfaces())) for (const a of list ?? []) out.push(normalize(a.address.split('%')[0]));
+  for (const list of Object.values(networkInterfaces())) for (const a of list ?? []) out.push(normalizeIp(a.address.split('%')[0]));
   return out;
 }
 
@@ -43,7 +34,7 @@ export function myAddresses(config: Config): string[] {
       const low = v.toLowerCase();
       if (low === 'all') interfaceAddresses().forEach((a) => out.add(a));
       else if (low === 'loopback-only') ['127.0.0.1', '::1'].forEach((a) => out.add(a));
-      else if (ipaddr.isValid(v.replace(/^\[|\]$/g, ''))) out.add(normalize(v));
+      else if (parseIp(v)) out.add(normalizeIp(v));
     }
   }
   return [...out];
@@ -51,7 +42,7 @@ export function myAddresses(config: Config): string[] {
 
 export function isSelfFn(config: Config): (ip: string) => boolean {
   const mine = new Set(myAddresses(config));
-  return (ip) => mine.has(normalize(ip));
+  return (ip) => mine.has(normalizeIp(ip));
 }
 
 function protocols(config: Config): Array<'ipv4' | 'ipv6'> {

@@ -3,23 +3,10 @@
 // texthash:, postmap compile, cidr: and regexp: (which read the same logical lines). Trusts only
 // that the file is text; reports problems with the file name and line number.
 
-import { readFileSync } from 'node:fs';
-
 export interface SourceLine {
   /** Line number where the logical line starts (1-based). */
   line: number;
   text: string;
-}
-
-/** Read a file into logical lines (comments and blank lines dropped, continuations joined). */
-export function readLogicalLines(path: string): SourceLine[] {
-  let data: string;
-  try {
-    data = readFileSync(path, 'utf8');
-  } catch (err) {
-    throw new Error(`open ${path}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'No such file or directory' : (err as Error).message}`);
-  }
-  return splitLogicalLines(data);
 }
 
 export function splitLogicalLines(data: string): SourceLine[] {
@@ -45,15 +32,6 @@ export function splitLogicalLines(data: string): SourceLine[] {
     out.push(cur);
   }
   return out;
-}
-
-const WS = /[ \t]/;
-
-/** Split `key whitespace value`; the value may be empty (Postfix stores an empty string). */
-export function splitKeyValue(text: string): [string, string] {
-  const m = WS.exec(text);
-  if (!m) return [text, ''];
-  return [text.slice(0, m.index), text.slice(m.index).trim()];
 }
 
 export interface KeyValueEntry {
@@ -132,14 +110,4 @@ export function parseKeyValueSource(path: string, data: string, warn: (m: string
   }
   if (pending !== undefined) flush();
   return map;
-}
-
-export function readKeyValueSource(path: string, warn: (m: string) => void): Map<string, string> {
-  let data: string;
-  try {
-    data = readFileSync(path, 'utf8');
-  } catch (err) {
-    throw new Error(`open ${path}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'No such file or directory' : (err as Error).message}`);
-  }
-  return parseKeyValueSource(path, data, warn);
 }

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// Runs every compiled test file (dist/test/**/*.test.js) with node:test and prints its summary.
+// Runs every compiled test file (dist/test/**/*.test.js) with node:test and prints its summary
+// (`npm test`; `npm run test:unit` passes --unit).
 // Node 20's `node --test` takes file paths, not globs, so we list them here. Every test has a
 // time limit and the runner exits when the files are done, so one leaked socket cannot hang CI.
 import { readdirSync, statSync } from 'node:fs';
@@ -15,8 +16,15 @@ function find(dir, out = []) {
   return out;
 }
 
-const filter = process.argv.slice(2);
+// --unit: the tests that need no Debian peer (no Postfix, swaks, Redis, postgrey, Dovecot,
+// dnsmasq) and finish in about a minute: everything but the interop suite, the reliability
+// battery, the fuzzers and the Redis store test. Other arguments are substrings of file paths.
+const UNIT_EXCLUDED = ['dist/test/interop/', 'dist/test/battery/', 'dist/test/fuzz/', 'dist/test/verify/redis.test.js'];
+const args = process.argv.slice(2);
+const unit = args.includes('--unit');
+const filter = args.filter((a) => a !== '--unit');
 let files = find('dist/test').sort();
+if (unit) files = files.filter((f) => !UNIT_EXCLUDED.some((x) => f.startsWith(x)));
 if (filter.length) files = files.filter((f) => filter.some((x) => f.includes(x)));
 const r = spawnSync(process.execPath, ['--test', '--test-reporter=spec', '--test-concurrency=2', '--test-force-exit', '--test-timeout=240000', ...files], {
   stdio: 'inherit',

@@ -1,6 +1,7 @@
 // The contract between smtpd's reject_unverified_recipient / reject_unverified_sender and the
 // verify service. smtpd asks; verify answers from its cache or after a probe, within the poll
-// budget (address_verify_poll_count × address_verify_poll_delay).
+// budget: (address_verify_poll_count - 1) × address_verify_poll_delay, as Postfix polls the
+// verify service address_verify_poll_count times with address_verify_poll_delay between polls.
 //
 // How smtpd maps the answer (Postfix's reject_unverified_address()):
 // - deliverable → DUNNO (evaluation continues).

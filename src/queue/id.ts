@@ -1,7 +1,8 @@
 // Queue IDs in Postfix's short format: the microseconds of the current second as five hex digits,
-// then the queue file's inode number in hex (Postfix's get_file_id()), e.g. "0B92E5104E3".
-// Unique among live files because no two live files share an inode; the caller still checks its
-// index, because a compacted file gets a new inode and its old one may come back.
+// then a number in hex — in Postfix the queue file's inode (get_file_id()), e.g. "0B92E5104E3".
+// The Queue reserves an id before its file exists (begin(), so the Received: header can name it),
+// so it passes a per-process sequence number instead and checks its index and reservations for
+// uniqueness. Trusts nothing; only formats and checks the shape.
 
 import { performance } from 'node:perf_hooks';
 
@@ -11,10 +12,10 @@ export function isValidQueueId(id: string): boolean {
 }
 
 /** Microseconds within the current second, 0..999999. */
-export function microseconds(): number {
+function microseconds(): number {
   return Math.floor((performance.timeOrigin + performance.now()) * 1000) % 1_000_000;
 }
 
-export function makeQueueId(inode: number | bigint, usec = microseconds()): string {
-  return usec.toString(16).toUpperCase().padStart(5, '0') + inode.toString(16).toUpperCase();
+export function makeQueueId(n: number | bigint, usec = microseconds()): string {
+  return usec.toString(16).toUpperCase().padStart(5, '0') + n.toString(16).toUpperCase();
 }

@@ -1,6 +1,6 @@
 // What the Queue's in-memory index keeps per message (no content, no envelope beyond the sender
-// and the recipient addresses), and the error for an operation on a message that is not there or
-// an argument that cannot apply. Shared by the writer (which adds entries), the journal (which
+// and the recipient addresses), the events it announces about them, and the error for an
+// operation on a message that is not there or an argument that cannot apply. Shared by the writer (which adds entries), the journal (which
 // changes them), recovery (which rebuilds them from disk) and the Queue. Trusts nothing; holds data.
 
 import type { QueueName, RecipientStatus, RetryState } from './file.js';
@@ -17,6 +17,17 @@ export interface QueueEntry {
   retry: RetryState;
   fileSize: number;
   journalOffset: number;
+}
+
+export interface QueueEvents {
+  /** A message was committed (its 250 may now be sent). */
+  accepted: [id: string, entry: QueueEntry];
+  /** A message moved between queues. */
+  moved: [id: string, from: QueueName, to: QueueName];
+  /** Recipient or retry state changed. */
+  updated: [id: string, entry: QueueEntry];
+  /** A message left the queue. */
+  removed: [id: string, from: QueueName];
 }
 
 /** The index's one-character form of a recipient status. */

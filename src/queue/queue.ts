@@ -16,13 +16,13 @@ import { maillog as defaultMaillog, type Maillog, type Logger } from '../log/ind
 import { QUEUE_NAMES, type QueueName, type RecipientStatus, type RetryState, type StateUpdate, type QueueFileHead } from './file.js';
 import { readQueueHeadSync, readContent } from './read.js';
 import { DirSyncer } from './dirsync.js';
-import { makeQueueId } from './id.js';
+import { QueueIds } from './id.js';
 import { acquireQueueLock, type QueueLock } from './lock.js';
 import { writeAll, type WriteFn } from './disk.js';
-import { QueueError, type QueueEntry } from './entry.js';
+import { QueueError, type QueueEntry, type QueueEvents } from './entry.js';
 import { appendUpdate, recipientUpdate, type JournalStore, type RecipientResult } from './journal.js';
 import { recoverQueue, type RecoveryReport } from './recovery.js';
-import { FileTransaction, type QueueTransaction, type WriterStore } from './writer.js';
+import { FileTransaction, type QueueTransaction, type WriterStore, type BeginOptions, type AcceptOptions } from './writer.js';
 import { logClient, logMessageId, logQueueActive, logRemoved } from './log.js';
 
 export interface QueueOptions {
@@ -43,38 +43,6 @@ export interface QueueOptions {
   lockWaitMs?: number;
 }
 
-export interface BeginOptions {
-  /**
-   * Log `ID: client=name[addr]` when the message is committed. Default true; smtpd passes false
-   * because it logs its own line (with the SASL fields) once the id is known.
-   */
-  logClient?: boolean;
-}
-
-/** @deprecated with accept(): callers move to begin(), commit({ queue }) and abort(). */
-export interface AcceptOptions {
-  /** Queue to commit into: active (default; the queue manager takes it from there), deferred or hold. */
-  queue?: 'active' | 'deferred' | 'hold';
-  /** An id reserved with newId() (smtpd names it in the Received: header before the content). */
-  queueId?: string;
-  /**
-   * access(5) DISCARD: read the content, then claim success and keep nothing. Like `queue`, it is
-   * read when the message is committed, so smtpd can still set it from an end-of-data verdict.
-   */
-  discard?: boolean;
-}
-
-export interface QueueEvents {
-  /** A message was committed (its 250 may now be sent). */
-  accepted: [id: string, entry: QueueEntry];
-  /** A message moved between queues. */
-  moved: [id: string, from: QueueName, to: QueueName];
-  /** Recipient or retry state changed. */
-  updated: [id: string, entry: QueueEntry];
-  /** A message left the queue. */
-  removed: [id: string, from: QueueName];
-}
-
 /** The queues the scheduler moves mail between (see moveUnlocked). */
 const SCHEDULING: ReadonlySet<QueueName> = new Set<QueueName>(['active', 'deferred']);
 
@@ -82,8 +50,7 @@ export class Queue extends EventEmitter<QueueEvents> {
   readonly dir: string;
   recovery!: RecoveryReport;
   private readonly index = new Map<string, QueueEntry>();
-  private readonly reserved = new Set<string>();
-  private idSeq = Math.floor(Math.random() * 0x1000000);
+  private readonly ids = new QueueIds((id) => this.index.has(id));
   private readonly syncers = new Map<QueueName, DirSyncer>();
   private readonly chains = new Map<string, Promise<unknown>>();
   /** What the writer and the journal see of this queue. */
@@ -109,7 +76,7 @@ export class Queue extends EventEmitter<QueueEvents> {
       syncDir: (queue) => this.syncDir(queue),
       tmpPath: () => join(this.dir, 'incoming', `t${process.pid}.${++this.tmpCounter}`),
       committed: (entry, env, messageId, client) => this.committed(entry, env, messageId, client),
-      release: (id) => this.reserved.delete(id),
+      release: (id) => this.ids.release(id),
     };
   }
 
@@ -155,19 +122,9 @@ export class Queue extends EventEmitter<QueueEvents> {
 
   // ---------------------------------------------------------------- accept
 
-  /**
-   * Reserve a queue id. The id has Postfix's shape (microseconds, then a number in hex); a
-   * per-process sequence stands in for the inode, and the index and other reservations are
-   * checked, so it is unique among live files (one process at a time holds the queue lock).
-   */
+  /** Reserve a queue id: Postfix's shape, unique among live messages and reservations (id.ts). */
   newId(): string {
-    let id: string;
-    do {
-      this.idSeq = (this.idSeq + 1) % 0x10000000;
-      id = makeQueueId(this.idSeq);
-    } while (this.index.has(id) || this.reserved.has(id));
-    this.reserved.add(id);
-    return id;
+    return this.ids.reserve();
   }
 
   /**
@@ -193,7 +150,7 @@ export class Queue extends EventEmitter<QueueEvents> {
    */
   async accept(env: Envelope, content: AsyncIterable<Buffer | string> | Iterable<Buffer | string> | Readable, opts: AcceptOptions = {}): Promise<string> {
     this.checkBegin(env);
-    const reservedId = opts.queueId && this.reserved.has(opts.queueId) ? opts.queueId : this.newId();
+    const reservedId = opts.queueId && this.ids.isReserved(opts.queueId) ? opts.queueId : this.newId();
     // smtpd logs client= itself when it reserved the id up front (before the content).
     const tx = new FileTransaction(this.store, reservedId, env, !opts.queueId);
     try {
@@ -205,7 +162,7 @@ export class Queue extends EventEmitter<QueueEvents> {
       return await tx.commit({ queue: opts.queue });
     } catch (err) {
       await tx.abort();
-      if (opts.queueId) this.reserved.delete(opts.queueId);
+      if (opts.queueId) this.ids.release(opts.queueId);
       throw err;
     }
   }
@@ -213,7 +170,7 @@ export class Queue extends EventEmitter<QueueEvents> {
   /** A transaction's message is durable in its queue: index it, log it, tell the listeners. */
   private committed(entry: QueueEntry, env: Envelope, messageId: string | undefined, client: boolean): void {
     this.index.set(entry.id, entry);
-    this.reserved.delete(entry.id);
+    this.ids.release(entry.id);
     if (client) logClient(this.log.smtpd, entry.id, env.client.name, env.client.address);
     logMessageId(this.log.cleanup, entry.id, messageId);
     if (entry.queue === 'active') logQueueActive(this.log.qmgr, entry.id, env.sender, entry.messageSize, env.recipients.length);

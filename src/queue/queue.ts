@@ -120,7 +120,7 @@ export class Queue extends EventEmitter<QueueEvents> {
     return this.syncers.get(queue)!.sync();
   }
 
-  // ---------------------------------------------------------------- accept
+  // ---------------------------------------------------------------- taking mail in (writer.ts)
 
   /** Reserve a queue id: Postfix's shape, unique among live messages and reservations (id.ts). */
   newId(): string {

@@ -32,7 +32,10 @@ export interface QueueTransaction {
    * index it and log it. Resolves with the id only when the message is durable.
    */
   commit(opts?: CommitOptions): Promise<string>;
-  /** Drop the transaction: no file left, id released. Idempotent; safe after a failed write or commit; a no-op after a commit. */
+  /**
+   * Drop the transaction: the temporary file is removed and the id released. Idempotent; safe
+   * after a failed write or commit; a no-op after a commit (a committed message stays).
+   */
   abort(): Promise<void>;
 }
 
@@ -87,7 +90,7 @@ const ERR_WRITE = () => reply(451, '4.3.0', 'Error: queue file write error');
 const ERR_TOO_BIG = () => reply(552, '5.3.4', 'Message file too big');
 
 /** Any failure as the reply the client gets: disk full is 452, anything else unknown 451. */
-export function storageError(err: unknown): SmtpError {
+function storageError(err: unknown): SmtpError {
   if (err instanceof SmtpError) return err;
   const code = (err as NodeJS.ErrnoException)?.code;
   const msg = err instanceof Error ? err.message : String(err);
@@ -103,6 +106,7 @@ export class FileTransaction implements QueueTransaction {
   private failure: SmtpError | null = null;
   /** write() and commit() run one at a time, in call order. */
   private busy: Promise<unknown> = Promise.resolve();
+  private aborting: Promise<void> | null = null;
   // The file as written so far: the head waits in `pending` until the first flush.
   private readonly head: Buffer;
   private readonly sizeDataOffset: number;
@@ -140,15 +144,16 @@ export class FileTransaction implements QueueTransaction {
     return this.serially(() => this.commitNow(opts.queue ?? 'active'));
   }
 
-  async abort(): Promise<void> {
-    if (this.state === 'committed') return;
-    const wasAborted = this.state === 'aborted';
+  abort(): Promise<void> {
+    if (this.state === 'committed') return Promise.resolve();
     this.state = 'aborted';
-    if (wasAborted) return this.busy.then(() => undefined);
-    // A write in progress still reads its stream to the end (the caller ends or destroys it).
-    await this.busy.catch(() => undefined);
-    await this.discardFile();
-    this.store.release(this.id);
+    // After the write or commit in progress: a write still reads its stream to the end (the
+    // caller ends or destroys it); a commit already under way completes, and the message stays.
+    this.aborting ??= this.busy.then(async () => {
+      await this.discardFile();
+      this.store.release(this.id);
+    });
+    return this.aborting;
   }
 
   private serially<T>(fn: () => Promise<T>): Promise<T> {

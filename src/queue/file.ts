@@ -82,7 +82,7 @@ export interface StateUpdate {
 
 const SIZE_WIDTH = 15;
 /** Length of the SIZE record's data: four right-aligned numbers separated by spaces. */
-export const SIZE_DATA_LEN = SIZE_WIDTH * 4 + 3;
+const SIZE_DATA_LEN = SIZE_WIDTH * 4 + 3;
 
 export function encodeSizeData(messageSize: number, contentOffset: number, endOffset: number, nrcpt: number): Buffer {
   const f = (n: number) => String(n).padStart(SIZE_WIDTH, ' ');

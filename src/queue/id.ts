@@ -1,7 +1,9 @@
 // Queue IDs in Postfix's short format: the microseconds of the current second as five hex digits,
-// then the queue file's inode number in hex (Postfix's get_file_id()), e.g. "0B92E5104E3".
-// Unique among live files because no two live files share an inode; the caller still checks its
-// index, because a compacted file gets a new inode and its old one may come back.
+// then a number in hex — in Postfix the queue file's inode (get_file_id()), e.g. "0B92E5104E3".
+// The Queue reserves an id before its file exists (begin(), so the Received: header can name it),
+// so it passes a per-process sequence number instead (QueueIds), checked against the live
+// messages and the other reservations. Unique because one process at a time holds the queue lock.
+// Trusts the caller's `live` test for the messages in its index.
 
 import { performance } from 'node:perf_hooks';
 
@@ -11,10 +13,37 @@ export function isValidQueueId(id: string): boolean {
 }
 
 /** Microseconds within the current second, 0..999999. */
-export function microseconds(): number {
+function microseconds(): number {
   return Math.floor((performance.timeOrigin + performance.now()) * 1000) % 1_000_000;
 }
 
-export function makeQueueId(inode: number | bigint, usec = microseconds()): string {
-  return usec.toString(16).toUpperCase().padStart(5, '0') + inode.toString(16).toUpperCase();
+export function makeQueueId(n: number | bigint, usec = microseconds()): string {
+  return usec.toString(16).toUpperCase().padStart(5, '0') + n.toString(16).toUpperCase();
+}
+
+/** Ids handed out before their files exist: unique among live messages and other reservations. */
+export class QueueIds {
+  private seq = Math.floor(Math.random() * 0x1000000);
+  private readonly reserved = new Set<string>();
+
+  constructor(private readonly live: (id: string) => boolean) {}
+
+  reserve(): string {
+    let id: string;
+    do {
+      this.seq = (this.seq + 1) % 0x10000000;
+      id = makeQueueId(this.seq);
+    } while (this.live(id) || this.reserved.has(id));
+    this.reserved.add(id);
+    return id;
+  }
+
+  isReserved(id: string): boolean {
+    return this.reserved.has(id);
+  }
+
+  /** The id is committed (now live) or dropped: it is no longer a reservation. */
+  release(id: string): void {
+    this.reserved.delete(id);
+  }
 }

@@ -1,12 +1,18 @@
-// The durable mail queue: queue files, the Queue (accept, state updates, moves, recovery), the
-// listing used by postqueue/mailq and the administrative operations used by postsuper.
+// The durable mail queue: queue files, the Queue (transactions, state updates, moves, recovery),
+// the listing used by postqueue/mailq and the administrative operations used by postsuper.
+// The only entry other modules import; the files' helpers for each other stay inside.
 export * from './file.js';
 export * from './records.js';
-export * from './id.js';
+export { isValidQueueId, makeQueueId } from './id.js';
 export * from './log.js';
 export * from './dirsync.js';
 export * from './lock.js';
-export * from './read.js';
+export { readQueueHeadSync } from './read.js';
+export type { WriteFn } from './disk.js';
+export { QueueError, type QueueEntry, type QueueEvents } from './entry.js';
+export type { RecipientResult } from './journal.js';
+export type { RecoveryReport } from './recovery.js';
+export type { QueueTransaction, BeginOptions, CommitOptions, AcceptOptions } from './writer.js';
 export * from './queue.js';
 export * from './showq.js';
 export * from './admin.js';

@@ -18,7 +18,7 @@ export interface QueueLock {
   release(): Promise<void>;
 }
 
-export function lockPath(queueDirectory: string): string {
+function lockPath(queueDirectory: string): string {
   return join(queueDirectory, 'pid', 'queue.lock');
 }
 

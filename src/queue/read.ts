@@ -1,13 +1,21 @@
-// Reading queue files without their content: the head (envelope), the END record and the state
-// journal. Used by start-up recovery (which must not read message bodies), by load() and by the
-// listing commands. Synchronous on purpose: a head is one or two small reads, and the start-up scan
-// of 100,000 files is several times faster without a thread-pool round trip per call.
+// Reading queue files back. readQueueHeadSync reads the head (envelope), the END record and the
+// state journal without the content: used by start-up recovery (which must not read message
+// bodies), by load() and by the listing commands. Synchronous on purpose: a head is one or two
+// small reads, and the start-up scan of 100,000 files is several times faster without a
+// thread-pool round trip per call. readContent streams the content for delivery and checks it
+// against the END record's checksum. Trusts nothing in the file: a bad one is a QueueFileError.
 
 import { openSync, readSync, closeSync, fstatSync } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { crc32 } from 'node:zlib';
 import { parseHead, parseTail, QueueFileError, type QueueFileHead } from './file.js';
-import { readRecord } from './records.js';
+import { REC, readRecord } from './records.js';
 
 const FIRST_READ = 16384;
+/** Bytes read per block while streaming content. */
+const BLOCK_BYTES = 256 * 1024;
+/** VERSION + SIZE records: the END checksum covers what follows them. */
+const CRC_START = 1 + 1 + 16 + 1 + 1 + 63;
 
 /** Read one queue file's head and journal. Throws QueueFileError for a bad file, ErrnoException for I/O. */
 export function readQueueHeadSync(path: string): QueueFileHead & { fileSize: number } {
@@ -64,5 +72,69 @@ export function readQueueHeadSync(path: string): QueueFileHead & { fileSize: num
     };
   } finally {
     closeSync(fd);
+  }
+}
+
+/** Stream the content of the queue file at `path`, verifying records and the END checksum. */
+export async function* readContent(path: string): AsyncGenerator<Buffer> {
+  const fh = await open(path, 'r');
+  try {
+    const first = Buffer.allocUnsafe(16384);
+    let { bytesRead } = await fh.read(first, 0, first.length, 0);
+    let headBuf = first.subarray(0, bytesRead);
+    let head: ReturnType<typeof parseHead>;
+    for (;;) {
+      try {
+        head = parseHead(headBuf);
+        break;
+      } catch (err) {
+        if (!(err instanceof QueueFileError) || bytesRead < headBuf.length || !/truncated/.test(err.message)) throw err;
+        const bigger = Buffer.allocUnsafe(headBuf.length * 4);
+        headBuf.copy(bigger);
+        const r = await fh.read(bigger, headBuf.length, bigger.length - headBuf.length, headBuf.length);
+        bytesRead = headBuf.length + r.bytesRead;
+        headBuf = bigger.subarray(0, bytesRead);
+        if (r.bytesRead === 0) throw err;
+      }
+    }
+    let crc = crc32(headBuf.subarray(CRC_START, head.contentOffset));
+    let pos = head.contentOffset;
+    let carry: Buffer = Buffer.alloc(0);
+    let sawXtra = false;
+    while (!sawXtra) {
+      const block = Buffer.allocUnsafe(Math.min(BLOCK_BYTES, Math.max(1, head.endOffset - pos - carry.length)));
+      const r = await fh.read(block, 0, block.length, pos + carry.length);
+      if (r.bytesRead === 0) throw new QueueFileError('file is truncated inside the message content');
+      const buf = carry.length ? Buffer.concat([carry, block.subarray(0, r.bytesRead)]) : block.subarray(0, r.bytesRead);
+      let off = 0;
+      for (;;) {
+        const rr = readRecord(buf, pos + off, pos);
+        if (!rr.ok) {
+          if (rr.reason === 'bad length') throw new QueueFileError('bad record length in message content');
+          break;
+        }
+        const rec = rr.rec;
+        if (rec.end > head.endOffset) throw new QueueFileError('content record runs past the END record');
+        crc = crc32(buf.subarray(rec.offset - pos, rec.end - pos), crc);
+        off = rec.end - pos;
+        if (rec.type === REC.CONTENT) {
+          yield Buffer.from(buf.subarray(rec.dataOffset - pos, rec.end - pos));
+        } else if (rec.type === REC.XTRA) {
+          sawXtra = true;
+          if (rec.end !== head.endOffset) throw new QueueFileError('END record is not where the SIZE record says');
+          break;
+        } else throw new QueueFileError(`unexpected record type '${rec.type}' in message content`);
+      }
+      pos += off;
+      carry = Buffer.from(buf.subarray(off));
+    }
+    const endBuf = Buffer.allocUnsafe(10);
+    const er = await fh.read(endBuf, 0, 10, head.endOffset);
+    const end = readRecord(endBuf.subarray(0, er.bytesRead), 0);
+    if (!end.ok || end.rec.type !== REC.END) throw new QueueFileError('file is truncated: no END record');
+    const want = endBuf.subarray(end.rec.dataOffset, end.rec.end).toString('latin1');
+    if (want !== crc.toString(16).padStart(8, '0')) throw new QueueFileError('checksum mismatch: the queue file is damaged');
+  } finally {
+    await fh.close();
   }
 }

@@ -33,8 +33,6 @@ export const REC = {
   UPDATE: 'U',
 } as const;
 
-export type RecType = (typeof REC)[keyof typeof REC];
-
 export const MAGIC = 'BACKSTOP-QUEUE 1';
 export const CONTENT_CHUNK = 65536;
 

@@ -5,6 +5,7 @@
 
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { asctime } from '../mail/index.js';
 import { readQueueHeadSync } from './read.js';
 import { isValidQueueId } from './id.js';
 import type { QueueName } from './file.js';
@@ -30,10 +31,10 @@ export interface ShowqMessage {
 }
 
 /** The queues showq reports, in Postfix's order. */
-export const SHOWQ_QUEUES: readonly QueueName[] = ['hold', 'active', 'deferred'];
+const SHOWQ_QUEUES: readonly QueueName[] = ['hold', 'active', 'deferred'];
 
 /** Postfix's empty_address_recipient default, shown for the null sender. */
-export const EMPTY_ADDRESS = 'MAILER-DAEMON';
+const EMPTY_ADDRESS = 'MAILER-DAEMON';
 
 export function listQueue(queueDirectory: string, queues: readonly QueueName[] = SHOWQ_QUEUES): ShowqMessage[] {
   const out: ShowqMessage[] = [];
@@ -72,16 +73,6 @@ export function listQueue(queueDirectory: string, queues: readonly QueueName[] =
     out.push(...batch);
   }
   return out;
-}
-
-const DAYS = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];
-const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
-
-/** C's asctime(localtime(t)): "Tue Nov  4 19:01:42 2026\n". */
-export function asctime(ms: number): string {
-  const d = new Date(ms);
-  const p2 = (n: number) => String(n).padStart(2, '0');
-  return `${DAYS[d.getDay()]} ${MONTHS[d.getMonth()]} ${String(d.getDate()).padStart(2, ' ')} ${p2(d.getHours())}:${p2(d.getMinutes())}:${p2(d.getSeconds())} ${d.getFullYear()}\n`;
 }
 
 const padR = (s: string, w: number) => (s.length >= w ? s : s + ' '.repeat(w - s.length));

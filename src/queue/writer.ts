@@ -1,0 +1,312 @@
+// The queue writer (Postfix's cleanup): one transaction per message. begin() reserves the queue
+// id; write() streams the content into a temporary file in incoming/ as CONTENT records; commit()
+// adds the END record and the sizes, fsyncs the file, renames it into its queue and fsyncs that
+// directory (shared between concurrent commits by the Queue's DirSyncers) — only then may smtpd
+// answer 250; abort() removes the temporary file and gives the id back. A file left in incoming/
+// by a crash never got its 250, and recovery removes it.
+// Trusts its callers for envelope contents (smtpd checked them) and for CRLF-normalized,
+// dot-unstuffed content; trusts the Queue to hand it a reserved, unused id.
+
+import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { crc32 } from 'node:zlib';
+import { reply, SmtpError, type Envelope } from '../mail/index.js';
+import { encodeHead, encodeSizeData, findMessageId, defaultRetry, type QueueName } from './file.js';
+import { REC, CONTENT_CHUNK, encodeRecord, writeHeader, varintSize } from './records.js';
+import type { WriteFn } from './disk.js';
+import type { QueueEntry } from './entry.js';
+
+/** One message on its way into the queue (maddy's delivery: body, then commit or abort). */
+export interface QueueTransaction {
+  /** The queue id, reserved at begin (smtpd names it in the Received: header before the content). */
+  readonly id: string;
+  /**
+   * Stream content (CRLF lines) into the transaction's temporary file. Rejects with SmtpError:
+   * 552 5.3.4 over message_size_limit, 452 4.3.1 disk full, 451 4.3.0 other write error; after a
+   * rejection only abort() remains. May be called more than once (chunks are appended). The
+   * content is read to its end even after a size or write error, so that the caller's stream (the
+   * client's DATA) is consumed; a stream that errors rejects and leaves no file.
+   */
+  write(content: AsyncIterable<Buffer | string> | Iterable<Buffer | string>): Promise<void>;
+  /**
+   * Finish the file, fsync it, rename it into `queue` ('active' by default), fsync that directory,
+   * index it and log it. Resolves with the id only when the message is durable.
+   */
+  commit(opts?: CommitOptions): Promise<string>;
+  /**
+   * Drop the transaction: the temporary file is removed and the id released. Idempotent; safe
+   * after a failed write or commit; a no-op after a commit (a committed message stays).
+   */
+  abort(): Promise<void>;
+}
+
+export interface CommitOptions {
+  /** The queue to commit into: active (the queue manager takes it from there), deferred or hold. */
+  queue?: 'active' | 'deferred' | 'hold';
+}
+
+export interface BeginOptions {
+  /**
+   * Log `ID: client=name[addr]` when the message is committed. Default true; smtpd passes false
+   * because it logs its own line (with the SASL fields) once the id is known.
+   */
+  logClient?: boolean;
+}
+
+/** @deprecated with accept(): callers move to begin(), commit({ queue }) and abort(). */
+export interface AcceptOptions {
+  /** Queue to commit into: active (default; the queue manager takes it from there), deferred or hold. */
+  queue?: 'active' | 'deferred' | 'hold';
+  /** An id reserved with newId() (smtpd names it in the Received: header before the content). */
+  queueId?: string;
+  /**
+   * access(5) DISCARD: read the content, then claim success and keep nothing. Like `queue`, it is
+   * read when the message is committed, so smtpd can still set it from an end-of-data verdict.
+   */
+  discard?: boolean;
+}
+
+/** What a transaction needs from the Queue that owns the files. */
+export interface WriterStore {
+  readonly write: WriteFn;
+  /** Postfix's message_size_limit (bytes of content); 0 = no limit. */
+  readonly sizeLimit: number;
+  path(queue: QueueName, id: string): string;
+  /** fsync a queue's directory (shared between concurrent callers). */
+  syncDir(queue: QueueName): Promise<void>;
+  /** A fresh path for a temporary file in incoming/. */
+  tmpPath(): string;
+  /** The message is durable in its queue: index it, log it, announce it. */
+  committed(entry: QueueEntry, env: Envelope, messageId: string | undefined, logClient: boolean): void;
+  /** Give a reserved id back. */
+  release(id: string): void;
+}
+
+const FLUSH_BYTES = 256 * 1024;
+const HEADER_SCAN_LIMIT = 65536;
+const CRLF = Buffer.from('\r\n');
+
+const ERR_STORAGE = () => reply(452, '4.3.1', 'Insufficient system storage');
+const ERR_WRITE = () => reply(451, '4.3.0', 'Error: queue file write error');
+const ERR_TOO_BIG = () => reply(552, '5.3.4', 'Message file too big');
+
+/** Any failure as the reply the client gets: disk full is 452, anything else unknown 451. */
+function storageError(err: unknown): SmtpError {
+  if (err instanceof SmtpError) return err;
+  const code = (err as NodeJS.ErrnoException)?.code;
+  const msg = err instanceof Error ? err.message : String(err);
+  return new SmtpError(code === 'ENOSPC' || code === 'EDQUOT' ? ERR_STORAGE() : ERR_WRITE(), msg);
+}
+
+type State = 'open' | 'failed' | 'committed' | 'aborted';
+
+export class FileTransaction implements QueueTransaction {
+  private readonly tmp: string;
+  private fh: FileHandle | null = null;
+  private state: State = 'open';
+  private failure: SmtpError | null = null;
+  /** write() and commit() run one at a time, in call order. */
+  private busy: Promise<unknown> = Promise.resolve();
+  private aborting: Promise<void> | null = null;
+  // The file as written so far: the head waits in `pending` until the first flush.
+  private readonly head: Buffer;
+  private readonly sizeDataOffset: number;
+  private crc: number;
+  private pending: Buffer[];
+  private pendingBytes: number;
+  private position = 0;
+  private headWritten = false;
+  private size = 0;
+  // The header is scanned for Message-ID until its end (or HEADER_SCAN_LIMIT bytes).
+  private headerScan: Buffer[] | null = [];
+  private headerScanBytes = 0;
+  private messageId: string | undefined;
+
+  constructor(
+    private readonly store: WriterStore,
+    readonly id: string,
+    private readonly env: Envelope,
+    private readonly logClient: boolean,
+  ) {
+    this.tmp = store.tmpPath();
+    const { head, sizeDataOffset, crcStart } = encodeHead(env);
+    this.head = head;
+    this.sizeDataOffset = sizeDataOffset;
+    this.crc = crc32(head.subarray(crcStart));
+    this.pending = [head];
+    this.pendingBytes = head.length;
+  }
+
+  write(content: AsyncIterable<Buffer | string> | Iterable<Buffer | string>): Promise<void> {
+    return this.serially(() => this.writeNow(content));
+  }
+
+  commit(opts: CommitOptions = {}): Promise<string> {
+    return this.serially(() => this.commitNow(opts.queue ?? 'active'));
+  }
+
+  abort(): Promise<void> {
+    if (this.state === 'committed') return Promise.resolve();
+    this.state = 'aborted';
+    // After the write or commit in progress: a write still reads its stream to the end (the
+    // caller ends or destroys it); a commit already under way completes, and the message stays.
+    this.aborting ??= this.busy.then(async () => {
+      await this.discardFile();
+      this.store.release(this.id);
+    });
+    return this.aborting;
+  }
+
+  private serially<T>(fn: () => Promise<T>): Promise<T> {
+    const p = this.busy.then(fn, fn);
+    this.busy = p.catch(() => undefined);
+    return p;
+  }
+
+  /** Throw unless the transaction can still take content or a commit. */
+  private usable(): void {
+    if (this.state === 'open') return;
+    if (this.state === 'failed') throw this.failure!;
+    throw new SmtpError(ERR_WRITE(), `${this.id}: transaction already ${this.state}`);
+  }
+
+  private async writeNow(content: AsyncIterable<Buffer | string> | Iterable<Buffer | string>): Promise<void> {
+    this.usable();
+    try {
+      if (!this.fh) this.fh = await open(this.tmp, 'wx', 0o600);
+    } catch (err) {
+      throw await this.fail(err);
+    }
+    // After a failure (size limit, write error) the rest of the content is still read, so that
+    // the caller's stream (smtp-server's DATA stream) is consumed; the error is thrown at the end.
+    let failure: unknown = null;
+    try {
+      for await (const raw of content as AsyncIterable<Buffer | string>) {
+        if (failure) continue;
+        try {
+          if (this.state === 'aborted') throw new Error('transaction aborted');
+          await this.append(typeof raw === 'string' ? Buffer.from(raw, 'utf8') : raw);
+        } catch (err) {
+          failure = err;
+        }
+      }
+    } catch (err) {
+      failure = err; // the stream itself failed: the client went away, or the caller destroyed it
+    }
+    if (failure) throw await this.fail(failure);
+  }
+
+  private async append(chunk: Buffer): Promise<void> {
+    if (chunk.length === 0) return;
+    this.size += chunk.length;
+    const limit = this.store.sizeLimit;
+    if (limit > 0 && this.size > limit) {
+      throw new SmtpError(ERR_TOO_BIG(), `message size ${this.size} exceeds message_size_limit ${limit}`);
+    }
+    if (this.headerScan) this.scanHeader(chunk);
+    for (let off = 0; off < chunk.length; off += CONTENT_CHUNK) {
+      const piece = chunk.subarray(off, Math.min(chunk.length, off + CONTENT_CHUNK));
+      const rh = Buffer.allocUnsafe(1 + varintSize(piece.length));
+      writeHeader(rh, 0, REC.CONTENT, piece.length);
+      this.crc = crc32(piece, crc32(rh, this.crc));
+      this.push(rh, piece);
+    }
+    if (this.pendingBytes >= FLUSH_BYTES) await this.flush();
+  }
+
+  private scanHeader(chunk: Buffer): void {
+    this.headerScan!.push(chunk);
+    this.headerScanBytes += chunk.length;
+    const joined = Buffer.concat(this.headerScan!);
+    const endOfHeader = joined.subarray(0, 2).equals(CRLF) ? 0 : joined.indexOf('\r\n\r\n');
+    if (endOfHeader >= 0 || this.headerScanBytes >= HEADER_SCAN_LIMIT) {
+      this.messageId = findMessageId(joined.subarray(0, endOfHeader >= 0 ? endOfHeader + 2 : joined.length));
+      this.headerScan = null;
+    } else this.headerScan = [joined];
+  }
+
+  private push(...bufs: Buffer[]): void {
+    for (const b of bufs) {
+      this.pending.push(b);
+      this.pendingBytes += b.length;
+    }
+  }
+
+  private async flush(): Promise<void> {
+    await this.store.write(this.fh!, this.pending, this.position);
+    this.position += this.pendingBytes;
+    this.pending = [];
+    this.pendingBytes = 0;
+    this.headWritten = true;
+  }
+
+  private async commitNow(target: QueueName): Promise<string> {
+    this.usable();
+    const dest = this.store.path(target, this.id);
+    let renamed = false;
+    try {
+      if (!this.fh) this.fh = await open(this.tmp, 'wx', 0o600);
+      await this.finishFile();
+      await this.fh.sync();
+      await this.fh.close();
+      this.fh = null;
+      await rename(this.tmp, dest);
+      renamed = true;
+      await this.store.syncDir(target);
+    } catch (err) {
+      const e = await this.fail(err);
+      if (renamed) await unlink(dest).catch(() => undefined);
+      throw e;
+    }
+    this.state = 'committed';
+    const entry: QueueEntry = {
+      id: this.id,
+      queue: target,
+      arrivalTime: this.env.arrivalTime,
+      messageSize: this.size,
+      sender: this.env.sender,
+      recipients: this.env.recipients.map((r) => r.address),
+      status: 'P'.repeat(this.env.recipients.length),
+      retry: defaultRetry(),
+      fileSize: this.position,
+      journalOffset: this.position,
+    };
+    this.store.committed(entry, this.env, this.messageId, this.logClient);
+    return this.id;
+  }
+
+  /** XTRA and END (with the checksum) after the content, then the real sizes into the SIZE record. */
+  private async finishFile(): Promise<void> {
+    if (this.headerScan) this.messageId = findMessageId(Buffer.concat(this.headerScan));
+    this.headerScan = null;
+    const xtra = encodeRecord(REC.XTRA, '');
+    this.crc = crc32(xtra, this.crc);
+    this.push(xtra);
+    const endOffset = this.position + this.pendingBytes;
+    this.push(encodeRecord(REC.END, this.crc.toString(16).padStart(8, '0')));
+    const sizeData = encodeSizeData(this.size, this.head.length, endOffset, this.env.recipients.length);
+    if (!this.headWritten) {
+      sizeData.copy(this.head, this.sizeDataOffset);
+      await this.flush();
+    } else {
+      await this.flush();
+      await this.store.write(this.fh!, [sizeData], this.sizeDataOffset);
+    }
+  }
+
+  /** Record the failure (the first one counts), remove the temporary file, return the reply. */
+  private async fail(err: unknown): Promise<SmtpError> {
+    if (this.state === 'open') {
+      this.state = 'failed';
+      this.failure = storageError(err);
+    }
+    await this.discardFile();
+    return this.failure ?? storageError(err);
+  }
+
+  private async discardFile(): Promise<void> {
+    const fh = this.fh;
+    this.fh = null;
+    if (fh) await fh.close().catch(() => undefined);
+    await unlink(this.tmp).catch(() => undefined);
+  }
+}

@@ -321,6 +321,8 @@ class VerifyServiceImpl implements VerifyService {
       return toResult({ status: statusOf(r), probed: 0, updated: 1, text: r.text });
     }
     // Another node (shared store) or process sent the probe: re-read the store until it answers.
+    // This budget is measured in wall time on purpose, not with the injected clock: the wait runs
+    // on real timers, and a test clock that stands still would make it never end.
     const deadline = Date.now() + budgetMs;
     const step = Math.min(p.address_verify_poll_delay * 1000, 100);
     while (Date.now() + step <= deadline && !this.closed) {

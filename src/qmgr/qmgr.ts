@@ -33,7 +33,7 @@ export interface QmgrOptions {
   /** Builds bounce and delay notices; without it no notice is sent (logged as a warning). */
   notices?: NoticeBuilder;
   params?: Partial<QmgrParams>;
-  /** Clock (ms since the epoch) for retry, lifetime and dead-list decisions; default Date.now. */
+  /** Clock (ms since the epoch) of every time the queue manager takes: activation, retry, lifetime, dead list; default Date.now. */
   now?: () => number;
   /** Random source for the watch jitter; default Math.random. */
   random?: () => number;

@@ -7,7 +7,7 @@
 // Trusts its caller's recipient results; never talks to the network.
 
 import { randomBytes } from 'node:crypto';
-import type { DsnNotify } from '../mail/index.js';
+import { mailDate, type DsnNotify } from '../mail/index.js';
 
 export type DsnKind = 'failure' | 'delay' | 'success';
 
@@ -89,18 +89,6 @@ const SUBJECTS: Record<DsnKind, string> = {
   delay: 'Delayed Mail (still being retried)',
   success: 'Successful Mail Delivery Report',
 };
-
-const DAYS = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];
-const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
-
-/** RFC 5322 date in local time, e.g. "Tue, 24 Nov 2026 19:01:42 +0100". */
-export function rfc2822Date(d: Date): string {
-  const p2 = (n: number) => String(n).padStart(2, '0');
-  const off = -d.getTimezoneOffset();
-  const sign = off >= 0 ? '+' : '-';
-  const abs = Math.abs(off);
-  return `${DAYS[d.getDay()]}, ${d.getDate()} ${MONTHS[d.getMonth()]} ${d.getFullYear()} ${p2(d.getHours())}:${p2(d.getMinutes())}:${p2(d.getSeconds())} ${sign}${p2(Math.floor(abs / 60))}${p2(abs % 60)}${off === 0 ? ' (UTC)' : ''}`;
-}
 
 /** Folds "<addr>: text" the way bounce(8) prints reasons: 4-space continuation lines. */
 function wrap(text: string, width = 76): string {
@@ -189,7 +177,7 @@ export function buildDsn(input: BuildDsnInput): DsnMessage | null {
   const subject = doubleBounce ? 'Postmaster Copy: Undelivered Mail' : SUBJECTS[input.kind];
 
   const headers = [
-    `Date: ${rfc2822Date(now)}`,
+    `Date: ${mailDate(now)}`,
     `From: MAILER-DAEMON@${input.myhostname} (Mail Delivery System)`,
     `Subject: ${subject}`,
     `To: ${recipient}`,
@@ -205,7 +193,7 @@ export function buildDsn(input: BuildDsnInput): DsnMessage | null {
     `X-${mailName}-Queue-ID: ${input.queueId}`,
     `X-${mailName}-Sender: rfc822; ${oneLine(input.sender)}`,
     ...(input.envid ? [`Original-Envelope-Id: ${oneLine(input.envid)}`] : []),
-    `Arrival-Date: ${rfc2822Date(new Date(input.arrivalTime))}`,
+    `Arrival-Date: ${mailDate(new Date(input.arrivalTime))}`,
   ].join('\n');
 
   const perRecipient = rcpts.map((r) => {
@@ -218,7 +206,7 @@ export function buildDsn(input: BuildDsnInput): DsnMessage | null {
     else if (input.kind !== 'success') f.push(`Diagnostic-Code: X-${mailName}; ${oneLine(r.text)}`);
     if (input.kind === 'delay') {
       const until = new Date(input.arrivalTime + (input.maximalQueueLifetimeDays ?? 5) * 86400_000);
-      f.push(`Will-Retry-Until: ${rfc2822Date(until)}`);
+      f.push(`Will-Retry-Until: ${mailDate(until)}`);
     }
     return f.join('\n');
   });

@@ -112,6 +112,15 @@ export class Config implements ParamReader {
   }
 }
 
+/**
+ * The registry's defaults alone, as `postconf -d` prints them, read through the same typed
+ * readers as main.cf. Modules that can run without a configuration file (tests, tools) take their
+ * default parameters from here, so that no module keeps a second copy of a default.
+ */
+export function defaultConfig(dir = '.'): Config {
+  return new Config(new Map(), resolve(dir));
+}
+
 export interface LoadedConfig {
   config: Config;
   /** smtpd listeners from master.cf (or the default `smtp inet ... smtpd`). */

@@ -8,7 +8,10 @@
 import type { Readable } from 'node:stream';
 import { maillog, type Logger } from '../log/index.js';
 import type { EnvelopeRecipient } from '../mail/index.js';
-import { SessionError, SmtpSession, type RecipientOutcome, type SessionOptions, type Transaction } from './client.js';
+import { SmtpSession } from './client.js';
+import { SessionError } from './conn.js';
+import type { SessionOptions } from './options.js';
+import type { RecipientOutcome, Transaction } from './transaction.js';
 import { logConnectFailure, logDelivery, type Delays, type DeliveryStatus } from './log.js';
 import { chooseNextHop, resolveNextHop, NextHopSyntaxError, type NextHop, type RouteFailure, type RoutingOptions } from './nexthop.js';
 import type { ConnectionCache } from './pool.js';

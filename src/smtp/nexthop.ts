@@ -7,6 +7,7 @@
 // caller's isSelf() predicate for which addresses are ours. Never talks SMTP.
 
 import { isIP } from 'node:net';
+import { domainOf } from '../mail/index.js';
 import type { DnsAnswer, DnsLookup } from './dnslookup.js';
 
 /** One destination of a transport/relayhost next hop. */
@@ -142,7 +143,7 @@ export function transportKeys(recipient: string, recipientDelimiter = '+'): stri
   const at = recipient.lastIndexOf('@');
   const local = at < 0 ? recipient : recipient.slice(0, at);
   // A trailing dot (`user@example.com.`, accepted as the same domain) does not change the route.
-  const domain = at < 0 ? '' : recipient.slice(at + 1).toLowerCase().replace(/\.$/, '');
+  const domain = domainOf(recipient);
   const keys: string[] = [];
   const full = `${local}@${domain}`;
   keys.push(full.toLowerCase());
@@ -174,7 +175,7 @@ export function parseTransportResult(value: string): { transport: string; nextho
  */
 export async function chooseNextHop(recipient: string, opts: RoutingOptions): Promise<NextHop | RouteFailure> {
   const port = opts.defaultPort ?? 25;
-  const domain = recipient.slice(recipient.lastIndexOf('@') + 1).toLowerCase().replace(/\.$/, '');
+  const domain = domainOf(recipient);
   const smtpTransports = opts.smtpTransports ?? ['smtp', 'relay'];
   if (opts.transportMaps) {
     for (const key of transportKeys(recipient)) {

@@ -1,8 +1,9 @@
-// The parameters the verify service reads, with Postfix's names and defaults (postconf(5)), in
-// plain units (seconds, booleans) so the service can be built without a config file. The master
-// fills them from main.cf with verifyParamsFrom(). Trusts the config module's validation.
+// The parameters the verify service reads, with Postfix's names (postconf(5)), in plain units
+// (seconds, booleans) so the service can be built without a config file. The master fills them
+// from main.cf with verifyParamsFrom(); DEFAULT_VERIFY_PARAMS reads the registry's defaults the
+// same way. Trusts the config module's registry and validation.
 
-import type { ParamReader } from '../config/index.js';
+import { defaultConfig, type ParamReader } from '../config/index.js';
 
 export interface VerifyParams {
   address_verify_positive_refresh_time: number;
@@ -24,23 +25,6 @@ export interface VerifyParams {
   backstop_verify_probe_concurrency: number;
 }
 
-export const DEFAULT_VERIFY_PARAMS: Readonly<VerifyParams> = {
-  address_verify_positive_refresh_time: 7 * 86400,
-  address_verify_positive_expire_time: 31 * 86400,
-  address_verify_negative_refresh_time: 3 * 3600,
-  address_verify_negative_expire_time: 3 * 86400,
-  address_verify_negative_cache: true,
-  address_verify_poll_count: 3,
-  address_verify_poll_delay: 3,
-  address_verify_cache_cleanup_interval: 12 * 3600,
-  address_verify_sender: 'double-bounce',
-  address_verify_sender_ttl: 0,
-  address_verify_pending_request_limit: 5000,
-  myorigin: 'localhost',
-  backstop_verify_reprobe_on_return: true,
-  backstop_verify_probe_concurrency: 20,
-};
-
 export function verifyParamsFrom(p: ParamReader): VerifyParams {
   return {
     address_verify_positive_refresh_time: p.time('address_verify_positive_refresh_time'),
@@ -59,3 +43,9 @@ export function verifyParamsFrom(p: ParamReader): VerifyParams {
     backstop_verify_probe_concurrency: p.int('backstop_verify_probe_concurrency'),
   };
 }
+
+/**
+ * The registry's defaults (`postconf -d`), for a service built without main.cf: read through
+ * verifyParamsFrom like main.cf, so the code and `postconf -d` cannot drift apart.
+ */
+export const DEFAULT_VERIFY_PARAMS: Readonly<VerifyParams> = verifyParamsFrom(defaultConfig());

@@ -16,6 +16,7 @@
 //   are probed at once instead of after address_verify_negative_refresh_time.
 
 import { maillog, type Logger } from '../log/index.js';
+import { domainOf } from '../mail/index.js';
 import type { Verifier, VerifyResult } from './types.js';
 import type { VerifyStore } from './store.js';
 import { MemoryStore } from './store.js';
@@ -115,11 +116,6 @@ function toResult(r: VerifyRecord): VerifyResult {
 
 function statusOf(p: ProbeResult): RecordStatus {
   return p.status === 'deliverable' ? STAT_OK : p.status === 'undeliverable' ? STAT_BOUNCE : STAT_DEFER;
-}
-
-function domainOf(address: string): string {
-  const at = address.lastIndexOf('@');
-  return at < 0 ? '' : address.slice(at + 1).toLowerCase();
 }
 
 export function createVerifier(opts: VerifierOptions): VerifyService {
@@ -325,6 +321,8 @@ class VerifyServiceImpl implements VerifyService {
       return toResult({ status: statusOf(r), probed: 0, updated: 1, text: r.text });
     }
     // Another node (shared store) or process sent the probe: re-read the store until it answers.
+    // This budget is measured in wall time on purpose, not with the injected clock: the wait runs
+    // on real timers, and a test clock that stands still would make it never end.
     const deadline = Date.now() + budgetMs;
     const step = Math.min(p.address_verify_poll_delay * 1000, 100);
     while (Date.now() + step <= deadline && !this.closed) {

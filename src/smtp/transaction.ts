@@ -1,0 +1,213 @@
+// One mail transaction on an open session: MAIL FROM with the parameters the peer supports
+// (SIZE, BODY, RET, ENVID, SMTPUTF8), one RCPT TO per recipient (NOTIFY, ORCPT), DATA and the
+// content — pipelined in one write when the peer announces PIPELINING (RFC 2920), one command at
+// a time otherwise — and one outcome per recipient. Without a body it stops after RCPT (address
+// probes). Trusts the handshake's features; the content goes through DataEncoder, so the peer sees
+// exactly one message with CRLF line endings.
+
+import type { Readable } from 'node:stream';
+import type { DsnNotify } from '../mail/index.js';
+import { DataEncoder } from './body.js';
+import { SessionError, type Conn } from './conn.js';
+import type { Features } from './handshake.js';
+import type { ServerReply } from './replies.js';
+
+export interface TxRecipient {
+  address: string;
+  notify?: DsnNotify[];
+  orcpt?: string;
+}
+
+export interface Transaction {
+  sender: string;
+  recipients: TxRecipient[];
+  ret?: 'FULL' | 'HDRS';
+  envid?: string;
+  smtputf8?: boolean;
+  /** BODY= value to pass when the peer announces 8BITMIME. */
+  bodyType?: '7BIT' | '8BITMIME';
+  /** Message size in bytes, for SIZE=. */
+  size?: number;
+  /** The content (CRLF or not; it is normalized). Absent: probe mode, no DATA. */
+  body?: () => Readable;
+}
+
+/** The outcome for one recipient of a transaction. */
+export interface RecipientOutcome {
+  address: string;
+  /** 2 = accepted, 4 = temporary failure, 5 = permanent failure. */
+  klass: 2 | 4 | 5;
+  dsn: string;
+  /** Postfix's text: the reply for successes, "host X said: ... (in reply to ...)" for failures. */
+  text: string;
+}
+
+function xtext(s: string): string {
+  let out = '';
+  for (const ch of Buffer.from(s, 'utf8')) {
+    out += ch < 33 || ch > 126 || ch === 0x2b || ch === 0x3d ? '+' + ch.toString(16).toUpperCase().padStart(2, '0') : String.fromCharCode(ch);
+  }
+  return out;
+}
+
+function isAscii(s: string): boolean {
+  return /^[\x00-\x7f]*$/.test(s);
+}
+
+/** MAIL FROM command text with the parameters the peer supports. */
+function mailCommand(f: Features, tx: Transaction, utf8: boolean): string {
+  let cmd = `MAIL FROM:<${tx.sender}>`;
+  if (f.size !== undefined && tx.size !== undefined) cmd += ` SIZE=${tx.size}`;
+  if (tx.bodyType === '8BITMIME' && f.eightBitMime) cmd += ' BODY=8BITMIME';
+  if (f.dsn) {
+    if (tx.ret) cmd += ` RET=${tx.ret}`;
+    if (tx.envid) cmd += ` ENVID=${xtext(tx.envid)}`;
+  }
+  if (utf8) cmd += ' SMTPUTF8';
+  return cmd + '\r\n';
+}
+
+function rcptCommand(f: Features, r: TxRecipient): string {
+  let cmd = `RCPT TO:<${r.address}>`;
+  if (f.dsn) {
+    if (r.notify && r.notify.length) cmd += ` NOTIFY=${r.notify.join(',')}`;
+    if (r.orcpt) {
+      const semi = r.orcpt.indexOf(';');
+      const type = semi > 0 ? r.orcpt.slice(0, semi) : 'rfc822';
+      const addr = semi > 0 ? r.orcpt.slice(semi + 1) : r.orcpt;
+      cmd += ` ORCPT=${type};${xtext(addr)}`;
+    }
+  }
+  return cmd + '\r\n';
+}
+
+/** A reply's outcome for a recipient: a 2xx keeps the reply text, failures say who said it. */
+function outcome(c: Conn, address: string, r: ServerReply, command: string): RecipientOutcome {
+  const klass = r.code >= 200 && r.code < 300 ? 2 : r.code >= 500 && r.code < 600 ? 5 : 4;
+  const dsn = klass === 4 && !r.dsn.startsWith('4') ? '4.0.0' : r.dsn;
+  return { address, klass, dsn, text: klass === 2 ? r.text : c.said(r, command) };
+}
+
+function every(tx: Transaction, klass: 4 | 5, dsn: string, text: string): RecipientOutcome[] {
+  return tx.recipients.map((r) => ({ address: r.address, klass, dsn, text }));
+}
+
+/**
+ * What the peer cannot take at all, decided before a command is sent: SMTPUTF8 addresses for a
+ * peer without SMTPUTF8, a message over its SIZE. Undefined when the transaction may start.
+ */
+export function refuseBeforeMail(c: Conn, f: Features, tx: Transaction): RecipientOutcome[] | undefined {
+  const needUtf8 = !!tx.smtputf8 && (!isAscii(tx.sender) || tx.recipients.some((r) => !isAscii(r.address)));
+  if (needUtf8 && !f.smtputf8) {
+    return every(tx, 5, '5.6.7', `SMTPUTF8 is required, but was not offered by host ${c.host}`);
+  }
+  if (tx.body && f.size && tx.size !== undefined && tx.size > f.size) {
+    return every(tx, 5, '5.3.4', `message size ${tx.size} exceeds size limit ${f.size} of server ${c.host}`);
+  }
+  return undefined;
+}
+
+/**
+ * MAIL, RCPT, DATA and the content; one outcome per recipient. Throws SessionError when the
+ * session breaks (lost connection, timeout): the caller decides for the recipients left.
+ */
+export async function exchange(c: Conn, f: Features, tx: Transaction): Promise<RecipientOutcome[]> {
+  const t = c.t;
+  const useUtf8 = !!tx.smtputf8 && f.smtputf8;
+  const mail = mailCommand(f, tx, useUtf8);
+  const rcpts = tx.recipients.map((r) => rcptCommand(f, r));
+  const results: RecipientOutcome[] = [];
+  const accepted: number[] = [];
+  let dataReply: ServerReply | undefined;
+
+  if (f.pipelining) {
+    // RFC 2920: MAIL, all RCPTs and DATA go out in one write; replies come back in order.
+    c.write(mail + rcpts.join('') + (tx.body ? 'DATA\r\n' : ''), 'sending MAIL FROM');
+    const mr = await c.read(t.smtp_mail_timeout, 'sending MAIL FROM');
+    const rrs: ServerReply[] = [];
+    for (let i = 0; i < rcpts.length; i++) rrs.push(await c.read(t.smtp_rcpt_timeout, 'sending RCPT TO'));
+    if (tx.body) dataReply = await c.read(t.smtp_data_init_timeout, 'sending DATA command');
+    if (mr.code !== 250) {
+      if (dataReply?.code === 354) await abortData(c);
+      return tx.recipients.map((r) => outcome(c, r.address, mr, 'MAIL FROM'));
+    }
+    tx.recipients.forEach((r, i) => {
+      const o = outcome(c, r.address, rrs[i], 'RCPT TO');
+      results.push(o);
+      if (o.klass === 2) accepted.push(i);
+    });
+    if (!tx.body) return results;
+    if (!accepted.length) {
+      // Every RCPT failed; a server that still said 354 gets an empty message end.
+      if (dataReply?.code === 354) await abortData(c);
+      return results;
+    }
+  } else {
+    c.write(mail, 'sending MAIL FROM');
+    const mr = await c.read(t.smtp_mail_timeout, 'sending MAIL FROM');
+    if (mr.code !== 250) return tx.recipients.map((r) => outcome(c, r.address, mr, 'MAIL FROM'));
+    for (let i = 0; i < rcpts.length; i++) {
+      c.write(rcpts[i], 'sending RCPT TO');
+      const rr = await c.read(t.smtp_rcpt_timeout, 'sending RCPT TO');
+      const o = outcome(c, tx.recipients[i].address, rr, 'RCPT TO');
+      results.push(o);
+      if (o.klass === 2) accepted.push(i);
+    }
+    if (!tx.body || !accepted.length) return results;
+    c.write('DATA\r\n', 'sending DATA command');
+    dataReply = await c.read(t.smtp_data_init_timeout, 'sending DATA command');
+  }
+
+  if (!dataReply || dataReply.code !== 354) {
+    const r = dataReply!;
+    for (const i of accepted) results[i] = outcome(c, tx.recipients[i].address, r, 'DATA');
+    return results;
+  }
+  await sendBody(c, tx.body!);
+  const done = await c.read(t.smtp_data_done_timeout, 'sending end of data -- message may be sent more than once');
+  for (const i of accepted) results[i] = outcome(c, tx.recipients[i].address, done, 'end of DATA');
+  return results;
+}
+
+async function abortData(c: Conn): Promise<void> {
+  c.write('.\r\n', 'sending end of data -- message may be sent more than once');
+  await c.read(c.t.smtp_data_done_timeout, 'sending end of data -- message may be sent more than once');
+}
+
+/** Streams the content through the DATA encoder, each write bounded by smtp_data_xfer_timeout. */
+async function sendBody(c: Conn, body: () => Readable): Promise<void> {
+  const stage = 'sending message body';
+  const enc = new DataEncoder(c.opts.smtpLineLengthLimit ?? 998);
+  const src = body();
+  src.on('error', (err) => enc.destroy(err));
+  src.pipe(enc);
+  const sock = c.socket;
+  try {
+    for await (const chunk of enc) {
+      if (!c.alive) throw new SessionError('lost', '4.4.2', `lost connection with ${c.host} while ${stage}`);
+      if (!sock.write(chunk as Buffer)) {
+        await new Promise<void>((resolve, reject) => {
+          const timer = setTimeout(() => {
+            cleanup();
+            reject(new SessionError('timeout', '4.4.2', `conversation with ${c.host} timed out while ${stage}`));
+          }, c.t.smtp_data_xfer_timeout * 1000);
+          const onDrain = () => { cleanup(); resolve(); };
+          const onClose = () => { cleanup(); reject(new SessionError('lost', '4.4.2', `lost connection with ${c.host} while ${stage}`)); };
+          const cleanup = () => {
+            clearTimeout(timer);
+            sock.off('drain', onDrain);
+            sock.off('close', onClose);
+          };
+          sock.on('drain', onDrain);
+          sock.on('close', onClose);
+        });
+      }
+    }
+  } catch (err) {
+    src.destroy();
+    c.destroy();
+    if (err instanceof SessionError) throw err;
+    // The content could not be read (queue file problem): not the peer's fault, try later.
+    throw new SessionError('policy', '4.3.0', `error reading message content: ${(err as Error).message}`);
+  }
+}

@@ -11,7 +11,7 @@ import type { Config, LoadedConfig } from '../config/index.js';
 import { maillog } from '../log/index.js';
 import { Queue, makeQueueId, type WriteFn } from '../queue/index.js';
 import { probe } from '../smtp/index.js';
-import { createQmgr, createNoticeBuilder, controlHandlers, type QmgrParams } from '../qmgr/index.js';
+import { createQmgr, createNoticeBuilder, controlHandlers, qmgrParamsFrom } from '../qmgr/index.js';
 import { createVerifier, openVerifyStore, verifyParamsFrom, startVerifySync } from '../verify/index.js';
 import { createRestrictionEngine } from '../smtpd/check/index.js';
 import { startSmtpd, type MessageSink } from '../smtpd/index.js';
@@ -22,25 +22,6 @@ import type { App } from './master.js';
 function dirParam(config: Config, name: string): string {
   const v = config.str(name);
   return isAbsolute(v) ? v : resolve(config.dir, v);
-}
-
-export function qmgrParams(config: Config): QmgrParams {
-  return {
-    default_destination_concurrency_limit: config.int('smtp_destination_concurrency_limit'),
-    initial_destination_concurrency: config.int('initial_destination_concurrency'),
-    default_destination_recipient_limit: config.int('smtp_destination_recipient_limit'),
-    default_destination_concurrency_failed_cohort_limit: config.int('default_destination_concurrency_failed_cohort_limit'),
-    minimal_backoff_time: config.time('minimal_backoff_time'),
-    maximal_backoff_time: config.time('maximal_backoff_time'),
-    queue_run_delay: config.time('queue_run_delay'),
-    maximal_queue_lifetime: config.time('maximal_queue_lifetime'),
-    bounce_queue_lifetime: config.time('bounce_queue_lifetime'),
-    delay_warning_time: config.time('delay_warning_time'),
-    qmgr_message_active_limit: config.int('qmgr_message_active_limit'),
-    backstop_destination_probe_interval: config.time('backstop_destination_probe_interval'),
-    backstop_destination_watch: config.bool('backstop_destination_watch'),
-    fast_flush_domains: config.list('fast_flush_domains'),
-  };
 }
 
 /**
@@ -80,7 +61,7 @@ export async function createApp(loaded: LoadedConfig): Promise<App> {
     maximalQueueLifetime: config.time('maximal_queue_lifetime'),
     log: log('bounce'),
   });
-  const qmgr = createQmgr({ queue, delivery, notices, params: qmgrParams(config), log: log('qmgr') });
+  const qmgr = createQmgr({ queue, delivery, notices, params: qmgrParamsFrom(config), log: log('qmgr') });
 
   const store = await openVerifyStore(config.str('address_verify_map'), { baseDir: config.dir });
   const probeRouting = deliveryOptions(config, { dns, cache }, true);

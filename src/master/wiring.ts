@@ -8,7 +8,7 @@ import { networkInterfaces } from 'node:os';
 import type { Config } from '../config/index.js';
 import { Resolver } from '../dns/index.js';
 import { TableList } from '../tables/index.js';
-import { ConnectionCache, type DeliveryOptions, type TlsLevel } from '../smtp/index.js';
+import { ConnectionCache, smtpTimeoutsFrom, type DeliveryOptions, type TlsLevel } from '../smtp/index.js';
 import { maillog } from '../log/index.js';
 import { normalizeIp, parseIp } from '../mail/index.js';
 
@@ -80,18 +80,7 @@ export function deliveryOptions(config: Config, deps: { dns: Resolver; cache: Co
       bindAddress: config.str('smtp_bind_address') || undefined,
       lineLengthLimit: config.int('line_length_limit'),
       smtpLineLengthLimit: config.int('smtp_line_length_limit'),
-      timeouts: {
-        smtp_connect_timeout: config.time('smtp_connect_timeout'),
-        smtp_helo_timeout: config.time('smtp_helo_timeout'),
-        smtp_starttls_timeout: config.time('smtp_starttls_timeout'),
-        smtp_mail_timeout: config.time('smtp_mail_timeout'),
-        smtp_rcpt_timeout: config.time('smtp_rcpt_timeout'),
-        smtp_data_init_timeout: config.time('smtp_data_init_timeout'),
-        smtp_data_xfer_timeout: config.time('smtp_data_xfer_timeout'),
-        smtp_data_done_timeout: config.time('smtp_data_done_timeout'),
-        smtp_rset_timeout: config.time('smtp_rset_timeout'),
-        smtp_quit_timeout: config.time('smtp_quit_timeout'),
-      },
+      timeouts: smtpTimeoutsFrom(config),
     },
   };
 }

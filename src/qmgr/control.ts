@@ -1,4 +1,4 @@
-// The handlers the running server registers on the control socket (src/master/control.ts):
+// The handlers the running server registers on the control socket (src/control/):
 // postqueue -f / -s go to the queue manager's flush; postsuper -d/-h/-H/-r are applied to the
 // running Queue (whose events keep the queue manager's in-memory state in step). Shaped to the
 // master's ControlHandlers interface; trusts the control server to have validated the request.

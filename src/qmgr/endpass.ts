@@ -5,7 +5,6 @@
 // queueNotice alone. Trusts the queue for durability and the notice builder for who may receive
 // a notice; a notice that cannot be queued keeps its recipients pending, so it is tried again.
 
-import { Readable } from 'node:stream';
 import type { Envelope } from '../mail/index.js';
 import { backoffDelay, delayWarningDue, isExpired, lifetimeFor } from './backoff.js';
 import type { ActiveMsg, QmgrCore } from './core.js';
@@ -118,9 +117,15 @@ async function notify(q: QmgrCore, kind: 'failure' | 'delay', msg: ActiveMsg, re
 
 /**
  * The one place where the queue manager writes mail into the queue: a bounce or delay notice,
- * queued like any other message. Returns its queue ID. (The queue's transactional interface,
- * begin → write → commit, replaces the accept() wrapper here and nowhere else.)
+ * queued like any other message through the queue's transaction. Returns its queue ID.
  */
 async function queueNotice(q: QmgrCore, envelope: Envelope, content: Buffer): Promise<string> {
-  return q.queue.accept(envelope, Readable.from([content]));
+  const tx = q.queue.begin(envelope);
+  try {
+    await tx.write([content]);
+    return await tx.commit();
+  } catch (err) {
+    await tx.abort();
+    throw err;
+  }
 }

@@ -1,7 +1,8 @@
 // Address verification (Postfix's verify(8)): the service smtpd asks, the cache record and its
 // rules, the stores (memory, LMDB, Redis), the probe sender. See docs/verify.md.
 export type { Verifier, VerifyResult, VerifyStatus } from './types.js';
-export { createVerifier, type VerifyService, type VerifierOptions, type Prober, type ProbeResult, type DestinationUpSource, type EntryInfo, type WarmResult } from './service.js';
+export { createVerifier } from './service.js';
+export type { VerifyService, VerifierOptions, Prober, ProbeResult, DestinationUpSource, EntryInfo, WarmResult } from './api.js';
 export { DEFAULT_VERIFY_PARAMS, verifyParamsFrom, type VerifyParams } from './params.js';
 export { MemoryStore, LmdbStore, type VerifyStore } from './store.js';
 export { openVerifyStore, type OpenStoreOptions } from './open.js';

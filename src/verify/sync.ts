@@ -7,7 +7,7 @@
 import type { LookupTable } from '../tables/index.js';
 import { openTable } from '../tables/index.js';
 import type { Logger } from '../log/index.js';
-import type { VerifyService, WarmResult } from './service.js';
+import type { VerifyService, WarmResult } from './api.js';
 
 export interface WarmTotals {
   total: number;

@@ -6,7 +6,7 @@
 
 import { isIP } from 'node:net';
 import { parseRblFilter, type RblFilter, type RblResult } from '../../dns/index.js';
-import { formatReply } from '../../mail/index.js';
+import { domainOf, formatReply } from '../../mail/index.js';
 import { PolicyClient, parsePolicySpec, policyAttributes, policyOptions } from '../../policy/index.js';
 import { accessAction, addressKeys, addressLookupKeys, domainKeys, searchKeys } from './access.js';
 import { CLASS, classReply, DUNNO, PERMIT, reject, deferIfPermit, deferIfReject, makeReply, splitDsn, type Decision } from './decision.js';
@@ -35,11 +35,6 @@ function tempAction(action: string, r: ReturnType<typeof makeReply>): Decision {
     case 'dunno': return DUNNO;
     default: return deferIfPermit(r);
   }
-}
-
-function domainOf(address: string): string {
-  const at = address.lastIndexOf('@');
-  return at >= 0 ? address.slice(at + 1).toLowerCase().replace(/\.$/, '') : '';
 }
 
 /** RFC 1035 host name (valid_hostname()): labels of letters, digits, '-', '_', not all numeric. */

@@ -20,13 +20,16 @@ import type { MessageSink, ClientNameLookup, AcceptOptions, Flusher } from './ty
 import type { DovecotAuthClient, AuthStep } from './sasl/dovecot.js';
 import { CommandStream, type LineInfo } from './stream.js';
 import { LineEndingNormalizer, receivedHeader } from './body.js';
-import { inNetworks, type Anvil } from './anvil.js';
+import type { Anvil } from './anvil.js';
+import { clientListed, type SmtpdNetworks } from './networks.js';
 import * as slog from './log.js';
 import { splitAddressArg, addressSyntaxOk, parseParams, mailParams, rcptParams, validHostname, type MailParams } from './syntax.js';
 
 /** What a session needs from its listener; fixed for the session's life (reload-safe). */
 export interface SessionContext {
   settings: SmtpdSettings;
+  /** The generation's network lists (event limit exceptions, bare newline exclusions). */
+  networks: SmtpdNetworks;
   engine: RestrictionEngine;
   queue: MessageSink;
   flusher?: Flusher;
@@ -109,6 +112,8 @@ export class BackstopConnection extends SMTPConnection {
   private connectVerdict?: Verdict;
   private afterStarttls = false;
   private anvilCounted = false;
+  /** smtpd_forbid_bare_newline_exclusions lists this client (decided once, at connect). */
+  private bareLfExempt = false;
 
   constructor(server: SMTPServer, socket: net.Socket, options: object, ctx: SessionContext) {
     super(server, socket, options);
@@ -158,9 +163,11 @@ export class BackstopConnection extends SMTPConnection {
       }
     }
     this.client = slog.clientId(this.clientName, ip);
+    const nets = this.ctx.networks;
+    const exempt = await clientListed(nets.eventLimitExceptions, this.clientName, ip, this.log);
+    this.bareLfExempt = await clientListed(nets.bareNewlineExclusions, this.clientName, ip, this.log);
     if (this._closing || this._closed) return this.finish();
     slog.logConnect(this.log, this.client);
-    const exempt = inNetworks(ip, this.s.eventLimitExceptions);
     const a = this.ctx.anvil.connect(ip, {
       count: this.s.connectionCountLimit,
       rate: this.s.connectionRateLimit,
@@ -371,8 +378,7 @@ export class BackstopConnection extends SMTPConnection {
       this.send(421, `4.7.0 ${this.s.myhostname} Error: too many errors`, false);
       return;
     }
-    const bareLfExempt = inNetworks(this.remoteAddress, this.s.forbidBareNewlineExclusions);
-    if (info.bareLf && this.s.forbidBareNewline === 'reject' && !bareLfExempt) {
+    if (info.bareLf && this.s.forbidBareNewline === 'reject' && !this.bareLfExempt) {
       this.log.info(`bare <LF> received after ${this.lastCommand} from ${this.client}`);
       this.authNext = undefined;
       this.count('unknown', false);
@@ -898,8 +904,7 @@ export class BackstopConnection extends SMTPConnection {
     };
     if (d.oversized()) return fail(R.sizeLimit);
     const tail = d.norm.end();
-    const exempt = inNetworks(this.remoteAddress, this.s.forbidBareNewlineExclusions);
-    if (d.norm.bareLf && this.s.forbidBareNewline === 'reject' && !exempt) {
+    if (d.norm.bareLf && this.s.forbidBareNewline === 'reject' && !this.bareLfExempt) {
       this.log.info(`bare <LF> received after DATA from ${this.client}`);
       return fail(reply(550, '5.5.2', `${this.s.myhostname} Error: bare <LF> received`), false);
     }

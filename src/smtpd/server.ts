@@ -11,6 +11,7 @@ import type { RestrictionEngine } from './check/types.js';
 import type { MessageSink, ClientNameLookup, Flusher } from './types.js';
 import { readSettings, type SmtpdSettings } from './settings.js';
 import { Anvil } from './anvil.js';
+import { compileNetworks, type SmtpdNetworks } from './networks.js';
 import { BackstopServer, type SessionContext } from './connection.js';
 import { DovecotAuthClient } from './sasl/dovecot.js';
 
@@ -34,6 +35,7 @@ export interface Smtpd {
 
 interface Generation {
   settings: SmtpdSettings;
+  networks: SmtpdNetworks;
   engine: RestrictionEngine;
   ownsEngine: boolean;
   sasl?: DovecotAuthClient;
@@ -87,6 +89,7 @@ export async function startSmtpd(opts: SmtpdOptions): Promise<Smtpd> {
 
   const makeGeneration = (svcCfg: Config, engine: { engine: RestrictionEngine; owns: boolean }): Generation => {
     const settings = readSettings(svcCfg);
+    const networks = compileNetworks(svcCfg, log);
     const sasl =
       settings.sasl.enabled && settings.sasl.type === 'dovecot'
         ? new DovecotAuthClient({ path: settings.sasl.path, timeoutMs: settings.timeout * 1000 })
@@ -95,13 +98,14 @@ export async function startSmtpd(opts: SmtpdOptions): Promise<Smtpd> {
       log.warning(`smtpd_sasl_type = ${settings.sasl.type} is not supported; SMTP AUTH is not offered`);
     }
     retain(engine.engine);
-    return { settings, engine: engine.engine, ownsEngine: engine.owns, sasl, refs: 0, retired: false };
+    return { settings, networks, engine: engine.engine, ownsEngine: engine.owns, sasl, refs: 0, retired: false };
   };
 
   const maybeRetire = (g: Generation) => {
     if (!g.retired || g.refs > 0) return;
     g.sasl?.close();
     g.sasl = undefined;
+    g.networks.close();
     dropEngine(g.engine, g.ownsEngine);
   };
 
@@ -111,6 +115,7 @@ export async function startSmtpd(opts: SmtpdOptions): Promise<Smtpd> {
     let released = false;
     return {
       settings: g.settings,
+      networks: g.networks,
       engine: g.engine,
       queue: opts.queue,
       flusher: opts.flusher,

@@ -2,9 +2,12 @@
 // service's -o overrides, sharing one anvil (per-client connection limits). reload() builds a new
 // generation (settings, restriction engine, SASL client) per listener: new sessions take it,
 // running sessions finish on the one they started with, and an old generation is closed when
-// its last session ends. Trusts the config module for values and the engine factory for engines.
+// its last session ends. BackstopServer subclasses smtp-server's SMTPServer only to construct
+// BackstopConnections. Trusts the config module for values and the engine factory for engines.
 
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
+import { SMTPServer } from 'smtp-server';
+import type { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
 import type { Config, MasterService } from '../config/index.js';
 import { maillog, type Logger } from '../log/index.js';
 import type { RestrictionEngine } from './check/types.js';
@@ -12,8 +15,26 @@ import type { MessageSink, ClientNameLookup, Flusher } from './types.js';
 import { readSettings, type SmtpdSettings } from './settings.js';
 import { Anvil } from './anvil.js';
 import { compileNetworks, type SmtpdNetworks } from './networks.js';
-import { BackstopServer, type SessionContext } from './connection.js';
+import { BackstopConnection, type SessionContext } from './connection.js';
 import { DovecotAuthClient } from './sasl/dovecot.js';
+
+/** smtp-server's server with one change: its connections are BackstopConnections. */
+export class BackstopServer extends SMTPServer {
+  constructor(
+    options: ConstructorParameters<typeof SMTPServer>[0],
+    private readonly context: () => SessionContext,
+  ) {
+    super(options);
+  }
+
+  override connect(socket: Socket, socketOptions: object): void {
+    const self = this as unknown as { connections: Set<SMTPConnection>; _onError(err: Error): void };
+    const connection = new BackstopConnection(this, socket, socketOptions, this.context());
+    self.connections.add(connection);
+    connection.on('error', (err: Error) => self._onError(err));
+    connection.init();
+  }
+}
 
 export interface SmtpdOptions {
   config: Config;

@@ -5,6 +5,7 @@
 // Trusts the DNS lookup only within its time limit, and the network lists (networks.ts).
 
 import type { BackstopConnection } from './connection.js';
+import { check } from './verdict.js';
 import { clientListed } from './networks.js';
 import * as slog from './log.js';
 
@@ -49,7 +50,7 @@ export async function connectStage(c: BackstopConnection): Promise<boolean | 'cl
     c.send(421, `4.7.0 ${s.myhostname} Error: too many connections from ${ip}`, false);
     return false;
   }
-  const v = await c.check('connect');
+  const v = await check(c, 'connect');
   if (v.action === 'reject') st.connectVerdict = v;
   return true;
 }

@@ -4,8 +4,8 @@
 // bare <LF>, the record deadline), while smtp-server keeps doing what it does well: the socket
 // life cycle, the STARTTLS upgrade (parser retired, plaintext discarded) and DATA's terminator and
 // dot-unstuffing. Each command's handler lives in commands/, the session's state in session.ts,
-// the CONNECT stage (client name, anvil limits) in connect.ts.
-// Trusts the restriction engine's verdicts and its handlers. Trusts nothing the client sends.
+// the CONNECT stage (client name, anvil limits) in connect.ts, the engine's verdicts in verdict.ts.
+// Trusts its handlers. Trusts nothing the client sends.
 
 import type net from 'node:net';
 import { isUtf8 } from 'node:buffer';
@@ -13,14 +13,9 @@ import type { SMTPServer } from 'smtp-server';
 import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
 import { reply, formatReply, type Reply } from '../mail/index.js';
 import type { Logger } from '../log/index.js';
-import type { RestrictionEngine, SessionInfo, Stage, Verdict } from './check/types.js';
 import type { SmtpdSettings } from './settings.js';
-import type { MessageSink, ClientNameLookup, Flusher } from './types.js';
-import type { DovecotAuthClient } from './sasl/dovecot.js';
-import type { Anvil } from './anvil.js';
-import type { SmtpdNetworks } from './networks.js';
 import { CommandStream, type LineInfo } from './stream.js';
-import { SessionState } from './session.js';
+import { SessionState, type SessionContext } from './session.js';
 import { connectStage } from './connect.js';
 import { R } from './replies.js';
 import * as slog from './log.js';
@@ -32,24 +27,6 @@ import { rcpt } from './commands/rcpt.js';
 import { data } from './commands/data.js';
 import { etrn } from './commands/etrn.js';
 import { rset, noop, vrfy, quit } from './commands/misc.js';
-
-/** What a session needs from its listener; fixed for the session's life (reload-safe). */
-export interface SessionContext {
-  settings: SmtpdSettings;
-  /** The generation's network lists (event limit exceptions, bare newline exclusions). */
-  networks: SmtpdNetworks;
-  engine: RestrictionEngine;
-  queue: MessageSink;
-  flusher?: Flusher;
-  dns?: ClientNameLookup;
-  log: Logger;
-  anvil: Anvil;
-  sasl?: DovecotAuthClient;
-  /** master.cf service name, for anvil warnings. */
-  service: string;
-  /** Called once when the session is over (engine reference counting). */
-  release(): void;
-}
 
 /** A handler's result: success, failure, or null when the command's outcome is counted later. */
 export type Handler = (c: BackstopConnection, arg: string) => Promise<boolean | null>;
@@ -215,7 +192,7 @@ export class BackstopConnection extends SMTPConnection {
     this.ctx.release();
   }
 
-  // --- replies and the restriction engine ---------------------------------------------
+  // --- replies ------------------------------------------------------------------------
 
   /** Send a reply; 4xx/5xx count as errors, and past smtpd_soft_error_limit every reply waits. */
   async respond(r: Reply | { code: number; lines: string[] }): Promise<void> {
@@ -235,41 +212,6 @@ export class BackstopConnection extends SMTPConnection {
     s.total++;
     if (ok) s.ok++;
     this.stats.set(name, s);
-  }
-
-  async check(stage: Stage, extra: Partial<SessionInfo> = {}): Promise<Verdict> {
-    try {
-      const v = await this.ctx.engine.check(this.state.info(stage, extra));
-      if (v.action === 'reject' && !v.reply) {
-        return { action: 'reject', reply: reply(451, '4.3.5', 'Server configuration error') };
-      }
-      return v;
-    } catch (err) {
-      // An engine failure is temporary, never a relay and never a permanent reject.
-      this.log.warning(`restriction engine failed at ${stage} for ${this.state.client}: ${(err as Error).message}`);
-      return { action: 'reject', reply: reply(451, '4.3.0', 'Error: server configuration problem') };
-    }
-  }
-
-  /** Answer a reject verdict and log it; returns true when the stage may go on. */
-  async applyVerdict(v: Verdict, stage: string, recipient?: string): Promise<boolean> {
-    const st = this.state;
-    for (const w of v.warnings ?? []) slog.logWarn(this.log, st.rejectCtx(stage, recipient), w);
-    if (v.action === 'accept') {
-      // access(5) HOLD / DISCARD: the first one in a transaction decides, as in Postfix.
-      if (v.discard !== undefined && st.discardText === undefined) {
-        st.discardText = v.discard;
-        slog.logAction(this.log, 'discard', st.rejectCtx(stage, recipient), v.discard);
-      } else if (v.hold !== undefined && st.holdText === undefined && st.discardText === undefined) {
-        st.holdText = v.hold;
-        slog.logAction(this.log, 'hold', st.rejectCtx(stage, recipient), v.hold);
-      }
-      return true;
-    }
-    const r = v.reply as Reply;
-    slog.logReject(this.log, st.rejectCtx(stage, recipient), r);
-    await this.respond(r);
-    return false;
   }
 
   // --- the command loop ---------------------------------------------------------------

@@ -15,7 +15,8 @@ import type { MessageSink, ClientNameLookup, Flusher } from './types.js';
 import { readSettings, type SmtpdSettings } from './settings.js';
 import { Anvil } from './anvil.js';
 import { compileNetworks, type SmtpdNetworks } from './networks.js';
-import { BackstopConnection, type SessionContext } from './connection.js';
+import { BackstopConnection } from './connection.js';
+import type { SessionContext } from './session.js';
 import { DovecotAuthClient } from './sasl/dovecot.js';
 
 /** smtp-server's server with one change: its connections are BackstopConnections. */

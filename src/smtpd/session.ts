@@ -2,13 +2,37 @@
 // (HELO/EHLO, AUTH, STARTTLS) and the mail transaction in progress (sender, recipients, and the
 // access(5) HOLD / DISCARD / PREPEND results collected for it). The command handlers read and
 // change it; the connection owns the life cycle. It also builds the SessionInfo the restriction
-// engine sees. Trusts the handlers: a value lands here only after a handler has checked it.
+// engine sees, and declares what a session takes from its listener (SessionContext).
+// Trusts the handlers: a value lands here only after a handler has checked it.
 
 import type { Envelope, EnvelopeRecipient } from '../mail/index.js';
-import type { SessionInfo, Stage, Verdict } from './check/types.js';
-import type { AcceptOptions } from './types.js';
+import type { Logger } from '../log/index.js';
+import type { RestrictionEngine, SessionInfo, Stage, Verdict } from './check/types.js';
+import type { SmtpdSettings } from './settings.js';
+import type { AcceptOptions, ClientNameLookup, Flusher, MessageSink } from './types.js';
+import type { DovecotAuthClient } from './sasl/dovecot.js';
+import type { Anvil } from './anvil.js';
+import type { SmtpdNetworks } from './networks.js';
 import type { MailParams } from './syntax.js';
 import type { RejectContext } from './log.js';
+
+/** What a session needs from its listener; fixed for the session's life (reload-safe). */
+export interface SessionContext {
+  settings: SmtpdSettings;
+  /** The generation's network lists (event limit exceptions, bare newline exclusions). */
+  networks: SmtpdNetworks;
+  engine: RestrictionEngine;
+  queue: MessageSink;
+  flusher?: Flusher;
+  dns?: ClientNameLookup;
+  log: Logger;
+  anvil: Anvil;
+  sasl?: DovecotAuthClient;
+  /** master.cf service name, for anvil warnings. */
+  service: string;
+  /** Called once when the session is over (engine reference counting). */
+  release(): void;
+}
 
 /** What the session reads from its connection. */
 export interface Peer {

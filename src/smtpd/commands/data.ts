@@ -9,6 +9,7 @@
 import { PassThrough } from 'node:stream';
 import { reply, toSmtpError, SmtpError, type Reply, type Envelope } from '../../mail/index.js';
 import type { BackstopConnection } from '../connection.js';
+import { check, applyVerdict } from '../verdict.js';
 import type { AcceptOptions } from '../types.js';
 import { LineEndingNormalizer, receivedHeader } from '../body.js';
 import { R } from '../replies.js';
@@ -28,8 +29,8 @@ export async function data(c: BackstopConnection, arg: string): Promise<boolean>
     await c.respond(R.needRcpt);
     return false;
   }
-  const v = await c.check('data');
-  if (!(await c.applyVerdict(v, 'DATA', st.lastRecipient()))) return false;
+  const v = await check(c, 'data');
+  if (!(await applyVerdict(c, v, 'DATA', st.lastRecipient()))) return false;
   const parser = c._parser;
   if (!parser) return false;
 
@@ -150,9 +151,9 @@ async function endOfData(c: BackstopConnection, d: DataInProgress): Promise<void
     return fail(reply(550, '5.5.2', `${s.myhostname} Error: bare <LF> received`), false);
   }
   if (d.norm.bareLf && s.forbidBareNewline === 'note') c.log.info(`bare <LF> received after DATA from ${st.client}`);
-  const v = await c.check('end-of-data', { size: d.size(), queueId: d.queueId });
+  const v = await check(c, 'end-of-data', { size: d.size(), queueId: d.queueId });
   if (v.action === 'reject') return fail(v.reply as Reply);
-  await c.applyVerdict(v, stage);
+  await applyVerdict(c, v, stage);
   if (st.discardText !== undefined) st.acceptOpts.discard = true;
   else if (st.holdText !== undefined) st.acceptOpts.queue = 'hold';
   try {

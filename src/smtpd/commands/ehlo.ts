@@ -6,6 +6,7 @@
 
 import { reply } from '../../mail/index.js';
 import type { BackstopConnection } from '../connection.js';
+import { check, applyVerdict } from '../verdict.js';
 import { authMechanisms } from './auth.js';
 
 export async function ehlo(c: BackstopConnection, arg: string, esmtp: boolean): Promise<boolean> {
@@ -16,8 +17,8 @@ export async function ehlo(c: BackstopConnection, arg: string, esmtp: boolean): 
   }
   st.resetTransaction();
   const helo = arg.split(/\s+/)[0];
-  const v = await c.check('helo', { helo, protocol: esmtp ? 'ESMTP' : 'SMTP' });
-  if (!(await c.applyVerdict(v, esmtp ? 'EHLO' : 'HELO'))) return false;
+  const v = await check(c, 'helo', { helo, protocol: esmtp ? 'ESMTP' : 'SMTP' });
+  if (!(await applyVerdict(c, v, esmtp ? 'EHLO' : 'HELO'))) return false;
   st.helo = helo;
   st.esmtp = esmtp;
   st.afterStarttls = false;

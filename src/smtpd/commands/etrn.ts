@@ -5,6 +5,7 @@
 
 import { reply } from '../../mail/index.js';
 import type { BackstopConnection } from '../connection.js';
+import { check, applyVerdict } from '../verdict.js';
 import { validHostname } from '../syntax.js';
 
 export async function etrn(c: BackstopConnection, arg: string): Promise<boolean> {
@@ -26,9 +27,9 @@ export async function etrn(c: BackstopConnection, arg: string): Promise<boolean>
     await c.respond(reply(501, '', 'Error: invalid parameter syntax'));
     return false;
   }
-  if (st.connectVerdict && !(await c.applyVerdict(st.connectVerdict, 'CONNECT'))) return false;
-  const v = await c.check('etrn', { etrnDomain: domain });
-  if (!(await c.applyVerdict(v, 'ETRN'))) return false;
+  if (st.connectVerdict && !(await applyVerdict(c, st.connectVerdict, 'CONNECT'))) return false;
+  const v = await check(c, 'etrn', { etrnDomain: domain });
+  if (!(await applyVerdict(c, v, 'ETRN'))) return false;
   let ok = false;
   if (c.ctx.flusher) {
     try {

@@ -6,6 +6,7 @@
 
 import { reply, type Reply } from '../../mail/index.js';
 import type { BackstopConnection } from '../connection.js';
+import { check, applyVerdict } from '../verdict.js';
 import { R } from '../replies.js';
 import * as slog from '../log.js';
 import { splitAddressArg, addressSyntaxOk, parseParams, mailParams, stripTrailingDot } from '../syntax.js';
@@ -46,8 +47,8 @@ export async function mail(c: BackstopConnection, arg: string): Promise<boolean>
     await c.respond(R.sizeLimit);
     return false;
   }
-  if (st.connectVerdict && !(await c.applyVerdict(st.connectVerdict, 'CONNECT'))) return false;
-  const v = await c.check('mail', { sender: parts.address, size: p.size });
+  if (st.connectVerdict && !(await applyVerdict(c, st.connectVerdict, 'CONNECT'))) return false;
+  const v = await check(c, 'mail', { sender: parts.address, size: p.size });
   // The log lines name the sender being tried, which is not yet the session's sender.
   const ctx = { ...st.rejectCtx('MAIL'), sender: parts.address };
   if (v.action === 'reject') {

@@ -6,6 +6,7 @@
 
 import { reply } from '../../mail/index.js';
 import type { BackstopConnection } from '../connection.js';
+import { check, applyVerdict } from '../verdict.js';
 import { R } from '../replies.js';
 import { splitAddressArg, addressSyntaxOk, parseParams, rcptParams, stripTrailingDot } from '../syntax.js';
 
@@ -37,8 +38,8 @@ export async function rcpt(c: BackstopConnection, arg: string): Promise<boolean>
     await c.respond(R.tooManyRcpts);
     return false;
   }
-  const v = await c.check('rcpt', { recipient: parts.address, recipientCount: st.rcpts.length });
-  if (!(await c.applyVerdict(v, 'RCPT', parts.address))) return false;
+  const v = await check(c, 'rcpt', { recipient: parts.address, recipientCount: st.rcpts.length });
+  if (!(await applyVerdict(c, v, 'RCPT', parts.address))) return false;
   st.rcpts.push({ address: stripTrailingDot(parts.address), ...(p.notify ? { notify: p.notify } : {}), ...(p.orcpt ? { orcpt: p.orcpt } : {}) });
   if (v.prepend) st.prepend.push(...v.prepend);
   await c.respond(reply(250, '2.1.5', 'Ok'));

@@ -1,20 +1,56 @@
 // The request attributes of Postfix's policy delegation protocol (SMTPD_POLICY_README, up to
-// Postfix 3.7), built from the session the restriction engine sees. Unknown values are sent
-// empty (strings) or 0 (numbers), as Postfix does. Pure function.
+// Postfix 3.7), built from the session the restriction engine sees. PolicySession, the part of
+// the session a request needs, is declared here so that policy never imports smtpd. Unknown
+// values are sent empty (strings) or 0 (numbers), as Postfix does. Pure function.
 
-import type { SessionInfo } from '../smtpd/check/types.js';
+/** The SMTP stage a request is made at (smtpd's restriction stages). */
+export type PolicyStage = 'connect' | 'helo' | 'mail' | 'rcpt' | 'data' | 'end-of-data' | 'etrn';
 
-/** What a policy request needs to know about the session: a subset of smtpd's SessionInfo. */
-export type PolicySession = Pick<
-  SessionInfo,
-  | 'stage' | 'protocol' | 'helo' | 'queueId' | 'sender' | 'recipient' | 'recipientCount'
-  | 'clientAddress' | 'clientPort' | 'clientName' | 'reverseClientName' | 'instance' | 'saslMethod'
-  | 'saslUsername' | 'saslSender' | 'size' | 'etrnDomain' | 'serverAddress' | 'serverPort'
-  | 'tls' | 'ccertSubject' | 'ccertIssuer' | 'ccertFingerprint' | 'ccertPubkeyFingerprint'
-  | 'encryptionProtocol' | 'encryptionCipher' | 'encryptionKeysize' | 'stress'
->;
+/**
+ * What a policy request needs to know about the session. Declared here, by the consumer, so that
+ * policy never imports smtpd: smtpd's SessionInfo extends it.
+ */
+export interface PolicySession {
+  stage: PolicyStage;
+  protocol: 'SMTP' | 'ESMTP';
+  helo?: string;
+  queueId?: string;
+  /** MAIL FROM address ('' = null sender), once given. */
+  sender?: string;
+  /** The recipient being checked (rcpt stage) or the last one accepted. */
+  recipient?: string;
+  recipientCount: number;
+  clientAddress: string;
+  clientPort: number;
+  /** Verified (forward-confirmed) client name, or 'unknown'. */
+  clientName: string;
+  /** Unverified reverse name (PTR), or 'unknown'. */
+  reverseClientName: string;
+  /** A stable id of the session (`instance`). */
+  instance: string;
+  saslMethod?: string;
+  saslUsername?: string;
+  /** SASL sender (MAIL FROM AUTH=). */
+  saslSender?: string;
+  /** SIZE= from MAIL FROM, or the message size at end-of-data. */
+  size?: number;
+  /** ETRN argument at the etrn stage. */
+  etrnDomain?: string;
+  serverAddress: string;
+  serverPort: number;
+  tls: boolean;
+  /** TLS details, when known. */
+  ccertSubject?: string;
+  ccertIssuer?: string;
+  ccertFingerprint?: string;
+  ccertPubkeyFingerprint?: string;
+  encryptionProtocol?: string;
+  encryptionCipher?: string;
+  encryptionKeysize?: number;
+  stress?: boolean;
+}
 
-const STATES: Record<PolicySession['stage'], string> = {
+const STATES: Record<PolicyStage, string> = {
   connect: 'CONNECT', helo: 'EHLO', mail: 'MAIL', rcpt: 'RCPT', data: 'DATA', 'end-of-data': 'END-OF-MESSAGE', etrn: 'ETRN',
 };
 

@@ -1,53 +1,7 @@
 // Per-client connection accounting, as Postfix's anvil(8) does for smtpd: concurrent connections
-// and connection rate per client address, with the smtpd_client_event_limit_exceptions networks
-// exempt. In-process (one smtpd), shared by every listener. Trusts its callers to release each
-// connection exactly once.
-
-import ipaddr from 'ipaddr.js';
-
-type Net = [ipaddr.IPv4 | ipaddr.IPv6, number];
-
-/** Parsed network lists, once per list (the lists come from the settings and live as long). */
-const parsedLists = new WeakMap<readonly string[], Net[]>();
-
-function parseNetworks(networks: readonly string[]): Net[] {
-  let nets = parsedLists.get(networks);
-  if (nets) return nets;
-  nets = [];
-  for (const entry of networks) {
-    const e = entry.replace(/^\[([^\]]+)\]/, '$1');
-    try {
-      if (e.includes('/')) {
-        const [net, bits] = ipaddr.parseCIDR(e);
-        const mapped = net.kind() === 'ipv6' && (net as ipaddr.IPv6).isIPv4MappedAddress();
-        nets.push(mapped ? [(net as ipaddr.IPv6).toIPv4Address(), bits - 96] : [net, bits]);
-      } else if (ipaddr.isValid(e)) {
-        const a = ipaddr.process(e);
-        nets.push([a, a.kind() === 'ipv4' ? 32 : 128]);
-      }
-      // Host names and table references (cidr:/path) are not evaluated here.
-    } catch {
-      // a malformed entry never matches
-    }
-  }
-  parsedLists.set(networks, nets);
-  return nets;
-}
-
-/** True when `ip` lies in one of the CIDR/address entries (`[::1]/128`, `127.0.0.0/8`, `10.1.2.3`). */
-export function inNetworks(ip: string, networks: readonly string[]): boolean {
-  if (networks.length === 0) return false;
-  let addr: ipaddr.IPv4 | ipaddr.IPv6;
-  try {
-    addr = ipaddr.process(ip);
-  } catch {
-    return false;
-  }
-  for (const [net, bits] of parseNetworks(networks)) {
-    if (net.kind() === addr.kind() && addr.match(net, bits)) return true;
-  }
-  return false;
-}
+// and connection rate per client address. In-process (one smtpd), shared by every listener.
+// Trusts its callers to release each connection exactly once, and to say whether the client is
+// exempt (smtpd_client_event_limit_exceptions, matched by the connection with smtpd's MatchList).
 
 export type AnvilVerdict = { ok: true; count: number; rate: number } | { ok: false; reason: 'count' | 'rate'; count: number; rate: number };
 

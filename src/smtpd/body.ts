@@ -4,6 +4,8 @@
 // smtpd writes. The content arrives already dot-unstuffed and without its `.` terminator (the
 // terminator is only ever <CR><LF>.<CR><LF>). Trusts nothing in the content.
 
+import { mailDate } from '../mail/index.js';
+
 const CR = 0x0d;
 const LF = 0x0a;
 const CRLF = Buffer.from('\r\n');
@@ -63,18 +65,6 @@ export class LineEndingNormalizer {
     this.bareCr = true;
     return Buffer.from(CRLF);
   }
-}
-
-const DAYS = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];
-const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
-const p2 = (n: number) => String(n).padStart(2, '0');
-
-/** RFC 5322 date as Postfix's mail_date(): `Tue, 24 Nov 2026 19:01:30 +0100 (CET)` without the zone name. */
-export function mailDate(d: Date): string {
-  const off = -d.getTimezoneOffset();
-  const sign = off >= 0 ? '+' : '-';
-  const a = Math.abs(off);
-  return `${DAYS[d.getDay()]}, ${d.getDate()} ${MONTHS[d.getMonth()]} ${d.getFullYear()} ${p2(d.getHours())}:${p2(d.getMinutes())}:${p2(d.getSeconds())} ${sign}${p2(Math.floor(a / 60))}${p2(a % 60)}`;
 }
 
 export interface ReceivedInfo {

@@ -2,18 +2,40 @@
 // service's -o overrides, sharing one anvil (per-client connection limits). reload() builds a new
 // generation (settings, restriction engine, SASL client) per listener: new sessions take it,
 // running sessions finish on the one they started with, and an old generation is closed when
-// its last session ends. Trusts the config module for values and the engine factory for engines.
+// its last session ends. BackstopServer subclasses smtp-server's SMTPServer only to construct
+// BackstopConnections. Trusts the config module for values and the engine factory for engines.
 
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
+import { SMTPServer } from 'smtp-server';
+import type { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
 import type { Config, MasterService } from '../config/index.js';
 import { maillog, type Logger } from '../log/index.js';
 import type { RestrictionEngine } from './check/types.js';
-import type { Flusher } from '../qmgr/types.js';
-import type { MessageSink, ClientNameLookup } from './types.js';
+import type { MessageSink, ClientNameLookup, Flusher } from './types.js';
 import { readSettings, type SmtpdSettings } from './settings.js';
 import { Anvil } from './anvil.js';
-import { BackstopServer, type SessionContext } from './connection.js';
+import { compileNetworks, type SmtpdNetworks } from './networks.js';
+import { BackstopConnection } from './connection.js';
+import type { SessionContext } from './session.js';
 import { DovecotAuthClient } from './sasl/dovecot.js';
+
+/** smtp-server's server with one change: its connections are BackstopConnections. */
+export class BackstopServer extends SMTPServer {
+  constructor(
+    options: ConstructorParameters<typeof SMTPServer>[0],
+    private readonly context: () => SessionContext,
+  ) {
+    super(options);
+  }
+
+  override connect(socket: Socket, socketOptions: object): void {
+    const self = this as unknown as { connections: Set<SMTPConnection>; _onError(err: Error): void };
+    const connection = new BackstopConnection(this, socket, socketOptions, this.context());
+    self.connections.add(connection);
+    connection.on('error', (err: Error) => self._onError(err));
+    connection.init();
+  }
+}
 
 export interface SmtpdOptions {
   config: Config;
@@ -35,6 +57,7 @@ export interface Smtpd {
 
 interface Generation {
   settings: SmtpdSettings;
+  networks: SmtpdNetworks;
   engine: RestrictionEngine;
   ownsEngine: boolean;
   sasl?: DovecotAuthClient;
@@ -88,6 +111,7 @@ export async function startSmtpd(opts: SmtpdOptions): Promise<Smtpd> {
 
   const makeGeneration = (svcCfg: Config, engine: { engine: RestrictionEngine; owns: boolean }): Generation => {
     const settings = readSettings(svcCfg);
+    const networks = compileNetworks(svcCfg, log);
     const sasl =
       settings.sasl.enabled && settings.sasl.type === 'dovecot'
         ? new DovecotAuthClient({ path: settings.sasl.path, timeoutMs: settings.timeout * 1000 })
@@ -96,13 +120,14 @@ export async function startSmtpd(opts: SmtpdOptions): Promise<Smtpd> {
       log.warning(`smtpd_sasl_type = ${settings.sasl.type} is not supported; SMTP AUTH is not offered`);
     }
     retain(engine.engine);
-    return { settings, engine: engine.engine, ownsEngine: engine.owns, sasl, refs: 0, retired: false };
+    return { settings, networks, engine: engine.engine, ownsEngine: engine.owns, sasl, refs: 0, retired: false };
   };
 
   const maybeRetire = (g: Generation) => {
     if (!g.retired || g.refs > 0) return;
     g.sasl?.close();
     g.sasl = undefined;
+    g.networks.close();
     dropEngine(g.engine, g.ownsEngine);
   };
 
@@ -112,6 +137,7 @@ export async function startSmtpd(opts: SmtpdOptions): Promise<Smtpd> {
     let released = false;
     return {
       settings: g.settings,
+      networks: g.networks,
       engine: g.engine,
       queue: opts.queue,
       flusher: opts.flusher,

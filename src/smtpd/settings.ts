@@ -23,8 +23,6 @@ export interface SmtpdSettings {
   connectionRateLimit: number;
   /** Seconds (anvil_rate_time_unit). */
   rateTimeUnit: number;
-  /** smtpd_client_event_limit_exceptions: networks exempt from the connection limits. */
-  eventLimitExceptions: string[];
   hardErrorLimit: number;
   softErrorLimit: number;
   /** Seconds. */
@@ -33,7 +31,6 @@ export interface SmtpdSettings {
   lineLengthLimit: number;
   messageSizeLimit: number;
   forbidBareNewline: BareNewlineMode;
-  forbidBareNewlineExclusions: string[];
   forbidUnauthPipelining: boolean;
   disableVrfy: boolean;
   heloRequired: boolean;
@@ -87,7 +84,6 @@ export function readSettings(cfg: ParamReader & { dir?: string }): SmtpdSettings
     connectionCountLimit: cfg.int('smtpd_client_connection_count_limit'),
     connectionRateLimit: cfg.int('smtpd_client_connection_rate_limit'),
     rateTimeUnit: cfg.time('anvil_rate_time_unit'),
-    eventLimitExceptions: cfg.list('smtpd_client_event_limit_exceptions'),
     hardErrorLimit: cfg.int('smtpd_hard_error_limit'),
     softErrorLimit: cfg.int('smtpd_soft_error_limit'),
     errorSleepTime: cfg.time('smtpd_error_sleep_time'),
@@ -95,7 +91,6 @@ export function readSettings(cfg: ParamReader & { dir?: string }): SmtpdSettings
     lineLengthLimit: cfg.int('line_length_limit'),
     messageSizeLimit: cfg.size('message_size_limit'),
     forbidBareNewline: cfg.str('smtpd_forbid_bare_newline') as BareNewlineMode,
-    forbidBareNewlineExclusions: cfg.list('smtpd_forbid_bare_newline_exclusions'),
     forbidUnauthPipelining: cfg.bool('smtpd_forbid_unauth_pipelining'),
     disableVrfy: cfg.bool('disable_vrfy_command'),
     heloRequired: cfg.bool('smtpd_helo_required'),

@@ -173,3 +173,11 @@ export function validHostname(name: string): boolean {
     .split('.')
     .every((l) => /^[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$/.test(l));
 }
+
+/**
+ * `user@domain.` → `user@domain`, as Postfix's address rewriting does before the queue: the
+ * restrictions already treat both alike, and a strict primary would refuse the dotted form.
+ */
+export function stripTrailingDot(address: string): string {
+  return /@[^@]*[^.]\.$/.test(address) ? address.slice(0, -1) : address;
+}

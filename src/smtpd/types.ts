@@ -1,6 +1,7 @@
 // smtpd's outward contracts: where accepted mail goes (MessageSink, implemented by the queue), how
-// the client's name is found (ClientNameLookup, implemented by dns), and the options startSmtpd
-// takes. Trusts nothing here; these are interfaces only.
+// the client's name is found (ClientNameLookup, implemented by dns), and whom ETRN asks to deliver
+// (Flusher, implemented by qmgr). smtpd declares them as their consumer, so it imports neither
+// side. Trusts nothing here; these are interfaces only.
 
 import type { Readable } from 'node:stream';
 import type { Envelope } from '../mail/index.js';
@@ -35,4 +36,12 @@ export interface AcceptOptions {
 /** The client name lookup (dns module's Resolver.clientName). */
 export interface ClientNameLookup {
   clientName(ip: string): Promise<{ name: string; reverseName: string; temporary?: boolean }>;
+}
+
+/**
+ * Fast flush as ETRN needs it (the queue manager implements it; smtpd declares only what it
+ * calls, so it never imports qmgr). false: the domain is not eligible.
+ */
+export interface Flusher {
+  flushDomain(domain: string): Promise<boolean>;
 }

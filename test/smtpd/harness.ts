@@ -7,7 +7,7 @@ import type { MasterService } from '../../src/config/index.js';
 import { maillog, type LogRecord } from '../../src/log/index.js';
 import { reply } from '../../src/mail/index.js';
 import type { RestrictionEngine, SessionInfo, Verdict } from '../../src/smtpd/check/types.js';
-import type { Flusher } from '../../src/qmgr/types.js';
+import type { Flusher } from '../../src/smtpd/types.js';
 import { startSmtpd, type Smtpd, type ClientNameLookup } from '../../src/smtpd/index.js';
 import { FileSink } from './filesink.js';
 import { RawClient, type ReplyLines } from './client.js';

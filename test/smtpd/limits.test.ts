@@ -4,6 +4,9 @@
 
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Config } from '../../src/config/index.js';
 import { startHarness, TestEngine, BASE_MAIN_CF } from './harness.js';
 import { RawClient } from './client.js';
@@ -75,6 +78,24 @@ describe('smtpd limits', () => {
     a.c.close();
     b.c.close();
     await h.stop();
+  });
+
+  test('exempt networks given as a cidr: table (mynetworks, any form) are not limited', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'backstop-anvil-'));
+    for (const [table, exempt] of [['127.0.0.0/8 OK\n', true], ['192.0.2.0/24 OK\n', false]] as const) {
+      writeFileSync(join(dir, 'mynetworks.cidr'), table);
+      const h = await startHarness({
+        mainCf: `mynetworks = cidr:${join(dir, 'mynetworks.cidr')}\nsmtpd_client_connection_count_limit = 1\nsmtpd_client_event_limit_exceptions = $mynetworks\n`,
+      });
+      const a = await h.open();
+      const b = await h.open();
+      if (exempt) assert.equal(b.greeting.code, 220, table);
+      else assert.equal(b.greeting.text, '421 4.7.0 mx.backup.test Error: too many connections from 127.0.0.1');
+      a.c.close();
+      b.c.close();
+      await h.stop();
+    }
+    rmSync(dir, { recursive: true, force: true });
   });
 
   test('smtpd_client_connection_rate_limit: 421 4.7.0 too many connections', async () => {

@@ -4,7 +4,7 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startHarness, TestEngine, type Harness } from './harness.js';
-import type { Flusher } from '../../src/qmgr/types.js';
+import type { Flusher } from '../../src/smtpd/types.js';
 
 describe('smtpd protocol', () => {
   let h: Harness;
@@ -14,7 +14,6 @@ describe('smtpd protocol', () => {
       flushed.push(d);
       return d === 'primary.test';
     },
-    async flushAll() {},
   };
   before(async () => {
     h = await startHarness({ engine: new TestEngine(new Set(['x@other.test'])), flusher });
@@ -51,7 +50,7 @@ describe('smtpd protocol', () => {
     const text = msg.content.toString();
     assert.match(
       text,
-      new RegExp(`^Received: from client\\.test \\(unknown \\[127\\.0\\.0\\.1\\]\\)\\r\\n\\tby mx\\.backup\\.test \\(Backstop\\) with ESMTP id ${id}\\r\\n\\tfor <user@primary\\.test>; \\w{3}, \\d+ \\w{3} \\d{4} \\d\\d:\\d\\d:\\d\\d [+-]\\d{4}\\r\\n`),
+      new RegExp(`^Received: from client\\.test \\(unknown \\[127\\.0\\.0\\.1\\]\\)\\r\\n\\tby mx\\.backup\\.test \\(Backstop\\) with ESMTP id ${id}\\r\\n\\tfor <user@primary\\.test>; \\w{3}, \\d+ \\w{3} \\d{4} \\d\\d:\\d\\d:\\d\\d [+-]\\d{4}(?: \\(UTC\\))?\\r\\n`),
     );
     assert.ok(text.endsWith('Subject: hi\r\n\r\n.dot line\r\nbody\r\n'), JSON.stringify(text));
     assert.equal(msg.envelope.sender, 'sender@client.test');

@@ -3,16 +3,18 @@
 // `!pattern` negates; `type:table` looks the name (or address) up; `/file` holds more
 // patterns. Host and domain patterns match the name exactly, `.domain` matches subdomains, and
 // a plain `domain` also matches subdomains when the parameter is listed in
-// parent_domain_matches_subdomains. Networks are `a.b.c.d/n` or `[ipv6]/n` (ipaddr.js).
+// parent_domain_matches_subdomains. Networks are `a.b.c.d/n` or `[ipv6]/n`; addresses are read
+// with mail's parseIp (IPv4-mapped IPv6 is the IPv4 address). smtpd's one network matcher.
 // Compiled once at load: a bad network or table fails there, naming the parameter.
 
 import { readFileSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
-import ipaddr from 'ipaddr.js';
+import type ipaddr from 'ipaddr.js';
 import { splitList } from '../../config/index.js';
+import { parseIp, type IpAddress } from '../../mail/index.js';
 import type { LookupTable } from '../../tables/index.js';
 
-type Parsed = ipaddr.IPv4 | ipaddr.IPv6;
+type Parsed = IpAddress;
 
 type Pattern =
   | { kind: 'net'; negate: boolean; net: [Parsed, number] }
@@ -27,20 +29,6 @@ export interface MatchListOptions {
   /** Opens (and caches) a table reference. */
   openTable: (ref: string) => LookupTable;
   baseDir: string;
-}
-
-/** Normalise an IP text: strip [], IPv4-mapped IPv6 becomes IPv4. undefined when not an IP. */
-export function parseIp(text: string): Parsed | undefined {
-  const t = text.startsWith('[') && text.endsWith(']') ? text.slice(1, -1) : text;
-  if (!ipaddr.isValid(t)) return undefined;
-  try {
-    const p = ipaddr.parse(t);
-    if (p.kind() === 'ipv6' && (p as ipaddr.IPv6).isIPv4MappedAddress()) return (p as ipaddr.IPv6).toIPv4Address();
-    if (p.kind() === 'ipv4' && !/^\d+\.\d+\.\d+\.\d+$/.test(t)) return undefined;
-    return p;
-  } catch {
-    return undefined;
-  }
 }
 
 /** `1.2.3.0/24`, `[2001:db8::]/32`, `1.2.3.4`, `[::1]` → network; undefined when not a network. */

@@ -9,8 +9,8 @@
 
 import { classReply, CLASS, DUNNO, PERMIT, deferIfReject, type Decision } from './decision.js';
 import type { Ctx, Env } from './context.js';
-import { parseIp } from './matchlist.js';
 import type { MxRecord } from '../../dns/index.js';
+import { parseIp } from '../../mail/index.js';
 
 /** permit_auth_destination's test: final (local) or relay_domains, and not routed. */
 export async function isAuthDestination(env: Env, recipient: string): Promise<boolean> {

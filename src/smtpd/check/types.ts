@@ -5,51 +5,22 @@
 // `NOQUEUE: reject: ...` lines; the engine never touches the socket.
 
 import type { Reply } from '../../mail/index.js';
+import type { PolicySession, PolicyStage } from '../../policy/index.js';
 
-export type Stage = 'connect' | 'helo' | 'mail' | 'rcpt' | 'data' | 'end-of-data' | 'etrn';
+export type Stage = PolicyStage;
 
-export interface SessionInfo {
+/**
+ * The session as the engine sees it: everything a policy request carries (policy declares that
+ * part, PolicySession, so that it never imports smtpd) plus what only smtpd's own restrictions use.
+ * Client and reverse names are 'unknown' when not known; the client name is forward-confirmed,
+ * the reverse name (PTR) is not.
+ */
+export interface SessionInfo extends PolicySession {
   stage: Stage;
-  clientAddress: string;
-  clientPort: number;
-  /** Verified (forward-confirmed) client name, or 'unknown'. */
-  clientName: string;
-  /** Unverified reverse name (PTR), or 'unknown'. */
-  reverseClientName: string;
   /** True when the client name lookup failed temporarily. */
   clientNameTempFail?: boolean;
-  serverAddress: string;
-  serverPort: number;
-  helo?: string;
-  protocol: 'SMTP' | 'ESMTP';
-  tls: boolean;
-  saslMethod?: string;
-  saslUsername?: string;
-  /** SASL sender (MAIL FROM AUTH=), for the policy protocol. */
-  saslSender?: string;
-  /** TLS details for the policy protocol, when known. */
-  ccertSubject?: string;
-  ccertIssuer?: string;
-  ccertFingerprint?: string;
-  ccertPubkeyFingerprint?: string;
-  encryptionProtocol?: string;
-  encryptionCipher?: string;
-  encryptionKeysize?: number;
-  stress?: boolean;
-  /** MAIL FROM address ('' = null sender), once given. */
-  sender?: string;
-  /** The recipient being checked (rcpt stage) or the last one accepted. */
-  recipient?: string;
-  recipientCount: number;
-  /** SIZE= from MAIL FROM, or the message size at end-of-data. */
-  size?: number;
-  /** ETRN argument at the etrn stage. */
-  etrnDomain?: string;
   /** True when the client sent this command before our previous reply (unauthorized pipelining). */
   pipelined?: boolean;
-  queueId?: string;
-  /** A stable id of this session (policy protocol `instance`). */
-  instance: string;
 }
 
 /** The outcome of one stage. */

@@ -1,0 +1,47 @@
+// RCPT TO: one recipient of the transaction. In order: a MAIL first, the address and its ESMTP
+// parameters (NOTIFY, ORCPT) well formed, SMTPUTF8 declared for a non-ASCII address,
+// smtpd_recipient_limit, then the recipient restrictions — where a backup MX decides whether the
+// recipient exists on the primary (relay_recipient_maps, verify) and never becomes an open relay.
+// Trusts the restriction engine's verdict; everything from the client is checked here first.
+
+import { reply } from '../../mail/index.js';
+import type { BackstopConnection } from '../connection.js';
+import { check, applyVerdict } from '../verdict.js';
+import { R } from '../replies.js';
+import { splitAddressArg, addressSyntaxOk, parseParams, rcptParams, stripTrailingDot } from '../syntax.js';
+
+export async function rcpt(c: BackstopConnection, arg: string): Promise<boolean> {
+  const { settings: s, state: st } = c;
+  if (!st.inTransaction()) {
+    await c.respond(R.needMail);
+    return false;
+  }
+  const parts = splitAddressArg(arg, 'TO');
+  if (!parts) {
+    await c.respond(reply(501, '5.5.4', 'Syntax: RCPT TO:<address>'));
+    return false;
+  }
+  if (!parts.address || !addressSyntaxOk(parts.address)) {
+    await c.respond(reply(501, '5.1.3', 'Bad recipient address syntax'));
+    return false;
+  }
+  if (s.smtputf8 && !st.mailParams.smtputf8 && /[^\x00-\x7f]/.test(parts.address)) {
+    await c.respond(R.declareSmtputf8);
+    return false;
+  }
+  const p = rcptParams(parseParams(parts.rest));
+  if ('code' in p) {
+    await c.respond(p);
+    return false;
+  }
+  if (st.rcpts.length >= s.recipientLimit) {
+    await c.respond(R.tooManyRcpts);
+    return false;
+  }
+  const v = await check(c, 'rcpt', { recipient: parts.address, recipientCount: st.rcpts.length });
+  if (!(await applyVerdict(c, v, 'RCPT', parts.address))) return false;
+  st.rcpts.push({ address: stripTrailingDot(parts.address), ...(p.notify ? { notify: p.notify } : {}), ...(p.orcpt ? { orcpt: p.orcpt } : {}) });
+  if (v.prepend) st.prepend.push(...v.prepend);
+  await c.respond(reply(250, '2.1.5', 'Ok'));
+  return true;
+}

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { Maillog } from '../src/log/index.js';
-import { Queue } from '../src/queue/index.js';
+import { enqueue, Queue } from '../src/queue/index.js';
 import { Resolver } from '../src/dns/index.js';
 import { ConnectionCache } from '../src/smtp/index.js';
 import { createQmgr } from '../src/qmgr/index.js';
@@ -50,7 +50,7 @@ await Promise.all(
   Array.from({ length: CONC }, async () => {
     while (next < N) {
       const i = next++;
-      await queue.accept(envelope('s@sender.test', [`u${i}@example.test`]), Readable.from([body]));
+      await enqueue(queue, envelope('s@sender.test', [`u${i}@example.test`]), Readable.from([body]));
     }
   }),
 );

@@ -4,7 +4,7 @@
 // ~3.4 ms CPU/message over SMTP on this machine; the queue alone must leave ample headroom for 2×.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { Queue } from '../src/queue/index.js';
+import { enqueue, Queue } from '../src/queue/index.js';
 import { Maillog } from '../src/log/index.js';
 
 const WRITERS = 20;
@@ -24,7 +24,7 @@ try {
     Array.from({ length: WRITERS }, async () => {
       while (next < TOTAL) {
         next++;
-        await q.accept(
+        await enqueue(q, 
           {
             sender: 'sender@client.test',
             recipients: [{ address: 'user@primary.test' }],

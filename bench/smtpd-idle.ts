@@ -19,7 +19,7 @@ const smtpd = await startSmtpd({
   config,
   services: [{ service: '127.0.0.1:0', type: 'inet', command: 'smtpd', args: [], overrides: {}, host: '127.0.0.1', port: 0, file: 'bench', line: 1 }],
   engine,
-  queue: { accept: async () => { throw new Error('not used'); } },
+  queue: { begin: () => { throw new Error('not used'); } },
   closeTimeoutMs: 100,
 });
 const port = smtpd.addresses()[0].port;

@@ -84,17 +84,18 @@ export async function createApp(loaded: LoadedConfig): Promise<App> {
 
   const engineFor = (cfg: Config) =>
     createRestrictionEngine(cfg, { dns, verifier, myAddresses: () => myAddresses(cfg), log: log('smtpd') });
-  // The queue is smtpd's MessageSink; the options object is passed through untouched, because
-  // smtpd sets HOLD/DISCARD on it after end of data and the queue reads it when it commits.
-  // Mail to the probe sender (bounces of our probes) is discarded, recipient by recipient.
+  // The queue is smtpd's MessageSink: one transaction per message, committed by smtpd after end
+  // of data (HOLD → hold/, DISCARD → abort). smtpd logs client= itself. Mail to the probe sender
+  // (bounces of our probes) is discarded, recipient by recipient, as Postfix's cleanup does.
   const sink: MessageSink = {
-    newId: () => queue.newId(),
-    accept: (envelope, content, opts) => {
+    begin: (envelope) => {
       const keep = envelope.recipients.filter((r) => !verifier.isProbeSender(r.address));
-      if (keep.length === envelope.recipients.length) return queue.accept(envelope, content, opts);
-      for (const r of envelope.recipients) if (!keep.includes(r)) log('cleanup').info(`${opts?.queueId ?? 'NOQUEUE'}: discard: mail to the address verification probe sender <${r.address}>`);
-      if (keep.length === 0) return queue.accept(envelope, content, { ...opts, discard: true });
-      return queue.accept({ ...envelope, recipients: keep }, content, opts);
+      if (keep.length === envelope.recipients.length) return queue.begin(envelope, { logClient: false });
+      const tx = queue.begin(keep.length ? { ...envelope, recipients: keep } : envelope, { logClient: false });
+      for (const r of envelope.recipients) if (!keep.includes(r)) log('cleanup').info(`${tx.id}: discard: mail to the address verification probe sender <${r.address}>`);
+      if (keep.length) return tx;
+      // Nobody left to deliver to: the content is still read (and checked), then nothing is kept.
+      return { id: tx.id, write: (c) => tx.write(c), commit: async () => (await tx.abort(), tx.id), abort: () => tx.abort() };
     },
   };
   let smtpd;

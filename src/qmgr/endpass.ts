@@ -6,6 +6,7 @@
 // a notice; a notice that cannot be queued keeps its recipients pending, so it is tried again.
 
 import type { Envelope } from '../mail/index.js';
+import { enqueue } from '../queue/index.js';
 import { backoffDelay, delayWarningDue, isExpired, lifetimeFor } from './backoff.js';
 import type { ActiveMsg, QmgrCore } from './core.js';
 import type { NoticeRecipient } from './types.js';
@@ -120,12 +121,5 @@ async function notify(q: QmgrCore, kind: 'failure' | 'delay', msg: ActiveMsg, re
  * queued like any other message through the queue's transaction. Returns its queue ID.
  */
 async function queueNotice(q: QmgrCore, envelope: Envelope, content: Buffer): Promise<string> {
-  const tx = q.queue.begin(envelope);
-  try {
-    await tx.write([content]);
-    return await tx.commit();
-  } catch (err) {
-    await tx.abort();
-    throw err;
-  }
+  return enqueue(q.queue, envelope, [content]);
 }

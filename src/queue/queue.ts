@@ -22,7 +22,7 @@ import { writeAll, type WriteFn } from './disk.js';
 import { QueueError, type QueueEntry, type QueueEvents } from './entry.js';
 import { appendUpdate, recipientUpdate, type JournalStore, type RecipientResult } from './journal.js';
 import { recoverQueue, type RecoveryReport } from './recovery.js';
-import { FileTransaction, type QueueTransaction, type WriterStore, type BeginOptions, type AcceptOptions } from './writer.js';
+import { FileTransaction, type QueueTransaction, type WriterStore, type BeginOptions } from './writer.js';
 import { logClient, logMessageId, logQueueActive, logRemoved } from './log.js';
 
 export interface QueueOptions {
@@ -139,32 +139,6 @@ export class Queue extends EventEmitter<QueueEvents> {
   private checkBegin(env: Envelope): void {
     if (this.closed) throw new SmtpError(reply(451, '4.3.0', 'Error: queue file write error'), 'queue is closed');
     if (env.recipients.length === 0) throw new SmtpError(reply(554, '5.5.1', 'Error: no valid recipients'));
-  }
-
-  /**
-   * @deprecated Callers move to begin(): write the content, then commit({ queue }) or abort()
-   * (DISCARD). Kept, built on the transaction, until smtpd, master/app.ts and qmgr have moved.
-   * Writes a message durably and returns its queue ID; `opts.queue` and `opts.discard` are read
-   * after the content has ended. Throws as begin(), write() and commit() do; on error no file is
-   * left behind.
-   */
-  async accept(env: Envelope, content: AsyncIterable<Buffer | string> | Iterable<Buffer | string> | Readable, opts: AcceptOptions = {}): Promise<string> {
-    this.checkBegin(env);
-    const reservedId = opts.queueId && this.ids.isReserved(opts.queueId) ? opts.queueId : this.newId();
-    // smtpd logs client= itself when it reserved the id up front (before the content).
-    const tx = new FileTransaction(this.store, reservedId, env, !opts.queueId);
-    try {
-      await tx.write(content);
-      if (opts.discard) {
-        await tx.abort();
-        return tx.id;
-      }
-      return await tx.commit({ queue: opts.queue });
-    } catch (err) {
-      await tx.abort();
-      if (opts.queueId) this.ids.release(opts.queueId);
-      throw err;
-    }
   }
 
   /** A transaction's message is durable in its queue: index it, log it, tell the listeners. */

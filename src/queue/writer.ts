@@ -53,18 +53,6 @@ export interface BeginOptions {
 }
 
 /** @deprecated with accept(): callers move to begin(), commit({ queue }) and abort(). */
-export interface AcceptOptions {
-  /** Queue to commit into: active (default; the queue manager takes it from there), deferred or hold. */
-  queue?: 'active' | 'deferred' | 'hold';
-  /** An id reserved with newId() (smtpd names it in the Received: header before the content). */
-  queueId?: string;
-  /**
-   * access(5) DISCARD: read the content, then claim success and keep nothing. Like `queue`, it is
-   * read when the message is committed, so smtpd can still set it from an end-of-data verdict.
-   */
-  discard?: boolean;
-}
-
 /** What a transaction needs from the Queue that owns the files. */
 export interface WriterStore {
   readonly write: WriteFn;

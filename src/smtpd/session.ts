@@ -9,7 +9,7 @@ import type { Envelope, EnvelopeRecipient } from '../mail/index.js';
 import type { Logger } from '../log/index.js';
 import type { RestrictionEngine, SessionInfo, Stage, Verdict } from './check/types.js';
 import type { SmtpdSettings } from './settings.js';
-import type { AcceptOptions, ClientNameLookup, Flusher, MessageSink } from './types.js';
+import type { ClientNameLookup, Flusher, MessageSink } from './types.js';
 import type { DovecotAuthClient } from './sasl/dovecot.js';
 import type { Anvil } from './anvil.js';
 import type { SmtpdNetworks } from './networks.js';
@@ -73,7 +73,6 @@ export class SessionState {
   holdText: string | undefined;
   discardText: string | undefined;
   /** Options of the queue write in progress (read by the queue when it commits). */
-  acceptOpts: AcceptOptions = {};
 
   constructor(private readonly peer: Peer) {}
 

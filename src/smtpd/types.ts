@@ -3,34 +3,30 @@
 // (Flusher, implemented by qmgr). smtpd declares them as their consumer, so it imports neither
 // side. Trusts nothing here; these are interfaces only.
 
-import type { Readable } from 'node:stream';
 import type { Envelope } from '../mail/index.js';
 
 /**
- * The queue as smtpd sees it. `accept` resolves with the queue id only after the message and its
- * envelope are durably on disk (fsync), and throws an SmtpError (e.g. 452 4.3.1) when it cannot
- * take the message. An error raised by the content stream (smtpd destroys it when the message
- * grows past message_size_limit or must be rejected at end of data) must make `accept` reject
- * without leaving a queue file behind.
+ * The queue as smtpd sees it: a transaction per message (maddy's delivery target; the file
+ * store implements it today, a replicated store can tomorrow). `begin` reserves the queue id at
+ * once, so the Received: header can name it (Postfix writes `with ESMTP id QUEUEID`); it throws
+ * an SmtpError (451 4.3.0) when the queue cannot take mail.
  */
 export interface MessageSink {
-  accept(envelope: Envelope, content: Readable | AsyncIterable<Buffer>, opts?: AcceptOptions): Promise<string>;
-  /**
-   * Optional: reserve a queue id before the content is written, so that the Received: header can
-   * name it (Postfix writes `with ESMTP id QUEUEID`). When present, smtpd passes the reserved id
-   * back to `accept` in `opts.queueId`.
-   */
-  newId?(): string;
+  begin(envelope: Envelope): MessageTransaction;
 }
 
 /**
- * `queue` and `discard` are read when the message is committed (after end of data), so verdicts
- * of the end-of-data restrictions still count: HOLD → the hold queue, DISCARD → nothing kept.
+ * One message on its way in. `write` streams the content and rejects with an SmtpError (552 5.3.4
+ * too big, 452 4.3.1 disk full, 451 4.3.0 otherwise, or the error the content stream was destroyed
+ * with); `commit` resolves with the id only once the message is durable (file and directory
+ * fsync'd) in the queue chosen now — after the end-of-data restrictions (HOLD → 'hold');
+ * `abort` keeps nothing (a refusal, a lost client, DISCARD) and may be called more than once.
  */
-export interface AcceptOptions {
-  queueId?: string;
-  queue?: 'hold';
-  discard?: boolean;
+export interface MessageTransaction {
+  readonly id: string;
+  write(content: AsyncIterable<Buffer | string>): Promise<void>;
+  commit(opts?: { queue?: 'hold' }): Promise<string>;
+  abort(): Promise<void>;
 }
 
 /** The client name lookup (dns module's Resolver.clientName). */

@@ -5,7 +5,7 @@
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { Maillog } from '../../src/log/index.js';
-import { Queue } from '../../src/queue/index.js';
+import { enqueue, Queue } from '../../src/queue/index.js';
 import { Resolver } from '../../src/dns/index.js';
 import { ConnectionCache } from '../../src/smtp/index.js';
 import { createQmgr } from '../../src/qmgr/index.js';
@@ -31,7 +31,7 @@ if (mode === 'load') {
       while (next < n) {
         const i = next++;
         const body = `Message-ID: <${i}@crash.test>\r\nSubject: ${i}\r\n\r\nmessage ${i}\r\n`;
-        await queue.accept(envelope('s@sender.test', [`u${i}@example.test`]), Readable.from([Buffer.from(body)]));
+        await enqueue(queue, envelope('s@sender.test', [`u${i}@example.test`]), Readable.from([Buffer.from(body)]));
         process.stdout.write(`A ${i}\n`);
       }
     }),

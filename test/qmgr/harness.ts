@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { createServer } from 'node:net';
 import { Maillog } from '../../src/log/index.js';
-import { Queue } from '../../src/queue/index.js';
+import { enqueue, Queue } from '../../src/queue/index.js';
 import { Resolver } from '../../src/dns/index.js';
 import { ConnectionCache, type DeliveryOptions } from '../../src/smtp/index.js';
 import type { Envelope } from '../../src/mail/index.js';
@@ -131,7 +131,7 @@ export async function startHarness(
     },
     submit(sender, rcpts, body = 'hello', arrivalTime = Date.now()) {
       const content = `From: <${sender}>\r\nTo: <${rcpts[0]}>\r\nSubject: test\r\nMessage-ID: <${Math.random().toString(36).slice(2)}@client.test>\r\n\r\n${body}\r\n`;
-      return queue.accept(envelope(sender, rcpts, arrivalTime), Readable.from([Buffer.from(content)]));
+      return enqueue(queue, envelope(sender, rcpts, arrivalTime), Readable.from([Buffer.from(content)]));
     },
     waitLine(re, timeoutMs = 5000) {
       const found = lines.find((l) => re.test(l));

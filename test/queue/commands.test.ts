@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { Queue, applyAdmin, formatMailq, formatJson, type ShowqMessage } from '../../src/queue/index.js';
+import { enqueue, Queue, applyAdmin, formatMailq, formatJson, type ShowqMessage } from '../../src/queue/index.js';
 import { asctime } from '../../src/mail/index.js';
 import { postqueueCommand, mailqCommand, type QueueCommandIo as CommandIo } from '../../src/cli/postqueue.js';
 import { postsuperCommand } from '../../src/cli/postsuper.js';
@@ -94,10 +94,10 @@ test('formatJson: Postfix showq_json field names, one object per line', () => {
 
 async function seed(dir: string) {
   const q = await Queue.open({ queueDirectory: dir, maillog: quietLog().log });
-  const a = await q.accept(envelope({ arrivalTime: T }), chunks(message()));
-  const b = await q.accept(envelope({ arrivalTime: T + 1000, recipients: [{ address: 'x@p.test' }, { address: 'y@p.test' }] }), chunks(message()), { queue: 'deferred' });
+  const a = await enqueue(q, envelope({ arrivalTime: T }), chunks(message()));
+  const b = await enqueue(q, envelope({ arrivalTime: T + 1000, recipients: [{ address: 'x@p.test' }, { address: 'y@p.test' }] }), chunks(message()), { queue: 'deferred' });
   await q.markDeferred(b, [0, 1], 'connect to mx1.p.test[127.0.0.2]:25: Connection refused');
-  const c = await q.accept(envelope({ arrivalTime: T + 2000, sender: '' }), chunks(message()), { queue: 'hold' });
+  const c = await enqueue(q, envelope({ arrivalTime: T + 2000, sender: '' }), chunks(message()), { queue: 'hold' });
   return { q, a, b, c, size: message().length };
 }
 

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, writeFileSync, truncateSync, statSync, appendFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { Queue, isValidQueueId, readQueueHeadSync, encodeRecord, REC, type WriteFn } from '../../src/queue/index.js';
+import { enqueue, Queue, isValidQueueId, readQueueHeadSync, encodeRecord, REC, type WriteFn } from '../../src/queue/index.js';
 import { SmtpError } from '../../src/mail/index.js';
 import { tempDir, envelope, message, chunks, collect, quietLog } from './helpers.js';
 
@@ -21,7 +21,7 @@ test('accept writes a durable file that reads back identical', async () => {
       smtputf8: true,
       client: { name: 'mail.client.test', address: '192.0.2.7', helo: 'client.test', protocol: 'ESMTPSA', saslUsername: 'joe' },
     });
-    const id = await q.accept(env, chunks(content.subarray(0, 5), content.subarray(5)));
+    const id = await enqueue(q, env, chunks(content.subarray(0, 5), content.subarray(5)));
     assert.match(id, /^[0-9A-F]{6,}$/);
     assert.ok(isValidQueueId(id));
     assert.deepEqual(readdirSync(join(dir, 'active')), [id]);
@@ -55,7 +55,7 @@ test('large content spans many records and a Readable source works', async () =>
     const q = await Queue.open({ queueDirectory: dir, maillog: quietLog().log });
     const line = 'x'.repeat(998) + '\r\n';
     const content = Buffer.from('Subject: big\r\n\r\n' + line.repeat(1200)); // ~1.2 MB
-    const id = await q.accept(envelope(), Readable.from([content.subarray(0, 70000), content.subarray(70000)]));
+    const id = await enqueue(q, envelope(), Readable.from([content.subarray(0, 70000), content.subarray(70000)]));
     assert.deepEqual(await collect(q.content(id)), content);
     assert.equal(q.get(id)!.messageSize, content.length);
     await q.close();
@@ -69,8 +69,8 @@ test('missing Message-ID logs an empty message-id, folded one is unfolded', asyn
   const { log, lines } = quietLog();
   try {
     const q = await Queue.open({ queueDirectory: dir, maillog: log });
-    const a = await q.accept(envelope(), chunks(message('b\r\n', 'Subject: x\r\n')));
-    const b = await q.accept(envelope(), chunks(message('b\r\n', 'Message-Id:\r\n <folded@x>\r\n')));
+    const a = await enqueue(q, envelope(), chunks(message('b\r\n', 'Subject: x\r\n')));
+    const b = await enqueue(q, envelope(), chunks(message('b\r\n', 'Message-Id:\r\n <folded@x>\r\n')));
     assert.ok(lines.includes(`cleanup: ${a}: message-id=<>`));
     assert.ok(lines.includes(`cleanup: ${b}: message-id=<folded@x>`));
     await q.close();
@@ -85,7 +85,7 @@ test('concurrent accepts share directory fsyncs (group commit) and are all disti
     const q = await Queue.open({ queueDirectory: dir, maillog: quietLog().log });
     const n = 60;
     const ids = await Promise.all(
-      Array.from({ length: n }, (_, i) => q.accept(envelope({ sender: `s${i}@client.test` }), chunks(message(`body ${i}\r\n`)))),
+      Array.from({ length: n }, (_, i) => enqueue(q, envelope({ sender: `s${i}@client.test` }), chunks(message(`body ${i}\r\n`)))),
     );
     assert.equal(new Set(ids).size, n);
     assert.ok(q.dirSyncCount('active') < n, `expected fewer than ${n} directory fsyncs, got ${q.dirSyncCount('active')}`);
@@ -123,7 +123,7 @@ test('ENOSPC → 452 4.3.1 Insufficient system storage, nothing partial left', a
   try {
     const q = await Queue.open({ queueDirectory: dir, maillog: quietLog().log, wrapWrite: failingWrite('ENOSPC', 100) });
     const big = Buffer.alloc(600_000, 'a');
-    await assert.rejects(q.accept(envelope(), chunks(big)), (err: unknown) => {
+    await assert.rejects(enqueue(q, envelope(), chunks(big)), (err: unknown) => {
       assert.ok(err instanceof SmtpError);
       assert.equal(err.message, '452 4.3.1 Insufficient system storage');
       assert.equal(err.responseCode, 452);
@@ -141,7 +141,7 @@ test('other write error → 451 4.3.0 Error: queue file write error, nothing lef
   const { dir, cleanup } = tempDir();
   try {
     const q = await Queue.open({ queueDirectory: dir, maillog: quietLog().log, wrapWrite: failingWrite('EIO', 0) });
-    await assert.rejects(q.accept(envelope(), chunks(message())), { message: '451 4.3.0 Error: queue file write error', responseCode: 451 });
+    await assert.rejects(enqueue(q, envelope(), chunks(message())), { message: '451 4.3.0 Error: queue file write error', responseCode: 451 });
     assert.deepEqual(readdirSync(join(dir, 'incoming')), []);
     assert.deepEqual(readdirSync(join(dir, 'active')), []);
     await q.close();
@@ -161,7 +161,7 @@ test('message_size_limit → 552 5.3.4 and the stream is read to its end', async
         yield Buffer.alloc(60, 'b');
       }
     }
-    await assert.rejects(q.accept(envelope(), src()), { message: '552 5.3.4 Message file too big' });
+    await assert.rejects(enqueue(q, envelope(), src()), { message: '552 5.3.4 Message file too big' });
     assert.equal(consumed, 5);
     assert.deepEqual(readdirSync(join(dir, 'incoming')), []);
     await q.close();
@@ -174,7 +174,7 @@ test('no recipients → 554 5.5.1', async () => {
   const { dir, cleanup } = tempDir();
   try {
     const q = await Queue.open({ queueDirectory: dir, maillog: quietLog().log });
-    await assert.rejects(q.accept(envelope({ recipients: [] }), chunks(message())), { message: '554 5.5.1 Error: no valid recipients' });
+    await assert.rejects(enqueue(q, envelope({ recipients: [] }), chunks(message())), { message: '554 5.5.1 Error: no valid recipients' });
     await q.close();
   } finally {
     cleanup();
@@ -189,7 +189,7 @@ test('a content stream that fails → 451 and no file', async () => {
       yield Buffer.from('Subject: x\r\n');
       throw new Error('client went away');
     }
-    await assert.rejects(q.accept(envelope(), broken()), (err: unknown) => {
+    await assert.rejects(enqueue(q, envelope(), broken()), (err: unknown) => {
       assert.ok(err instanceof SmtpError);
       assert.equal(err.message, '451 4.3.0 Error: queue file write error');
       assert.equal(err.causeText, 'client went away');
@@ -208,7 +208,7 @@ test('per-recipient and retry state survive a reload', async () => {
   try {
     const q = await Queue.open({ queueDirectory: dir, maillog: log });
     const env = envelope({ recipients: [{ address: 'a@p.test' }, { address: 'b@p.test' }, { address: 'c@p.test' }] });
-    const id = await q.accept(env, chunks(message()));
+    const id = await enqueue(q, env, chunks(message()));
     await q.markDelivered(id, [0], { reason: '250 2.0.0 Ok: queued as X', dsn: '2.0.0', remoteMta: 'mx1.p.test' });
     await q.markBounced(id, [1], { reason: '550 5.1.1 unknown user', dsn: '5.1.1', diagnosticCode: 'smtp; 550 5.1.1 unknown user' });
     await q.markDeferred(id, [2], 'connect to mx1.p.test[127.0.0.2]:25: Connection refused');
@@ -252,7 +252,7 @@ test('a long journal is compacted and keeps the state', async () => {
   const { dir, cleanup } = tempDir();
   try {
     const q = await Queue.open({ queueDirectory: dir, maillog: quietLog().log, compactThreshold: 1000 });
-    const id = await q.accept(envelope(), chunks(message()));
+    const id = await enqueue(q, envelope(), chunks(message()));
     for (let i = 0; i < 30; i++) await q.markDeferred(id, [0], `attempt ${i}: connection refused`);
     const size = statSync(join(dir, 'active', id)).size;
     assert.ok(size < 2000, `file should have been compacted, size ${size}`);
@@ -275,7 +275,7 @@ test('events: accepted, moved, updated, removed', async () => {
     q.on('moved', (_id, from, to) => seen.push(`moved ${from}->${to}`));
     q.on('updated', (_id, e) => seen.push(`updated ${e.status}`));
     q.on('removed', (_id, from) => seen.push(`removed ${from}`));
-    const id = await q.accept(envelope(), chunks(message()));
+    const id = await enqueue(q, envelope(), chunks(message()));
     await q.markDelivered(id, [0], '250 ok');
     await q.hold(id);
     await q.release(id);
@@ -292,10 +292,10 @@ test('start-up recovery: incoming removed, truncated and garbage files to corrup
   const { log, lines } = quietLog();
   try {
     const q = await Queue.open({ queueDirectory: dir, maillog: log });
-    const good = await q.accept(envelope(), chunks(message()));
-    const deferred = await q.accept(envelope(), chunks(message()), { queue: 'deferred' });
-    const cut = await q.accept(envelope(), chunks(message('x'.repeat(5000))));
-    const noEnd = await q.accept(envelope(), chunks(message()));
+    const good = await enqueue(q, envelope(), chunks(message()));
+    const deferred = await enqueue(q, envelope(), chunks(message()), { queue: 'deferred' });
+    const cut = await enqueue(q, envelope(), chunks(message('x'.repeat(5000))));
+    const noEnd = await enqueue(q, envelope(), chunks(message()));
     await q.close();
     const cutPath = join(dir, 'active', cut);
     truncateSync(cutPath, statSync(cutPath).size - 3000);
@@ -326,7 +326,7 @@ test('a torn state update is dropped, the file truncated, and the previous state
   const { log, lines } = quietLog();
   try {
     const q = await Queue.open({ queueDirectory: dir, maillog: log });
-    const id = await q.accept(envelope(), chunks(message()));
+    const id = await enqueue(q, envelope(), chunks(message()));
     await q.markDeferred(id, [0], 'first');
     await q.close();
     const path = join(dir, 'active', id);
@@ -352,7 +352,7 @@ test('a damaged body is caught by the checksum when the content is read', async 
   const { dir, cleanup } = tempDir();
   try {
     const q = await Queue.open({ queueDirectory: dir, maillog: quietLog().log });
-    const id = await q.accept(envelope(), chunks(message('secret body\r\n')));
+    const id = await enqueue(q, envelope(), chunks(message('secret body\r\n')));
     const path = join(dir, 'active', id);
     const buf = readFileSync(path);
     const at = buf.indexOf('secret');

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { Queue, type QueueTransaction } from '../../src/queue/index.js';
+import { enqueue, Queue, type QueueTransaction } from '../../src/queue/index.js';
 import { SmtpError } from '../../src/mail/index.js';
 import { tempDir, envelope, message, chunks, collect, quietLog } from './helpers.js';
 
@@ -97,8 +97,8 @@ test('transaction: abort leaves no file in incoming/ and releases the id', () =>
     assert.deepEqual(onDisk(dir), only('active'));
     assert.equal(q.size, 0);
     assert.deepEqual(lines, []);
-    // A released id is no longer reserved: accept() does not take it as a reservation.
-    const other = await q.accept(envelope(), chunks(message()), { queueId: tx.id });
+    // A released id is no longer reserved, and a new transaction gets a fresh one.
+    const other = await enqueue(q, envelope(), chunks(message()));
     assert.notEqual(other, tx.id);
   }));
 

@@ -1,15 +1,14 @@
-// Test helper: a MessageSink that really writes each message to a file in a temporary folder,
-// fsyncs the file and the folder, and only then resolves with its id — the contract the queue
-// implements, without the queue. An error from the content stream leaves no file behind.
+// Test helper: a MessageSink whose transactions really write each message to a file in a
+// temporary folder and, at commit, fsync the file and the folder before resolving with its id —
+// the contract the queue implements, without the queue. A failed write or an abort leaves no file.
 
 import { mkdtempSync, rmSync, readFileSync, readdirSync } from 'node:fs';
-import { open, rename, unlink } from 'node:fs/promises';
+import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import type { Readable } from 'node:stream';
 import type { Envelope } from '../../src/mail/index.js';
-import type { MessageSink } from '../../src/smtpd/index.js';
+import type { MessageSink, MessageTransaction } from '../../src/smtpd/index.js';
 
 export interface StoredMessage {
   id: string;
@@ -20,38 +19,54 @@ export interface StoredMessage {
 export class FileSink implements MessageSink {
   readonly dir = mkdtempSync(join(tmpdir(), 'backstop-'));
   readonly messages: StoredMessage[] = [];
-  /** When set, accept() fails with this error after reading the content. */
+  /** When set, commit() fails with this error (after the content was read). */
   failWith?: Error;
 
-  newId(): string {
-    return randomBytes(5).toString('hex').toUpperCase().slice(0, 10) + 'A';
-  }
-
-  async accept(envelope: Envelope, content: Readable | AsyncIterable<Buffer>, opts?: { queueId?: string }): Promise<string> {
-    const id = opts?.queueId ?? this.newId();
+  begin(envelope: Envelope): MessageTransaction {
+    const id = randomBytes(5).toString('hex').toUpperCase().slice(0, 10) + 'A';
     const tmp = join(this.dir, `${id}.tmp`);
-    const fh = await open(tmp, 'w');
     const chunks: Buffer[] = [];
-    try {
-      for await (const chunk of content as AsyncIterable<Buffer>) {
-        const b = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk);
-        chunks.push(b);
-        await fh.write(b);
-      }
-      if (this.failWith) throw this.failWith;
-      await fh.sync();
-    } catch (err) {
-      await fh.close();
+    let fh: FileHandle | undefined;
+    let done = false;
+    const abort = async (): Promise<void> => {
+      if (done) return;
+      done = true;
+      await fh?.close().catch(() => undefined);
       await unlink(tmp).catch(() => undefined);
-      throw err;
-    }
-    await fh.close();
-    await rename(tmp, join(this.dir, id));
-    const d = await open(this.dir, 'r');
-    await d.sync();
-    await d.close();
-    this.messages.push({ id, envelope, content: Buffer.concat(chunks) });
-    return id;
+    };
+    return {
+      id,
+      write: async (content) => {
+        fh ??= await open(tmp, 'w');
+        try {
+          for await (const chunk of content) {
+            const b = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk);
+            chunks.push(b);
+            await fh.write(b);
+          }
+        } catch (err) {
+          await abort();
+          throw err;
+        }
+      },
+      commit: async () => {
+        if (this.failWith) {
+          await abort();
+          throw this.failWith;
+        }
+        fh ??= await open(tmp, 'w');
+        await fh.sync();
+        await fh.close();
+        done = true;
+        await rename(tmp, join(this.dir, id));
+        const d = await open(this.dir, 'r');
+        await d.sync();
+        await d.close();
+        this.messages.push({ id, envelope, content: Buffer.concat(chunks) });
+        return id;
+      },
+      abort,
+    };
   }
 
   files(): string[] {

@@ -1,16 +1,16 @@
 // DATA and the end of the message: the queue hand-off in one place. After the data restrictions,
-// the envelope and a content stream go to the MessageSink (the queue) at once; the message
-// streams through the line-ending normalizer (bare CR/LF → CRLF, no smuggling) behind the
-// Received: header and the PREPEND headers, counted against message_size_limit. At the end: the
-// bare-<LF> rule, the end-of-data restrictions, HOLD/DISCARD, then `250 Ok: queued as ID` only
-// once the sink says the message is on disk. Any refusal destroys the content stream, so the sink
-// keeps nothing. Trusts the sink's accept(): it resolves only when the message is durable.
+// smtpd begins a queue transaction (its id names the message in the Received: header) and the
+// message streams into it through the line-ending normalizer (bare CR/LF → CRLF, no smuggling)
+// behind the Received: header and the PREPEND headers, counted against message_size_limit. At the
+// end: the bare-<LF> rule, the end-of-data restrictions, then commit — into hold/ for HOLD — or
+// abort for DISCARD and every refusal; `250 Ok: queued as ID` only once commit says the message
+// is on disk. Trusts the transaction: commit resolves only when the message is durable.
 
 import { PassThrough } from 'node:stream';
 import { reply, toSmtpError, SmtpError, type Reply, type Envelope } from '../../mail/index.js';
 import type { BackstopConnection } from '../connection.js';
 import { check, applyVerdict } from '../verdict.js';
-import type { AcceptOptions } from '../types.js';
+import type { MessageTransaction } from '../types.js';
 import { LineEndingNormalizer, receivedHeader } from '../body.js';
 import { R } from '../replies.js';
 import * as slog from '../log.js';
@@ -34,8 +34,6 @@ export async function data(c: BackstopConnection, arg: string): Promise<boolean>
   const parser = c._parser;
   if (!parser) return false;
 
-  const queueId = c.ctx.queue.newId?.();
-  if (queueId) slog.logClientLine(c.log, queueId, st.client, st.saslLogin());
   const arrival = new Date();
   const envelope: Envelope = {
     sender: st.sender as string,
@@ -53,6 +51,17 @@ export async function data(c: BackstopConnection, arg: string): Promise<boolean>
     },
     arrivalTime: arrival.getTime(),
   };
+  let tx: MessageTransaction;
+  try {
+    tx = c.ctx.queue.begin(envelope);
+  } catch (err) {
+    const e = toSmtpError(err);
+    c.log.warning(`${st.client}: queue file write error: ${e.causeText ?? e.message}`);
+    await c.respond(e.reply);
+    return false;
+  }
+  const queueId = tx.id;
+  slog.logClientLine(c.log, queueId, st.client, st.saslLogin());
   const content = new PassThrough();
   // The sink may not be reading yet when smtpd aborts the content; it sees the error when it does.
   content.on('error', () => undefined);
@@ -71,13 +80,13 @@ export async function data(c: BackstopConnection, arg: string): Promise<boolean>
     });
   content.write(header);
   let sinkError: SmtpError | undefined;
-  const acceptOpts: AcceptOptions = { ...(queueId ? { queueId } : {}) };
-  st.acceptOpts = acceptOpts;
-  const accepted = c.ctx.queue.accept(envelope, content, acceptOpts).catch((err: unknown) => {
+  // A failed write (size, disk, a client gone mid-message) keeps nothing: abort at once.
+  const written = tx.write(content).catch(async (err: unknown) => {
     sinkError = toSmtpError(err);
+    await tx.abort();
     throw sinkError;
   });
-  accepted.catch(() => undefined);
+  written.catch(() => undefined);
 
   const norm = new LineEndingNormalizer();
   const limit = s.messageSizeLimit;
@@ -111,7 +120,7 @@ export async function data(c: BackstopConnection, arg: string): Promise<boolean>
   });
   stream.on('end', () => {
     c._handlerPending = true;
-    void endOfData(c, { norm, content, accepted, queueId, oversized: () => oversized, size: () => size }).finally(() => {
+    void endOfData(c, { norm, content, tx, written, oversized: () => oversized, size: () => size }).finally(() => {
       c.inData = false;
       c._handlerPending = false;
       c._dataStream = false;
@@ -128,8 +137,8 @@ export async function data(c: BackstopConnection, arg: string): Promise<boolean>
 interface DataInProgress {
   norm: LineEndingNormalizer;
   content: PassThrough;
-  accepted: Promise<string>;
-  queueId?: string;
+  tx: MessageTransaction;
+  written: Promise<void>;
   oversized: () => boolean;
   size: () => number;
 }
@@ -139,8 +148,9 @@ async function endOfData(c: BackstopConnection, d: DataInProgress): Promise<void
   const stage = 'END-OF-MESSAGE';
   const fail = async (r: Reply, log = true) => {
     if (!d.content.destroyed) d.content.destroy(new SmtpError(r));
-    await d.accepted.catch(() => undefined);
-    if (log) slog.logReject(c.log, { ...st.rejectCtx(stage, st.lastRecipient()), queueId: d.queueId }, r);
+    await d.written.catch(() => undefined);
+    await d.tx.abort();
+    if (log) slog.logReject(c.log, { ...st.rejectCtx(stage, st.lastRecipient()), queueId: d.tx.id }, r);
     c.count('data', false);
     await c.respond(r);
   };
@@ -151,19 +161,21 @@ async function endOfData(c: BackstopConnection, d: DataInProgress): Promise<void
     return fail(reply(550, '5.5.2', `${s.myhostname} Error: bare <LF> received`), false);
   }
   if (d.norm.bareLf && s.forbidBareNewline === 'note') c.log.info(`bare <LF> received after DATA from ${st.client}`);
-  const v = await check(c, 'end-of-data', { size: d.size(), queueId: d.queueId });
+  const v = await check(c, 'end-of-data', { size: d.size(), queueId: d.tx.id });
   if (v.action === 'reject') return fail(v.reply as Reply);
   await applyVerdict(c, v, stage);
-  if (st.discardText !== undefined) st.acceptOpts.discard = true;
-  else if (st.holdText !== undefined) st.acceptOpts.queue = 'hold';
   try {
     if (!d.content.destroyed) d.content.end(tail);
-    const id = await d.accepted;
-    if (!d.queueId) slog.logClientLine(c.log, id, st.client, st.saslLogin());
+    await d.written;
+    let id = d.tx.id;
+    // DISCARD: the content was read and checked; keep nothing and claim success, as Postfix does.
+    if (st.discardText !== undefined) await d.tx.abort();
+    else id = await d.tx.commit(st.holdText !== undefined ? { queue: 'hold' } : {});
     c.count('data', true);
     c.errorCount = 0;
     await c.respond(reply(250, '2.0.0', `Ok: queued as ${id}`));
   } catch (err) {
+    await d.tx.abort();
     const e = toSmtpError(err);
     c.log.warning(`${st.client}: queue file write error: ${e.causeText ?? e.message}`);
     c.count('data', false);

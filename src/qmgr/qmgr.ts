@@ -21,7 +21,7 @@ import { workDone } from './endpass.js';
 import { flushAll, flushDomain } from './flush.js';
 import { QMGR_DEFAULTS, type QmgrParams } from './params.js';
 import { lost, pumpDest } from './pass.js';
-import type { Flusher, NoticeBuilder, QmgrStats } from './types.js';
+import type { NoticeBuilder, QmgrStats } from './types.js';
 import { probeGreeting } from './watch.js';
 
 export interface QmgrOptions {
@@ -49,7 +49,7 @@ export interface QmgrEvents {
   done: [id: string];
 }
 
-export class Qmgr extends EventEmitter<QmgrEvents> implements Flusher {
+export class Qmgr extends EventEmitter<QmgrEvents> {
   readonly params: QmgrParams;
   private readonly q: QmgrCore;
   private readonly tasks = new Set<Promise<unknown>>();

@@ -1,13 +1,7 @@
-// The queue manager's contracts. Flusher: smtpd's ETRN and `postqueue -f/-s` ask the queue
-// manager to deliver deferred mail now. Notices: what the queue manager asks of the bounce
-// service (build a failure or delay notice; it queues the result through queue.accept itself).
+// The queue manager's contracts with the bounce service: what it asks for (build a failure or
+// delay notice; it queues the result through the queue's transaction itself). Its callers —
+// smtpd's ETRN, the control socket — declare what they call of it (Flusher, ControlHandlers).
 import type { Envelope, EnvelopeRecipient } from '../mail/index.js';
-
-export interface Flusher {
-  /** Deliver deferred mail for one domain now; returns false when the domain is not eligible. */
-  flushDomain(domain: string): Promise<boolean>;
-  flushAll(): Promise<void>;
-}
 
 /** One recipient in a notice, with the last delivery result for it. */
 export interface NoticeRecipient extends EnvelopeRecipient {

@@ -1,6 +1,6 @@
 // The dns module's public face: the resolver, its result types, DNSBL filters and the
 // IP reversal helpers. Other modules import dns only from here.
-export { Resolver, classify, hostnameProblem, queryName, type ResolverOptions } from './resolver.js';
+export { Resolver, classify, queryName, type ResolverOptions } from './resolver.js';
 export { parseRblFilter, rblFilterMatches, type RblFilter } from './rblfilter.js';
 export { normaliseIp, parseIp, ptrName, reverseIp } from './reverse.js';
 export type {

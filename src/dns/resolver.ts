@@ -10,6 +10,7 @@ import net from 'node:net';
 import { InFlight, TtlLru } from './cache.js';
 import { rblFilterMatches, type RblFilter } from './rblfilter.js';
 import { normaliseIp, parseIp, ptrName, reverseIp } from './reverse.js';
+import { hostnameProblem } from '../mail/index.js';
 import type {
   ClientName,
   DnsError,
@@ -63,25 +64,6 @@ export function queryName(name: string): string | undefined {
     if (label.length === 0 || label.length > 63) return undefined;
   }
   return n;
-}
-
-/**
- * Postfix's valid_hostname() and numeric-name rule for PTR answers: letters, digits, "-" and
- * "_", no hyphen at either end of a label, not all-numeric. Returns the gripe, or undefined.
- */
-export function hostnameProblem(name: string): string | undefined {
-  if (net.isIP(name)) return `numeric hostname: ${name}`;
-  if (name.length > 255) return `valid_hostname: bad length ${name.length} for ${name.slice(0, 100)}...`;
-  const labels = name.split('.');
-  for (const label of labels) {
-    if (label === '') return `valid_hostname: misplaced delimiter: ${name}`;
-    if (label.length > 63) return `valid_hostname: hostname label too long: ${name}`;
-    const bad = /[^a-z0-9_-]/i.exec(label);
-    if (bad) return `valid_hostname: invalid character ${bad[0].charCodeAt(0)}(decimal): ${name}`;
-    if (label.startsWith('-') || label.endsWith('-')) return `valid_hostname: misplaced hyphen: ${name}`;
-  }
-  if (/^[0-9.]+$/.test(name)) return `numeric hostname: ${name}`;
-  return undefined;
 }
 
 function errorOf(err: unknown): DnsError {

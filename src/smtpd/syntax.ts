@@ -164,16 +164,6 @@ export function rcptParams(params: Map<string, string | true>): RcptParams | Rep
   return out;
 }
 
-/** ETRN/HELO domain syntax: labels of letters, digits, hyphens and underscores, or an address literal. */
-export function validHostname(name: string): boolean {
-  if (!name || name.length > 255) return false;
-  if (/^\[.*\]$/.test(name)) return true;
-  return name
-    .replace(/\.$/, '')
-    .split('.')
-    .every((l) => /^[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$/.test(l));
-}
-
 /**
  * `user@domain.` → `user@domain`, as Postfix's address rewriting does before the queue: the
  * restrictions already treat both alike, and a strict primary would refuse the dotted form.

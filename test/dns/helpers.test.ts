@@ -4,7 +4,6 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   classify,
-  hostnameProblem,
   normaliseIp,
   parseRblFilter,
   ptrName,
@@ -12,6 +11,7 @@ import {
   rblFilterMatches,
   reverseIp,
 } from '../../src/dns/index.js';
+import { hostnameProblem } from '../../src/mail/index.js';
 import { InFlight, TtlLru } from '../../src/dns/cache.js';
 
 test('reverseIp / ptrName / normaliseIp', () => {

@@ -4,7 +4,8 @@
 // a value of the documented shape or a Reply with a 5xx code and a text, or throws an Error with a
 // message — never a TypeError/RangeError, never a hang. Trusts the corpus only as seeds.
 
-import { splitAddressArg, addressSyntaxOk, parseParams, mailParams, rcptParams, validHostname, decodeXtext } from '../../src/smtpd/syntax.js';
+import { splitAddressArg, addressSyntaxOk, parseParams, mailParams, rcptParams, decodeXtext } from '../../src/smtpd/syntax.js';
+import { validHostname } from '../../src/mail/index.js';
 import { FuzzProblem, type FuzzTarget } from './fuzz.js';
 
 export const SMTP_CORPUS: readonly string[] = [

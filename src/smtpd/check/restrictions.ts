@@ -5,7 +5,7 @@
 // Reply texts and codes follow smtpd_check.c.
 
 import { isIP } from 'node:net';
-import { domainOf, formatReply } from '../../mail/index.js';
+import { domainOf, formatReply, validHostname } from '../../mail/index.js';
 import { PolicyClient, parsePolicySpec, policyAttributes, policyOptions } from '../../policy/index.js';
 import { accessAction, addressKeys, addressLookupKeys, domainKeys, searchKeys } from './access.js';
 import { CLASS, classReply, DUNNO, PERMIT, reject, deferIfPermit, deferIfReject, makeReply, type Decision } from './decision.js';
@@ -35,14 +35,6 @@ function tempAction(action: string, r: ReturnType<typeof makeReply>): Decision {
     case 'dunno': return DUNNO;
     default: return deferIfPermit(r);
   }
-}
-
-/** RFC 1035 host name (valid_hostname()): labels of letters, digits, '-', '_', not all numeric. */
-export function validHostname(name: string): boolean {
-  if (!name || name.length > 255) return false;
-  const labels = name.replace(/\.$/, '').split('.');
-  if (labels.some((l) => !l || l.length > 63 || !/^[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?$/.test(l))) return false;
-  return !labels.every((l) => /^\d+$/.test(l));
 }
 
 /** valid_hostaddr() for `[1.2.3.4]` / `[IPv6:...]` literals. */

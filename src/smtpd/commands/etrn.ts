@@ -3,10 +3,9 @@
 // manager is asked to flush it: 250 Queuing started, or 458 when it is not eligible or fails.
 // Trusts the Flusher's answer; a Flusher error is a 458, never a crash.
 
-import { reply } from '../../mail/index.js';
+import { validHostname, reply } from '../../mail/index.js';
 import type { BackstopConnection } from '../connection.js';
 import { check, applyVerdict } from '../verdict.js';
-import { validHostname } from '../syntax.js';
 
 export async function etrn(c: BackstopConnection, arg: string): Promise<boolean> {
   const st = c.state;
@@ -23,7 +22,8 @@ export async function etrn(c: BackstopConnection, arg: string): Promise<boolean>
     return false;
   }
   const domain = arg.replace(/^[@#]/, '');
-  if (!validHostname(domain)) {
+  // A domain (Postfix's valid_hostname()) or an address literal.
+  if (!(/^\[.*\]$/.test(domain) || validHostname(domain))) {
     await c.respond(reply(501, '', 'Error: invalid parameter syntax'));
     return false;
   }

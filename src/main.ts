@@ -13,7 +13,8 @@ import { runPostmap, postmapSpec } from './cli/postmap.js';
 import { runPostqueue, postqueueSpec, runMailq, mailqSpec, type QueueCommandIo } from './cli/postqueue.js';
 import { runPostsuper, postsuperSpec } from './cli/postsuper.js';
 import { loadConfig } from './config/index.js';
-import { configPath, startMaster, signalMaster, VERSION } from './master/master.js';
+import { startMaster, signalMaster, VERSION } from './master/master.js';
+import { configPath } from './master/paths.js';
 import { createApp } from './master/app.js';
 
 type Handler = (args: ParsedArgs, io: CommandIo) => Promise<number>;

@@ -10,6 +10,7 @@ import { formatDiagnostic, loadConfig, type Config, type Diagnostic, type Loaded
 import { maillog } from '../log/index.js';
 import { validateAll } from '../check/index.js';
 import { processAlive } from '../queue/index.js';
+import { configPath, pidFile } from './paths.js';
 
 /** The running services as one unit; built from a validated configuration. */
 export interface App {
@@ -18,16 +19,6 @@ export interface App {
 }
 
 export type AppFactory = (loaded: LoadedConfig) => Promise<App>;
-
-/** Resolve a path parameter against the configuration directory when it is relative. */
-export function configPath(config: Config, name: string): string {
-  const v = config.str(name);
-  return isAbsolute(v) ? v : resolve(config.dir, v);
-}
-
-export function pidFile(config: Config): string {
-  return join(configPath(config, 'queue_directory'), 'pid', 'master.pid');
-}
 
 /** Load and validate; returns the configuration and every diagnostic (errors make it unusable). */
 export async function loadValidated(configDir: string): Promise<{ loaded: LoadedConfig; diagnostics: Diagnostic[]; ok: boolean }> {

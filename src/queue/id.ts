@@ -1,8 +1,9 @@
 // Queue IDs in Postfix's short format: the microseconds of the current second as five hex digits,
 // then a number in hex — in Postfix the queue file's inode (get_file_id()), e.g. "0B92E5104E3".
-// The Queue reserves an id before its file exists (begin(), so the Received: header can name it),
-// so it passes a per-process sequence number instead (QueueIds), checked against the live
-// messages and the other reservations. Unique because one process at a time holds the queue lock.
+// A transaction reserves its id before its file exists (begin(), so the Received: header can name
+// it), so the number is a sequence instead (QueueIds), checked against the live messages and the
+// other reservations of its process. Several processes write one queue (the queue manager and
+// each smtpd worker): each numbers from its own range (`slot`), so their ids never meet.
 // Trusts the caller's `live` test for the messages in its index.
 
 import { performance } from 'node:perf_hooks';
@@ -26,13 +27,14 @@ export class QueueIds {
   private seq = Math.floor(Math.random() * 0x1000000);
   private readonly reserved = new Set<string>();
 
-  constructor(private readonly live: (id: string) => boolean) {}
+  /** slot: 0 for the queue manager's process, 1..N for the smtpd workers (their own id ranges). */
+  constructor(private readonly live: (id: string) => boolean, private readonly slot = 0) {}
 
   reserve(): string {
     let id: string;
     do {
       this.seq = (this.seq + 1) % 0x10000000;
-      id = makeQueueId(this.seq);
+      id = makeQueueId(this.slot * 0x10000000 + this.seq);
     } while (this.live(id) || this.reserved.has(id));
     this.reserved.add(id);
     return id;

@@ -17,3 +17,4 @@ export { enqueue } from './enqueue.js';
 export * from './queue.js';
 export * from './showq.js';
 export * from './admin.js';
+export { QueueWriter, type QueueWriterOptions } from './spool.js';

@@ -151,6 +151,18 @@ export class Queue extends EventEmitter<QueueEvents> {
     this.emit('accepted', entry.id, entry);
   }
 
+  /**
+   * A message another process (an smtpd worker's QueueWriter) committed: index it and announce it
+   * as if it had been committed here. Idempotent: a message already indexed (found by recovery,
+   * or announced twice) is left alone.
+   */
+  adopt(entry: QueueEntry): void {
+    if (this.closed || this.index.has(entry.id)) return;
+    this.index.set(entry.id, { ...entry, recipients: [...entry.recipients], retry: { ...entry.retry } });
+    if (entry.queue === 'active') logQueueActive(this.log.qmgr, entry.id, entry.sender, entry.messageSize, entry.recipients.length);
+    this.emit('accepted', entry.id, this.index.get(entry.id)!);
+  }
+
   // ---------------------------------------------------------------- index
 
   get(id: string): QueueEntry | undefined {

@@ -11,6 +11,7 @@ import { readQueueHeadSync } from './read.js';
 import { isValidQueueId } from './id.js';
 import { fsyncDir, truncateDurably } from './disk.js';
 import { STATUS_CHAR, type QueueEntry } from './entry.js';
+import { processAlive } from './lock.js';
 import { logCorrupt, logIncomingRemoved, logTornUpdate } from './log.js';
 import type { Logger } from '../log/index.js';
 
@@ -82,6 +83,10 @@ export async function recoverQueue(dir: string, index: Map<string, QueueEntry>, 
 
 function removeIncoming(incoming: string, report: RecoveryReport, qmgr: Logger): void {
   for (const name of readdirSync(incoming)) {
+    // `t<pid>.<n>` is a message another live process (an smtpd worker) is still writing: its
+    // client has not had a 250, and the writer commits or removes it itself.
+    const writer = /^t(\d+)\./.exec(name);
+    if (writer && Number(writer[1]) !== process.pid && processAlive(Number(writer[1]))) continue;
     try {
       unlinkSync(join(incoming, name));
       report.removedIncoming.push(name);

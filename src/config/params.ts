@@ -62,6 +62,10 @@ str(G, 'mynetworks_style', 'host', { oneOf: ['host', 'subnet', 'class'] });
 list(G, 'relay_domains', '');
 str(G, 'queue_directory', '/var/spool/backstop');
 str(G, 'data_directory', '/var/lib/backstop');
+// The process model (master(8)): whom the workers run as when the master is root, how long a
+// service that fails at start-up waits before it is started again.
+str(G, 'mail_owner', 'postfix');
+time(G, 'service_throttle_time', '60s', { min: 1 });
 str(G, 'process_id_directory', 'pid');
 str(G, 'maillog_file', '');
 str(G, 'syslog_name', 'backstop');
@@ -270,6 +274,8 @@ bool(B, 'backstop_verify_reprobe_on_return', 'yes');
 str(B, 'backstop_verify_sync_map', '');
 time(B, 'backstop_verify_sync_interval', '1h', { min: 1 });
 int(B, 'backstop_verify_probe_concurrency', '20', { min: 1 });
+// 0: one process does everything; N: N smtpd worker processes and one queue manager process.
+int(B, 'backstop_smtpd_workers', '0', { max: 256 });
 
 defs.sort((a, b) => a.name.localeCompare(b.name));
 

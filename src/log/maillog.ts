@@ -55,9 +55,11 @@ export class Maillog {
     }
   }
 
-  close(): void {
-    this.stream?.end();
+  /** Stop writing to the file; resolves once every line written so far is in it. */
+  close(): Promise<void> {
+    const stream = this.stream;
     this.stream = null;
+    return new Promise((resolve) => (stream ? stream.end(resolve) : resolve()));
   }
 
   addSink(sink: LogSink): () => void {

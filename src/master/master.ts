@@ -4,13 +4,15 @@
 // and the old one stays in force) and stops cleanly on SIGTERM/SIGINT.
 // `backstop reload` / `backstop stop` signal the running master through the pid file.
 
-import { mkdirSync, readFileSync, writeFileSync, rmSync, existsSync } from 'node:fs';
-import { join, resolve, isAbsolute } from 'node:path';
+import { chownSync, closeSync, openSync, mkdirSync, readFileSync, writeFileSync, rmSync, existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { formatDiagnostic, loadConfig, type Config, type Diagnostic, type LoadedConfig } from '../config/index.js';
 import { maillog } from '../log/index.js';
 import { validateAll } from '../check/index.js';
 import { processAlive } from '../queue/index.js';
-import { configPath, pidFile } from './paths.js';
+import { configPath, maillogPath, openMaillog, pidFile } from './paths.js';
+import { chownTree, workerOwner } from './owner.js';
+import { Workers } from './workers.js';
 
 /** The running services as one unit; built from a validated configuration. */
 export interface App {
@@ -49,6 +51,13 @@ export async function startMaster(configDir: string, opts: StartOptions): Promis
     return 1;
   }
   const { config } = first.loaded;
+  const workers = config.int('backstop_smtpd_workers');
+  // With workers, only the master keeps root: refuse now (binding nothing) when mail_owner is unusable.
+  const who = workers > 0 ? workerOwner(config.str('mail_owner')) : {};
+  if (who.error) {
+    opts.stderr(`backstop: fatal: ${who.error}\n`);
+    return 1;
+  }
   const queueDir = configPath(config, 'queue_directory');
   const dataDir = configPath(config, 'data_directory');
   for (const dir of [queueDir, dataDir, join(queueDir, 'pid')]) mkdirSync(dir, { recursive: true, mode: 0o700 });
@@ -58,9 +67,17 @@ export async function startMaster(configDir: string, opts: StartOptions): Promis
     opts.stderr(`backstop: fatal: the Backstop mail system is already running (pid ${other})\n`);
     return 1;
   }
-  const logFile = config.str('maillog_file');
-  maillog.syslogName = config.str('syslog_name') || 'backstop';
-  maillog.open(logFile ? (isAbsolute(logFile) ? logFile : resolve(config.dir, logFile)) : undefined, { hostname: config.str('myhostname') });
+  if (who.owner) {
+    // The workers write the queue, the verify cache and the maillog as mail_owner.
+    for (const dir of [queueDir, dataDir]) chownTree(dir, who.owner);
+    const logPath = maillogPath(config);
+    if (logPath) {
+      mkdirSync(dirname(logPath), { recursive: true });
+      closeSync(openSync(logPath, 'a', 0o600));
+      chownSync(logPath, who.owner.uid, who.owner.gid);
+    }
+  }
+  openMaillog(config);
   const log = maillog.logger('master');
 
   // The pid file exists before any listener answers, so `backstop reload|stop` (and anyone who
@@ -69,7 +86,8 @@ export async function startMaster(configDir: string, opts: StartOptions): Promis
   writeFileSync(pf, `${process.pid}\n`, { mode: 0o600 });
   let app: App;
   try {
-    app = await opts.createApp(first.loaded);
+    if (who.note) log.info(who.note);
+    app = workers > 0 ? await Workers.start(first.loaded, workers, who.owner) : await opts.createApp(first.loaded);
   } catch (err) {
     log.fatal(`cannot start: ${(err as Error).message}`);
     opts.stderr(`backstop: fatal: cannot start: ${(err as Error).message}\n`);

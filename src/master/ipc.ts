@@ -1,0 +1,45 @@
+// The messages between the master and its workers (Node's IPC channel, one JSON object each),
+// Postfix's internal protocols in small: an smtpd worker announces each message it committed
+// (Postfix's cleanup → qmgr trigger), asks for ETRN flushes and destination watches; the queue
+// manager answers flushes and announces destinations that are back; the master routes between
+// them and tells each worker to reload or stop. Plain data only; trusted (our own processes).
+
+import type { QueueEntry } from '../queue/index.js';
+
+export type WorkerRole = 'smtpd' | 'qmgr';
+
+/** From an smtpd worker to the master. */
+export type SmtpdMessage =
+  | { t: 'ready'; addresses: Array<{ host: string; port: number }> }
+  | { t: 'accepted'; entry: QueueEntry }
+  | { t: 'flush'; req: number; domain: string }
+  | { t: 'watch'; address: string };
+
+/** From the queue manager worker to the master. */
+export type QmgrMessage =
+  | { t: 'ready' }
+  | { t: 'flushed'; req: number; ok: boolean }
+  | { t: 'destination-up'; domain: string; nexthop?: string };
+
+/** From the master to an smtpd worker. */
+export type ToSmtpd =
+  | { t: 'flushed'; req: number; ok: boolean }
+  | { t: 'destination-up'; domain: string; nexthop?: string }
+  | { t: 'stop' };
+
+/** From the master to the queue manager worker. */
+export type ToQmgr =
+  | { t: 'accepted'; entry: QueueEntry }
+  | { t: 'flush'; req: number; domain: string }
+  | { t: 'watch'; address: string }
+  | { t: 'stop' };
+
+/** The environment a worker process starts with. */
+export const WORKER_ENV = {
+  role: 'BACKSTOP_WORKER_ROLE',
+  configDir: 'BACKSTOP_WORKER_CONFIG_DIR',
+  /** The smtpd worker's queue id range (QueueWriter slot). */
+  slot: 'BACKSTOP_WORKER_SLOT',
+  /** Set for the one smtpd worker that runs backstop_verify_sync_map's probes. */
+  verifySync: 'BACKSTOP_WORKER_VERIFY_SYNC',
+} as const;

@@ -1,0 +1,132 @@
+// A worker process of the mail system, started by the master (workers.ts) and never by hand:
+// - `qmgr`: the one queue manager — the queue side (queue with its lock and index, delivery,
+//   bounces, the destination watch, the control socket). It adopts the messages smtpd workers
+//   announce, answers their ETRN flushes and tells them when a destination is back.
+// - `smtpd`: one of several SMTP servers sharing the master's listening sockets (Node's cluster
+//   module: the master binds, the workers accept). Each writes the mail it accepts into the queue
+//   itself (QueueWriter, durable before 250) and announces it to the queue manager.
+// A worker runs with the privileges the master gave it (mail_owner when the master is root). It
+// ignores SIGINT (a terminal's Ctrl-C reaches the whole process group; the master stops the
+// workers in order) and stops cleanly on SIGTERM or the master's `stop`; it exits when the
+// master goes away. Trusts the master: the configuration was validated before it started.
+
+import { EventEmitter } from 'node:events';
+import { loadConfig } from '../config/index.js';
+import { maillog } from '../log/index.js';
+import { QueueWriter } from '../queue/index.js';
+import { configPath, openMaillog } from './paths.js';
+import { faultHook, startQueueSide } from './queueside.js';
+import { startSmtpdSide } from './smtpdside.js';
+import { WORKER_ENV, type QmgrMessage, type SmtpdMessage, type ToQmgr, type ToSmtpd } from './ipc.js';
+
+/** How long an ETRN waits for the queue manager's answer before it counts as "not now". */
+const FLUSH_ANSWER_MS = 10_000;
+
+function send(m: SmtpdMessage | QmgrMessage): void {
+  if (process.connected) process.send!(m);
+}
+
+/** Stop once: on the master's word, on SIGTERM, or when the master is gone. */
+function onStop(stop: () => Promise<void>): void {
+  let stopping: Promise<void> | undefined;
+  const go = () => {
+    stopping ??= stop()
+      .catch((err: Error) => maillog.logger('master').error(`worker stop: ${err.message}`))
+      .finally(async () => {
+        await maillog.close();
+        process.exit(0);
+      });
+  };
+  process.on('SIGINT', () => undefined);
+  process.once('SIGTERM', go);
+  process.once('disconnect', go);
+  process.on('message', (m: { t?: string }) => {
+    if (m?.t === 'stop') go();
+  });
+}
+
+async function runQmgr(configDir: string): Promise<void> {
+  const { config } = loadConfig(configDir);
+  openMaillog(config);
+  const side = await startQueueSide(config);
+  side.qmgr.on('destinationUp', (domain, nexthop) => send({ t: 'destination-up', domain, nexthop }));
+  process.on('message', (m: ToQmgr) => {
+    switch (m.t) {
+      case 'accepted':
+        side.queue.adopt(m.entry);
+        break;
+      case 'flush':
+        side.qmgr.flushDomain(m.domain).then(
+          (ok) => send({ t: 'flushed', req: m.req, ok }),
+          () => send({ t: 'flushed', req: m.req, ok: false }),
+        );
+        break;
+      case 'watch':
+        void side.qmgr.watchAddress(m.address);
+        break;
+    }
+  });
+  onStop(() => side.stop());
+  send({ t: 'ready' });
+}
+
+async function runSmtpd(configDir: string, slot: number): Promise<void> {
+  const loaded = loadConfig(configDir);
+  const { config } = loaded;
+  openMaillog(config);
+  const writer = new QueueWriter({
+    queueDirectory: configPath(config, 'queue_directory'),
+    slot,
+    messageSizeLimit: config.size('message_size_limit'),
+    maillog,
+    wrapWrite: faultHook(),
+    onCommitted: (entry) => send({ t: 'accepted', entry }),
+  });
+  const destinations = new EventEmitter();
+  const flushes = new Map<number, (ok: boolean) => void>();
+  let req = 0;
+  process.on('message', (m: ToSmtpd) => {
+    if (m.t === 'flushed') {
+      flushes.get(m.req)?.(m.ok);
+      flushes.delete(m.req);
+    } else if (m.t === 'destination-up') destinations.emit('destinationUp', m.domain, m.nexthop);
+  });
+  const side = await startSmtpdSide(loaded, {
+    queue: writer,
+    flusher: {
+      flushDomain: (domain) =>
+        new Promise<boolean>((resolve) => {
+          const id = ++req;
+          const timer = setTimeout(() => flushes.delete(id) && resolve(false), FLUSH_ANSWER_MS);
+          flushes.set(id, (ok) => (clearTimeout(timer), resolve(ok)));
+          send({ t: 'flush', req: id, domain });
+        }),
+    },
+    watchAddress: (address) => send({ t: 'watch', address }),
+    destinationEvents: destinations,
+    // One worker runs the verify sync, so each address is probed once per interval.
+    verifySync: process.env[WORKER_ENV.verifySync] === '1',
+  });
+  onStop(async () => {
+    await side.stop();
+    await writer.close();
+  });
+  send({ t: 'ready', addresses: side.smtpd.addresses() });
+}
+
+/** The worker's main: its role, configuration and slot come from the environment (ipc.ts). */
+export async function runWorker(): Promise<void> {
+  const role = process.env[WORKER_ENV.role];
+  const configDir = process.env[WORKER_ENV.configDir] ?? '';
+  try {
+    if (role === 'qmgr') await runQmgr(configDir);
+    else if (role === 'smtpd') await runSmtpd(configDir, Number(process.env[WORKER_ENV.slot] ?? '1'));
+    else throw new Error(`unknown worker role ${JSON.stringify(role)}`);
+  } catch (err) {
+    maillog.logger(role ?? 'master').fatal(`${role} worker: ${(err as Error).message}`);
+    await maillog.close();
+    process.exit(1);
+  }
+}
+
+if (process.env[WORKER_ENV.role]) void runWorker();

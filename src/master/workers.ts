@@ -1,0 +1,236 @@
+// The master's side of the process model (backstop_smtpd_workers > 0), as Postfix's master(8):
+// it starts one queue manager worker and N smtpd workers (worker.ts), with mail_owner's
+// privileges when it is root; it binds the listening sockets itself and shares them with the
+// smtpd workers (Node's cluster module, SCHED_NONE: the kernel hands each connection to one
+// worker's accept; the master never accepts, parses or queues anything); it routes the workers'
+// messages (ipc.ts); it restarts a worker that dies — at once when it had been serving, after
+// service_throttle_time when it died during start-up (Postfix: "bad command startup --
+// throttling"); a reload starts a new generation of smtpd workers and then lets the old one
+// finish its sessions, so no connection is refused; stop lets sessions finish, then the queue
+// manager. While the queue manager is away (restarting), announcements for it wait here.
+
+import cluster, { type Worker } from 'node:cluster';
+import { fork, type ChildProcess } from 'node:child_process';
+import { dirname, extname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { constants as osConstants } from 'node:os';
+import type { Config, LoadedConfig } from '../config/index.js';
+import { maillog } from '../log/index.js';
+import type { App } from './master.js';
+import type { Owner } from './owner.js';
+import { WORKER_ENV, type QmgrMessage, type SmtpdMessage, type ToQmgr, type ToSmtpd } from './ipc.js';
+
+const here = fileURLToPath(import.meta.url);
+/** worker.js next to this file (worker.ts when the sources run through tsx). */
+const WORKER_ENTRY = join(dirname(here), `worker${extname(here)}`);
+/** How long a worker may take to start, and how long stop waits before SIGKILL. */
+const START_LIMIT_MS = 30_000;
+const STOP_LIMIT_MS = 30_000;
+
+type Proc = ChildProcess | Worker['process'];
+
+interface SmtpdWorker {
+  worker: Worker;
+  slot: number;
+  generation: number;
+  ready: boolean;
+  stopping: boolean;
+}
+
+function exitText(name: string, pid: number | undefined, code: number | null, signal: string | null): string {
+  const number = signal ? (osConstants.signals as Record<string, number>)[signal] ?? signal : undefined;
+  return `process ${name} pid ${pid ?? '?'} ${signal ? `killed by signal ${number}` : `exit status ${code ?? 0}`}`;
+}
+
+export class Workers implements App {
+  private config: Config;
+  private qmgr: ChildProcess | undefined;
+  private qmgrReady = false;
+  private readonly forQmgr: ToQmgr[] = [];
+  private readonly smtpd = new Set<SmtpdWorker>();
+  private readonly flushRoutes = new Map<number, { w: SmtpdWorker; req: number }>();
+  private flushSeq = 0;
+  private slotSeq = 0;
+  private generation = 0;
+  private stopping = false;
+  private readonly timers = new Set<NodeJS.Timeout>();
+  private readonly log = maillog.logger('master');
+
+  private constructor(
+    loaded: LoadedConfig,
+    private readonly count: number,
+    private readonly owner: Owner | undefined,
+  ) {
+    this.config = loaded.config;
+  }
+
+  /** Start the queue manager, then the smtpd workers; resolves when all are ready. */
+  static async start(loaded: LoadedConfig, count: number, owner?: Owner): Promise<Workers> {
+    const w = new Workers(loaded, count, owner);
+    // The kernel, not the master, hands connections to the workers (the master never accepts).
+    cluster.schedulingPolicy = cluster.SCHED_NONE;
+    cluster.setupPrimary({ exec: WORKER_ENTRY, args: [], ...(owner ? { uid: owner.uid, gid: owner.gid } : {}) });
+    try {
+      await w.startQmgr(true);
+      await w.startGeneration(true);
+    } catch (err) {
+      await w.stop();
+      throw err;
+    }
+    return w;
+  }
+
+  private env(role: string, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+    return { ...process.env, [WORKER_ENV.role]: role, [WORKER_ENV.configDir]: this.config.dir, ...extra };
+  }
+
+  // ---------------------------------------------------------------- the queue manager
+
+  private startQmgr(first: boolean): Promise<void> {
+    const child = fork(WORKER_ENTRY, [], { env: this.env('qmgr'), ...(this.owner ? { uid: this.owner.uid, gid: this.owner.gid } : {}) });
+    this.qmgr = child;
+    this.qmgrReady = false;
+    return new Promise<void>((resolve, reject) => {
+      const limit = setTimeout(() => child.kill('SIGKILL'), START_LIMIT_MS);
+      child.on('message', (m: QmgrMessage) => {
+        if (m.t === 'ready') {
+          clearTimeout(limit);
+          this.qmgrReady = true;
+          for (const queued of this.forQmgr.splice(0)) child.send(queued);
+          resolve();
+        } else this.fromQmgr(m);
+      });
+      child.on('exit', (code, signal) => {
+        clearTimeout(limit);
+        const wasReady = this.qmgrReady;
+        this.qmgrReady = false;
+        if (this.qmgr === child) this.qmgr = undefined;
+        if (this.stopping) return;
+        this.log.warning(exitText('qmgr', child.pid, code, signal));
+        if (first && !wasReady) return reject(new Error(`the queue manager did not start (${signal ? `signal ${signal}` : `exit status ${code}`})`));
+        this.restart('qmgr', wasReady, () => this.startQmgr(false));
+      });
+    });
+  }
+
+  private toQmgr(m: ToQmgr): void {
+    if (this.qmgr && this.qmgrReady && this.qmgr.connected) this.qmgr.send(m);
+    else this.forQmgr.push(m);
+  }
+
+  private fromQmgr(m: QmgrMessage): void {
+    if (m.t === 'flushed') {
+      const route = this.flushRoutes.get(m.req);
+      this.flushRoutes.delete(m.req);
+      if (route) this.toSmtpd(route.w, { t: 'flushed', req: route.req, ok: m.ok });
+    } else if (m.t === 'destination-up') {
+      for (const w of this.smtpd) this.toSmtpd(w, m);
+    }
+  }
+
+  // ---------------------------------------------------------------- the smtpd workers
+
+  private async startGeneration(first: boolean): Promise<SmtpdWorker[]> {
+    const generation = ++this.generation;
+    const started = await Promise.all(Array.from({ length: this.count }, (_, i) => this.startSmtpd(generation, i === 0, first)));
+    if (first) {
+      const addresses = started[0]?.addresses ?? [];
+      for (const a of addresses) this.log.info(`smtpd listening on ${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}`);
+    }
+    return started.map((s) => s.w);
+  }
+
+  private startSmtpd(generation: number, verifySync: boolean, first: boolean): Promise<{ w: SmtpdWorker; addresses: Array<{ host: string; port: number }> }> {
+    const slot = ++this.slotSeq;
+    const worker = cluster.fork(this.env('smtpd', { [WORKER_ENV.slot]: String(slot), ...(verifySync ? { [WORKER_ENV.verifySync]: '1' } : {}) }));
+    const w: SmtpdWorker = { worker, slot, generation, ready: false, stopping: false };
+    this.smtpd.add(w);
+    return new Promise((resolve, reject) => {
+      const limit = setTimeout(() => worker.process.kill('SIGKILL'), START_LIMIT_MS);
+      worker.on('message', (m: SmtpdMessage) => {
+        if (m.t === 'ready') {
+          clearTimeout(limit);
+          w.ready = true;
+          resolve({ w, addresses: m.addresses });
+        } else this.fromSmtpd(w, m);
+      });
+      worker.on('exit', (code, signal) => {
+        clearTimeout(limit);
+        this.smtpd.delete(w);
+        for (const [id, route] of this.flushRoutes) if (route.w === w) this.flushRoutes.delete(id);
+        if (this.stopping || w.stopping) return;
+        this.log.warning(exitText('smtpd', worker.process.pid, code, signal));
+        if (first && !w.ready) return reject(new Error(`an smtpd worker did not start (${signal ? `signal ${signal}` : `exit status ${code}`})`));
+        // A worker of an older generation is not replaced: the new generation serves.
+        if (generation !== this.generation) return;
+        this.restart('smtpd', w.ready, () => this.startSmtpd(generation, verifySync, false).then(() => undefined));
+      });
+    });
+  }
+
+  private toSmtpd(w: SmtpdWorker, m: ToSmtpd): void {
+    if (w.worker.isConnected()) w.worker.send(m);
+  }
+
+  private fromSmtpd(w: SmtpdWorker, m: SmtpdMessage): void {
+    switch (m.t) {
+      case 'accepted':
+        this.toQmgr({ t: 'accepted', entry: m.entry });
+        break;
+      case 'flush': {
+        const id = ++this.flushSeq;
+        this.flushRoutes.set(id, { w, req: m.req });
+        this.toQmgr({ t: 'flush', req: id, domain: m.domain });
+        break;
+      }
+      case 'watch':
+        this.toQmgr({ t: 'watch', address: m.address });
+        break;
+    }
+  }
+
+  // ---------------------------------------------------------------- restarts
+
+  /** Restart a dead worker: at once when it had been serving, throttled when it died starting. */
+  private restart(name: string, wasServing: boolean, start: () => Promise<void>): void {
+    const delay = wasServing ? 0 : this.config.time('service_throttle_time') * 1000;
+    if (!wasServing) this.log.warning(`${name}: bad command startup -- throttling`);
+    const t = setTimeout(() => {
+      this.timers.delete(t);
+      if (this.stopping) return;
+      start().catch((err: Error) => this.log.error(`${name}: restart failed: ${err.message}`));
+    }, delay);
+    this.timers.add(t);
+  }
+
+  // ---------------------------------------------------------------- reload and stop
+
+  /** A new generation of smtpd workers on the new configuration, then the old one finishes. */
+  async reload(next: LoadedConfig): Promise<void> {
+    this.config = next.config;
+    const old = [...this.smtpd];
+    await this.startGeneration(false);
+    await Promise.all(old.map((w) => this.stopWorker(w.worker.process, () => { w.stopping = true; this.toSmtpd(w, { t: 'stop' }); })));
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    for (const t of this.timers) clearTimeout(t);
+    await Promise.all([...this.smtpd].map((w) => this.stopWorker(w.worker.process, () => this.toSmtpd(w, { t: 'stop' }))));
+    const q = this.qmgr;
+    if (q) await this.stopWorker(q, () => (q.connected ? q.send({ t: 'stop' } satisfies ToQmgr) : q.kill('SIGTERM')));
+  }
+
+  /** Ask a worker to stop, wait for it (bounded), then kill it. */
+  private stopWorker(proc: Proc, ask: () => void): Promise<void> {
+    if (proc.exitCode !== null || proc.signalCode !== null) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const kill = setTimeout(() => proc.kill('SIGKILL'), STOP_LIMIT_MS);
+      proc.once('exit', () => {
+        clearTimeout(kill);
+        resolve();
+      });
+      ask();
+    });
+  }
+}

@@ -42,4 +42,6 @@ export const WORKER_ENV = {
   slot: 'BACKSTOP_WORKER_SLOT',
   /** Set for the one smtpd worker that runs backstop_verify_sync_map's probes. */
   verifySync: 'BACKSTOP_WORKER_VERIFY_SYNC',
+  /** `uid:gid` to change to once the worker has opened what only root may read (mail_owner). */
+  owner: 'BACKSTOP_WORKER_OWNER',
 } as const;

@@ -9,7 +9,7 @@ import { dirname, join } from 'node:path';
 import { formatDiagnostic, loadConfig, type Config, type Diagnostic, type LoadedConfig } from '../config/index.js';
 import { maillog } from '../log/index.js';
 import { validateAll } from '../check/index.js';
-import { processAlive } from '../queue/index.js';
+import { processAlive, QUEUE_NAMES } from '../queue/index.js';
 import { configPath, maillogPath, openMaillog, pidFile } from './paths.js';
 import { chownTree, workerOwner } from './owner.js';
 import { Workers } from './workers.js';
@@ -61,6 +61,8 @@ export async function startMaster(configDir: string, opts: StartOptions): Promis
   const queueDir = configPath(config, 'queue_directory');
   const dataDir = configPath(config, 'data_directory');
   for (const dir of [queueDir, dataDir, join(queueDir, 'pid')]) mkdirSync(dir, { recursive: true, mode: 0o700 });
+  // Every queue folder exists before the workers start, so chownTree below gives them to mail_owner.
+  for (const q of [...QUEUE_NAMES, 'public']) mkdirSync(join(queueDir, q), { recursive: true });
 
   const other = runningPid(config);
   if (other) {

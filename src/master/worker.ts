@@ -5,8 +5,9 @@
 // - `smtpd`: one of several SMTP servers sharing the master's listening sockets (Node's cluster
 //   module: the master binds, the workers accept). Each writes the mail it accepts into the queue
 //   itself (QueueWriter, durable before 250) and announces it to the queue manager.
-// A worker runs with the privileges the master gave it (mail_owner when the master is root). It
-// ignores SIGINT (a terminal's Ctrl-C reaches the whole process group; the master stops the
+// Started by a root master, a worker opens what only root may read (main.cf, tables, TLS keys,
+// the verify cache) and then changes to mail_owner for good, before it serves anything — as
+// Postfix's daemons do after their initialization. It ignores SIGINT (a terminal's Ctrl-C reaches the whole process group; the master stops the
 // workers in order) and stops cleanly on SIGTERM or the master's `stop`; it exits when the
 // master goes away. Trusts the master: the configuration was validated before it started.
 
@@ -21,6 +22,16 @@ import { WORKER_ENV, type QmgrMessage, type SmtpdMessage, type ToQmgr, type ToSm
 
 /** How long an ETRN waits for the queue manager's answer before it counts as "not now". */
 const FLUSH_ANSWER_MS = 10_000;
+
+/** Become mail_owner for good (group first: after setuid the process may not change it). */
+function dropPrivileges(): void {
+  const spec = process.env[WORKER_ENV.owner];
+  if (!spec) return;
+  const [uid, gid] = spec.split(':').map(Number);
+  process.setgroups?.([gid]);
+  process.setgid!(gid);
+  process.setuid!(uid);
+}
 
 function send(m: SmtpdMessage | QmgrMessage): void {
   if (process.connected) process.send!(m);
@@ -67,6 +78,7 @@ async function runQmgr(configDir: string): Promise<void> {
     }
   });
   onStop(() => side.stop());
+  dropPrivileges();
   send({ t: 'ready' });
 }
 
@@ -111,6 +123,8 @@ async function runSmtpd(configDir: string, slot: number): Promise<void> {
     await side.stop();
     await writer.close();
   });
+  // Still in the tick that finished listening: no connection has been served yet.
+  dropPrivileges();
   send({ t: 'ready', addresses: side.smtpd.addresses() });
 }
 

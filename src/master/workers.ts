@@ -1,6 +1,6 @@
-// The master's side of the process model (backstop_smtpd_workers > 0), as Postfix's master(8):
-// it starts one queue manager worker and N smtpd workers (worker.ts), with mail_owner's
-// privileges when it is root; it binds the listening sockets itself and shares them with the
+// The master's side of the process model, as Postfix's master(8): it starts one queue manager
+// worker and N smtpd workers (worker.ts), which change to mail_owner when the master is root
+// (once they have opened what only root may read, as Postfix's daemons do); it binds the listening sockets itself and shares them with the
 // smtpd workers (Node's cluster module, SCHED_NONE: the kernel hands each connection to one
 // worker's accept; the master never accepts, parses or queues anything); it routes the workers'
 // messages (ipc.ts); it restarts a worker that dies — at once when it had been serving, after
@@ -69,7 +69,7 @@ export class Workers implements App {
     const w = new Workers(loaded, count, owner);
     // The kernel, not the master, hands connections to the workers (the master never accepts).
     cluster.schedulingPolicy = cluster.SCHED_NONE;
-    cluster.setupPrimary({ exec: WORKER_ENTRY, args: [], ...(owner ? { uid: owner.uid, gid: owner.gid } : {}) });
+    cluster.setupPrimary({ exec: WORKER_ENTRY, args: [] });
     try {
       await w.startQmgr(true);
       await w.startGeneration(true);
@@ -81,13 +81,14 @@ export class Workers implements App {
   }
 
   private env(role: string, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-    return { ...process.env, [WORKER_ENV.role]: role, [WORKER_ENV.configDir]: this.config.dir, ...extra };
+    const owner = this.owner ? { [WORKER_ENV.owner]: `${this.owner.uid}:${this.owner.gid}` } : {};
+    return { ...process.env, [WORKER_ENV.role]: role, [WORKER_ENV.configDir]: this.config.dir, ...owner, ...extra };
   }
 
   // ---------------------------------------------------------------- the queue manager
 
   private startQmgr(first: boolean): Promise<void> {
-    const child = fork(WORKER_ENTRY, [], { env: this.env('qmgr'), ...(this.owner ? { uid: this.owner.uid, gid: this.owner.gid } : {}) });
+    const child = fork(WORKER_ENTRY, [], { env: this.env('qmgr') });
     this.qmgr = child;
     this.qmgrReady = false;
     return new Promise<void>((resolve, reject) => {

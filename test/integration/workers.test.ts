@@ -92,7 +92,8 @@ test('smtpd workers and one queue manager: privileges, delivery, a killed worker
     const workers = children(master);
     if (owner) {
       assert.equal(uidOf(master), 0, 'the master keeps root');
-      for (const pid of workers) assert.equal(uidOf(pid), owner.uid, `worker ${pid} runs as mail_owner`);
+      // Each worker changes to mail_owner once initialized, before it serves anything.
+      await until('workers as mail_owner', () => workers.every((pid) => uidOf(pid) === owner.uid));
       const spool = statSync(join(dir, 'spool'));
       assert.equal(spool.uid, owner.uid, 'the queue belongs to mail_owner');
       assert.equal(spool.mode & 0o777, 0o700);
@@ -104,11 +105,11 @@ test('smtpd workers and one queue manager: privileges, delivery, a killed worker
     // Mail taken in by the workers reaches the primary; one queue manager delivers it all.
     const ids = await Promise.all(Array.from({ length: 8 }, (_, i) => send(port, `u${i}@relay.test`)));
     await until('8 deliveries', () => sink.messages.length === 8);
+    for (const id of ids) await server.waitForLog(new RegExp(`backstop/smtp\\[\\d+\\]: ${id}: to=<.*status=sent`));
     const smtpdPids = new Set([...server.log().matchAll(/backstop\/smtpd\[(\d+)\]: connect from/g)].map((m) => m[1]));
     const qmgrPids = new Set([...server.log().matchAll(/backstop\/qmgr\[(\d+)\]:/g)].map((m) => m[1]));
     assert.equal(qmgrPids.size, 1, 'one queue manager');
     assert.ok(!smtpdPids.has(String(master)), 'the master runs no SMTP session');
-    for (const id of ids) assert.match(server.log(), new RegExp(`backstop/smtp\\[\\d+\\]: ${id}: to=<.*status=sent`));
 
     // A worker killed with SIGKILL is replaced; the server keeps answering.
     const qmgrPid = Number([...qmgrPids][0]);

@@ -15,6 +15,8 @@ export interface MasterService {
   overrides: Record<string, string>;
   /** Listening host from the service field; undefined means every address of inet_interfaces. */
   host?: string;
+  /** The process-limit column (maxproc) when it is a number; `-` leaves it undefined. */
+  maxproc?: number;
   port: number;
   file: string;
   line: number;
@@ -92,7 +94,7 @@ export function parseMasterCf(text: string, file: string): ParsedMasterCf {
       diagnostics.push({ severity: 'error', file, line, message: `bad field count (need at least 8 fields): "${t}"` });
       continue;
     }
-    const [service, type, , , , , , command, ...rest] = f;
+    const [service, type, , , , , maxprocField, command, ...rest] = f;
     if (type !== 'inet' || command !== 'smtpd') {
       diagnostics.push({ severity: 'note', file, line, message: `service "${service}" (${type} ${command}) is handled inside Backstop; line ignored` });
       continue;
@@ -122,7 +124,12 @@ export function parseMasterCf(text: string, file: string): ParsedMasterCf {
         args.push(rest[i]);
       }
     }
-    smtpd.push({ service, type, command, args, overrides, ...listen, file, line });
+    if (maxprocField !== '-' && !/^\d+$/.test(maxprocField)) {
+      diagnostics.push({ severity: 'error', file, line, message: `bad process limit "${maxprocField}": expected a number or -` });
+      continue;
+    }
+    const maxproc = maxprocField === '-' ? {} : { maxproc: Number(maxprocField) };
+    smtpd.push({ service, type, command, args, overrides, ...listen, ...maxproc, file, line });
   }
   return { smtpd, diagnostics };
 }

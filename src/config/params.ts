@@ -274,8 +274,10 @@ bool(B, 'backstop_verify_reprobe_on_return', 'yes');
 str(B, 'backstop_verify_sync_map', '');
 time(B, 'backstop_verify_sync_interval', '1h', { min: 1 });
 int(B, 'backstop_verify_probe_concurrency', '20', { min: 1 });
-// 0: one process does everything; N: N smtpd worker processes and one queue manager process.
+// The process model: N smtpd worker processes (0: one per core, at most master.cf's process
+// limit) and one queue manager process; `yes` runs everything in the master instead.
 int(B, 'backstop_smtpd_workers', '0', { max: 256 });
+bool(B, 'backstop_single_process', 'no');
 
 defs.sort((a, b) => a.name.localeCompare(b.name));
 

@@ -1,10 +1,12 @@
 // The messages between the master and its workers (Node's IPC channel, one JSON object each),
 // Postfix's internal protocols in small: an smtpd worker announces each message it committed
-// (Postfix's cleanup → qmgr trigger), asks for ETRN flushes and destination watches; the queue
+// (Postfix's cleanup → qmgr trigger), asks for ETRN flushes and destination watches, and counts
+// its clients' connections with the master's anvil; the queue
 // manager answers flushes and announces destinations that are back; the master routes between
 // them and tells each worker to reload or stop. Plain data only; trusted (our own processes).
 
 import type { QueueEntry } from '../queue/index.js';
+import type { AnvilVerdict, ConnectionLimits } from '../smtpd/index.js';
 
 export type WorkerRole = 'smtpd' | 'qmgr';
 
@@ -13,7 +15,9 @@ export type SmtpdMessage =
   | { t: 'ready'; addresses: Array<{ host: string; port: number }> }
   | { t: 'accepted'; entry: QueueEntry }
   | { t: 'flush'; req: number; domain: string }
-  | { t: 'watch'; address: string };
+  | { t: 'watch'; address: string }
+  | { t: 'anvil-connect'; req: number; ip: string; limits: ConnectionLimits }
+  | { t: 'anvil-disconnect'; ip: string };
 
 /** From the queue manager worker to the master. */
 export type QmgrMessage =
@@ -21,11 +25,13 @@ export type QmgrMessage =
   | { t: 'flushed'; req: number; ok: boolean }
   | { t: 'destination-up'; domain: string; nexthop?: string };
 
-/** From the master to an smtpd worker. */
+/** From the master to an smtpd worker (retire: a reload replaced it; finish the sessions, then exit). */
 export type ToSmtpd =
   | { t: 'flushed'; req: number; ok: boolean }
   | { t: 'destination-up'; domain: string; nexthop?: string }
-  | { t: 'stop' };
+  | { t: 'anvil'; req: number; verdict: AnvilVerdict }
+  | { t: 'stop' }
+  | { t: 'retire' };
 
 /** From the master to the queue manager worker. */
 export type ToQmgr =

@@ -6,12 +6,13 @@
 
 import { chownSync, closeSync, openSync, mkdirSync, readFileSync, writeFileSync, rmSync, existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { availableParallelism } from 'node:os';
 import { formatDiagnostic, loadConfig, type Config, type Diagnostic, type LoadedConfig } from '../config/index.js';
 import { maillog } from '../log/index.js';
 import { validateAll } from '../check/index.js';
 import { processAlive, QUEUE_NAMES } from '../queue/index.js';
 import { configPath, maillogPath, openMaillog, pidFile } from './paths.js';
-import { chownTree, workerOwner } from './owner.js';
+import { chownTree, unreachable, workerOwner } from './owner.js';
 import { Workers } from './workers.js';
 
 /** The running services as one unit; built from a validated configuration. */
@@ -42,6 +43,18 @@ export interface StartOptions {
   createApp: AppFactory;
 }
 
+/**
+ * How many smtpd workers: backstop_smtpd_workers, or one per core when it is 0, never more than a
+ * numeric master.cf process limit of an smtpd service; 0 with backstop_single_process = yes.
+ */
+export function workerCount(loaded: LoadedConfig): number {
+  const { config } = loaded;
+  if (config.bool('backstop_single_process')) return 0;
+  const limits = loaded.services.map((s) => s.maxproc).filter((n): n is number => n !== undefined && n > 0);
+  const wanted = config.int('backstop_smtpd_workers') || availableParallelism();
+  return Math.max(1, Math.min(wanted, ...limits));
+}
+
 /** Runs until SIGTERM/SIGINT; resolves with the exit status. */
 export async function startMaster(configDir: string, opts: StartOptions): Promise<number> {
   const first = await loadValidated(configDir);
@@ -51,7 +64,7 @@ export async function startMaster(configDir: string, opts: StartOptions): Promis
     return 1;
   }
   const { config } = first.loaded;
-  const workers = config.int('backstop_smtpd_workers');
+  const workers = workerCount(first.loaded);
   // With workers, only the master keeps root: refuse now (binding nothing) when mail_owner is unusable.
   const who = workers > 0 ? workerOwner(config.str('mail_owner')) : {};
   if (who.error) {
@@ -70,6 +83,13 @@ export async function startMaster(configDir: string, opts: StartOptions): Promis
     return 1;
   }
   if (who.owner) {
+    for (const [name, dir] of [['queue_directory', queueDir], ['data_directory', dataDir]]) {
+      const why = unreachable(dir, who.owner);
+      if (why) {
+        opts.stderr(`backstop: fatal: ${name} ${dir}: ${why}\n`);
+        return 1;
+      }
+    }
     // The workers write the queue, the verify cache and the maillog as mail_owner.
     for (const dir of [queueDir, dataDir]) chownTree(dir, who.owner);
     const logPath = maillogPath(config);

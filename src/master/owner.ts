@@ -6,8 +6,8 @@
 // (/etc/passwd, LDAP, ...), where reading /etc/passwd would not.
 
 import { execFileSync } from 'node:child_process';
-import { chownSync, lstatSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { chownSync, lstatSync, readdirSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { userInfo } from 'node:os';
 
 export interface Owner {
@@ -45,4 +45,20 @@ export function chownTree(dir: string, owner: Owner): void {
     if (st.isDirectory()) for (const name of readdirSync(path)) visit(join(path, name));
   };
   visit(dir);
+}
+
+/**
+ * Why `owner` could not reach `path` (a folder above it that the user may not enter), or
+ * undefined. The workers write the queue as mail_owner, so every folder above queue_directory
+ * must let it pass, as /var/spool does for Postfix.
+ */
+export function unreachable(path: string, owner: Owner): string | undefined {
+  for (let dir = dirname(path); ; dir = dirname(dir)) {
+    const st = statSync(dir);
+    const bit = st.uid === owner.uid ? 0o100 : st.gid === owner.gid ? 0o010 : 0o001;
+    if ((st.mode & bit) === 0) {
+      return `${dir} (mode ${(st.mode & 0o777).toString(8)}, owner uid ${st.uid}) does not let mail_owner ${owner.name} pass: make it searchable (chmod o+x ${dir}) or choose a folder mail_owner can reach`;
+    }
+    if (dirname(dir) === dir) return undefined;
+  }
 }

@@ -12,7 +12,7 @@ import { makeQueueId, type BeginOptions, type QueueTransaction } from '../queue/
 import { probe } from '../smtp/index.js';
 import { createVerifier, openVerifyStore, verifyParamsFrom, startVerifySync, type DestinationUpSource, type VerifyService } from '../verify/index.js';
 import { createRestrictionEngine } from '../smtpd/check/index.js';
-import { startSmtpd, type Flusher, type MessageSink, type Smtpd } from '../smtpd/index.js';
+import { startSmtpd, type ConnectionCounter, type Flusher, type MessageSink, type Smtpd } from '../smtpd/index.js';
 import { connectionCache, deliveryOptions, myAddresses, resolverFromConfig } from './wiring.js';
 
 export interface SmtpdSideDeps {
@@ -26,13 +26,16 @@ export interface SmtpdSideDeps {
   destinationEvents: DestinationUpSource;
   /** Run backstop_verify_sync_map's periodic probes here (one process of several does). */
   verifySync: boolean;
+  /** The master's anvil when several workers share the clients; default: smtpd's own. */
+  anvil?: ConnectionCounter;
 }
 
 export interface SmtpdSide {
   smtpd: Smtpd;
   verifier: VerifyService;
   reload(config: Config): void;
-  stop(): Promise<void>;
+  /** Stop now (sessions get smtpd's close grace), or, with `retire`, once the last session ends. */
+  stop(opts?: { retire?: boolean }): Promise<void>;
 }
 
 export async function startSmtpdSide(loaded: LoadedConfig, deps: SmtpdSideDeps): Promise<SmtpdSide> {
@@ -77,7 +80,7 @@ export async function startSmtpdSide(loaded: LoadedConfig, deps: SmtpdSideDeps):
   };
   let smtpd: Smtpd;
   try {
-    smtpd = await startSmtpd({ config, services: loaded.services, engine: engineFor, queue: sink, flusher: deps.flusher, dns, log: log('smtpd') });
+    smtpd = await startSmtpd({ config, services: loaded.services, engine: engineFor, queue: sink, flusher: deps.flusher, dns, log: log('smtpd'), ...(deps.anvil ? { anvil: deps.anvil } : {}) });
   } catch (err) {
     await verifier.close().catch(() => undefined);
     await store.close().catch(() => undefined);
@@ -94,8 +97,8 @@ export async function startSmtpdSide(loaded: LoadedConfig, deps: SmtpdSideDeps):
     smtpd,
     verifier,
     reload: (next) => running.reload(next),
-    async stop() {
-      await running.close();
+    async stop(opts = {}) {
+      await (opts.retire ? running.retire() : running.close());
       await sync?.stop();
       await verifier.close();
       await store.close();

@@ -15,6 +15,7 @@ import { EventEmitter } from 'node:events';
 import { loadConfig } from '../config/index.js';
 import { maillog } from '../log/index.js';
 import { QueueWriter } from '../queue/index.js';
+import type { AnvilVerdict, ConnectionCounter } from '../smtpd/index.js';
 import { configPath, openMaillog } from './paths.js';
 import { faultHook, startQueueSide } from './queueside.js';
 import { startSmtpdSide } from './smtpdside.js';
@@ -22,6 +23,8 @@ import { WORKER_ENV, type QmgrMessage, type SmtpdMessage, type ToQmgr, type ToSm
 
 /** How long an ETRN waits for the queue manager's answer before it counts as "not now". */
 const FLUSH_ANSWER_MS = 10_000;
+/** How long a new connection waits for the master's anvil. */
+const ANVIL_ANSWER_MS = 1_000;
 
 /** Become mail_owner for good (group first: after setuid the process may not change it). */
 function dropPrivileges(): void {
@@ -37,11 +40,15 @@ function send(m: SmtpdMessage | QmgrMessage): void {
   if (process.connected) process.send!(m);
 }
 
-/** Stop once: on the master's word, on SIGTERM, or when the master is gone. */
-function onStop(stop: () => Promise<void>): void {
+/** Stop once: on the master's word (stop, or retire after a reload), on SIGTERM, or when the master is gone. */
+function onStop(stop: (retire: boolean) => Promise<void>, hurry: () => void = () => undefined): void {
   let stopping: Promise<void> | undefined;
-  const go = () => {
-    stopping ??= stop()
+  let retiring = false;
+  const go = (retire = false) => {
+    // A stop while retiring: the remaining sessions get the ordinary stop's grace, not forever.
+    if (stopping && retiring && !retire) hurry();
+    retiring ||= retire && !stopping;
+    stopping ??= stop(retire)
       .catch((err: Error) => maillog.logger('master').error(`worker stop: ${err.message}`))
       .finally(async () => {
         await maillog.close();
@@ -49,10 +56,10 @@ function onStop(stop: () => Promise<void>): void {
       });
   };
   process.on('SIGINT', () => undefined);
-  process.once('SIGTERM', go);
-  process.once('disconnect', go);
+  process.once('SIGTERM', () => go());
+  process.once('disconnect', () => go());
   process.on('message', (m: { t?: string }) => {
-    if (m?.t === 'stop') go();
+    if (m?.t === 'stop' || m?.t === 'retire') go(m.t === 'retire');
   });
 }
 
@@ -96,13 +103,29 @@ async function runSmtpd(configDir: string, slot: number): Promise<void> {
   });
   const destinations = new EventEmitter();
   const flushes = new Map<number, (ok: boolean) => void>();
+  const anvilAnswers = new Map<number, (v: AnvilVerdict) => void>();
   let req = 0;
   process.on('message', (m: ToSmtpd) => {
     if (m.t === 'flushed') {
       flushes.get(m.req)?.(m.ok);
       flushes.delete(m.req);
+    } else if (m.t === 'anvil') {
+      anvilAnswers.get(m.req)?.(m.verdict);
+      anvilAnswers.delete(m.req);
     } else if (m.t === 'destination-up') destinations.emit('destinationUp', m.domain, m.nexthop);
   });
+  // The master's anvil counts this client's connections in every worker. When it does not
+  // answer in time the connection is let through, as smtpd does when anvil is unavailable.
+  const anvil: ConnectionCounter = {
+    connect: (ip, limits) =>
+      new Promise<AnvilVerdict>((resolve) => {
+        const id = ++req;
+        const timer = setTimeout(() => anvilAnswers.delete(id) && resolve({ ok: true, count: 0, rate: 0 }), ANVIL_ANSWER_MS);
+        anvilAnswers.set(id, (v) => (clearTimeout(timer), resolve(v)));
+        send({ t: 'anvil-connect', req: id, ip, limits });
+      }),
+    disconnect: (ip) => send({ t: 'anvil-disconnect', ip }),
+  };
   const side = await startSmtpdSide(loaded, {
     queue: writer,
     flusher: {
@@ -116,13 +139,17 @@ async function runSmtpd(configDir: string, slot: number): Promise<void> {
     },
     watchAddress: (address) => send({ t: 'watch', address }),
     destinationEvents: destinations,
+    anvil,
     // One worker runs the verify sync, so each address is probed once per interval.
     verifySync: process.env[WORKER_ENV.verifySync] === '1',
   });
-  onStop(async () => {
-    await side.stop();
-    await writer.close();
-  });
+  onStop(
+    async (retire) => {
+      await side.stop({ retire });
+      await writer.close();
+    },
+    () => void side.smtpd.close(),
+  );
   // Still in the tick that finished listening: no connection has been served yet.
   dropPrivileges();
   send({ t: 'ready', addresses: side.smtpd.addresses() });

@@ -16,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { constants as osConstants } from 'node:os';
 import type { Config, LoadedConfig } from '../config/index.js';
 import { maillog } from '../log/index.js';
+import { Anvil } from '../smtpd/index.js';
 import type { App } from './master.js';
 import type { Owner } from './owner.js';
 import { WORKER_ENV, type QmgrMessage, type SmtpdMessage, type ToQmgr, type ToSmtpd } from './ipc.js';
@@ -31,6 +32,8 @@ type Proc = ChildProcess | Worker['process'];
 
 interface SmtpdWorker {
   worker: Worker;
+  /** Connections this worker holds in the master's anvil, per client (released if it dies). */
+  clients: Map<string, number>;
   slot: number;
   generation: number;
   ready: boolean;
@@ -55,6 +58,9 @@ export class Workers implements App {
   private stopping = false;
   private readonly timers = new Set<NodeJS.Timeout>();
   private readonly log = maillog.logger('master');
+  /** One anvil for every smtpd worker (Postfix's anvil(8) server). */
+  private readonly anvil = new Anvil();
+  private readonly anvilPruner = setInterval(() => this.anvil.prune(this.config.time('anvil_rate_time_unit')), 60_000).unref();
 
   private constructor(
     loaded: LoadedConfig,
@@ -144,7 +150,7 @@ export class Workers implements App {
   private startSmtpd(generation: number, verifySync: boolean, first: boolean): Promise<{ w: SmtpdWorker; addresses: Array<{ host: string; port: number }> }> {
     const slot = ++this.slotSeq;
     const worker = cluster.fork(this.env('smtpd', { [WORKER_ENV.slot]: String(slot), ...(verifySync ? { [WORKER_ENV.verifySync]: '1' } : {}) }));
-    const w: SmtpdWorker = { worker, slot, generation, ready: false, stopping: false };
+    const w: SmtpdWorker = { worker, clients: new Map(), slot, generation, ready: false, stopping: false };
     this.smtpd.add(w);
     return new Promise((resolve, reject) => {
       const limit = setTimeout(() => worker.process.kill('SIGKILL'), START_LIMIT_MS);
@@ -159,6 +165,8 @@ export class Workers implements App {
         clearTimeout(limit);
         this.smtpd.delete(w);
         for (const [id, route] of this.flushRoutes) if (route.w === w) this.flushRoutes.delete(id);
+        // Its sessions are gone with it: so are their places in anvil's counts.
+        for (const [ip, n] of w.clients) for (let i = 0; i < n; i++) this.anvil.disconnect(ip);
         if (this.stopping || w.stopping) return;
         this.log.warning(exitText('smtpd', worker.process.pid, code, signal));
         if (first && !w.ready) return reject(new Error(`an smtpd worker did not start (${signal ? `signal ${signal}` : `exit status ${code}`})`));
@@ -187,6 +195,20 @@ export class Workers implements App {
       case 'watch':
         this.toQmgr({ t: 'watch', address: m.address });
         break;
+      case 'anvil-connect': {
+        const verdict = this.anvil.connect(m.ip, m.limits);
+        w.clients.set(m.ip, (w.clients.get(m.ip) ?? 0) + 1);
+        this.toSmtpd(w, { t: 'anvil', req: m.req, verdict });
+        break;
+      }
+      case 'anvil-disconnect': {
+        const n = w.clients.get(m.ip) ?? 0;
+        if (n === 0) break;
+        if (n === 1) w.clients.delete(m.ip);
+        else w.clients.set(m.ip, n - 1);
+        this.anvil.disconnect(m.ip);
+        break;
+      }
     }
   }
 
@@ -211,11 +233,16 @@ export class Workers implements App {
     this.config = next.config;
     const old = [...this.smtpd];
     await this.startGeneration(false);
-    await Promise.all(old.map((w) => this.stopWorker(w.worker.process, () => { w.stopping = true; this.toSmtpd(w, { t: 'stop' }); })));
+    // The old generation finishes its sessions (however long they last) and then exits.
+    for (const w of old) {
+      w.stopping = true;
+      this.toSmtpd(w, { t: 'retire' });
+    }
   }
 
   async stop(): Promise<void> {
     this.stopping = true;
+    clearInterval(this.anvilPruner);
     for (const t of this.timers) clearTimeout(t);
     await Promise.all([...this.smtpd].map((w) => this.stopWorker(w.worker.process, () => this.toSmtpd(w, { t: 'stop' }))));
     const q = this.qmgr;

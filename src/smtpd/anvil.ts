@@ -1,16 +1,17 @@
 // Per-client connection accounting, as Postfix's anvil(8) does for smtpd: concurrent connections
-// and connection rate per client address. In-process (one smtpd), shared by every listener.
-// Trusts its callers to release each connection exactly once, and to say whether the client is
-// exempt (smtpd_client_event_limit_exceptions, matched by the connection with smtpd's MatchList).
+// and connection rate per client address, shared by every listener of a process — and, with
+// several smtpd workers, run once in the master for all of them. Trusts its callers to release
+// each connection exactly once, and to say whether the client is exempt
+// (smtpd_client_event_limit_exceptions, matched by the connection with smtpd's MatchList).
 
-export type AnvilVerdict = { ok: true; count: number; rate: number } | { ok: false; reason: 'count' | 'rate'; count: number; rate: number };
+import type { AnvilVerdict, ConnectionCounter, ConnectionLimits } from './types.js';
 
-export class Anvil {
+export class Anvil implements ConnectionCounter {
   private readonly counts = new Map<string, number>();
   private readonly rates = new Map<string, { start: number; n: number }>();
 
   /** Register a new connection from `ip`; refuses it when a limit is exceeded (0 = no limit). */
-  connect(ip: string, limits: { count: number; rate: number; unitSeconds: number; exempt: boolean }, now = Date.now()): AnvilVerdict {
+  connect(ip: string, limits: ConnectionLimits, now = Date.now()): AnvilVerdict {
     const count = (this.counts.get(ip) ?? 0) + 1;
     let r = this.rates.get(ip);
     if (!r || now - r.start >= limits.unitSeconds * 1000) {

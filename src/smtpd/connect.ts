@@ -33,13 +33,19 @@ export async function connectStage(c: BackstopConnection): Promise<boolean | 'cl
   c.bareLfExempt = await clientListed(ctx.networks.bareNewlineExclusions, st.clientName, ip, log);
   if (c._closing || c._closed) return 'closed';
   slog.logConnect(log, st.client);
-  const a = ctx.anvil.connect(ip, {
+  const a = await ctx.anvil.connect(ip, {
     count: s.connectionCountLimit,
     rate: s.connectionRateLimit,
     unitSeconds: s.rateTimeUnit,
     exempt,
   });
   c.anvilCounted = true;
+  if (c._closing || c._closed) {
+    // Gone while anvil answered: the session's end already ran without this count; release it.
+    ctx.anvil.disconnect(ip);
+    c.anvilCounted = false;
+    return 'closed';
+  }
   if (!a.ok) {
     log.warning(
       a.reason === 'count'

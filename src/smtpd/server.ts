@@ -11,7 +11,7 @@ import type { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
 import type { Config, MasterService } from '../config/index.js';
 import { maillog, type Logger } from '../log/index.js';
 import type { RestrictionEngine } from './check/types.js';
-import type { MessageSink, ClientNameLookup, Flusher } from './types.js';
+import type { MessageSink, ClientNameLookup, ConnectionCounter, Flusher } from './types.js';
 import { readSettings, type SmtpdSettings } from './settings.js';
 import { Anvil } from './anvil.js';
 import { compileNetworks, type SmtpdNetworks } from './networks.js';
@@ -47,12 +47,20 @@ export interface SmtpdOptions {
   log?: Logger;
   /** How long close() lets running sessions finish before it answers them 421; default 10 s. */
   closeTimeoutMs?: number;
+  /** Connection accounting shared beyond this process (the master's anvil); default: one here. */
+  anvil?: ConnectionCounter;
 }
 
 export interface Smtpd {
   addresses(): Array<{ host: string; port: number }>;
   reload(newConfig: Config): void;
+  /** Stop: no new connections; running sessions get closeTimeoutMs, then 421. */
   close(): Promise<void>;
+  /**
+   * Retire (a reload replaced this process): no new connections; running sessions go on as
+   * usual, on the configuration they started with, and the promise resolves when the last ends.
+   */
+  retire(): Promise<void>;
 }
 
 interface Generation {
@@ -86,7 +94,8 @@ export function listenHosts(service: MasterService, cfg: Config): string[] {
 
 export async function startSmtpd(opts: SmtpdOptions): Promise<Smtpd> {
   const log = opts.log ?? maillog.logger('smtpd');
-  const anvil = new Anvil();
+  const local = opts.anvil ? undefined : new Anvil();
+  const anvil: ConnectionCounter = opts.anvil ?? local!;
   const listeners: Listener[] = [];
   const engines = new Map<Config, RestrictionEngine>();
 
@@ -195,7 +204,7 @@ export async function startSmtpd(opts: SmtpdOptions): Promise<Smtpd> {
     throw err;
   }
 
-  const pruner = setInterval(() => anvil.prune(Math.max(...listeners.map((l) => l.gen.settings.rateTimeUnit), 60)), 60_000);
+  const pruner = setInterval(() => local?.prune(Math.max(...listeners.map((l) => l.gen.settings.rateTimeUnit), 60)), 60_000);
   pruner.unref();
 
   return {
@@ -218,6 +227,16 @@ export async function startSmtpd(opts: SmtpdOptions): Promise<Smtpd> {
         old.retired = true;
         maybeRetire(old);
       });
+    },
+    async retire() {
+      clearInterval(pruner);
+      // net.Server's close callback runs once every connection has ended; smtp-server's own
+      // close() would instead answer the sessions' next commands with 421.
+      await Promise.all(listeners.map((l) => new Promise<void>((resolve) => l.server.server.close(() => resolve()))));
+      for (const l of listeners) {
+        l.gen.retired = true;
+        maybeRetire(l.gen);
+      }
     },
     async close() {
       clearInterval(pruner);

@@ -11,7 +11,7 @@ import type { RestrictionEngine, SessionInfo, Stage, Verdict } from './check/typ
 import type { SmtpdSettings } from './settings.js';
 import type { ClientNameLookup, Flusher, MessageSink } from './types.js';
 import type { DovecotAuthClient } from './sasl/dovecot.js';
-import type { Anvil } from './anvil.js';
+import type { ConnectionCounter } from './types.js';
 import type { SmtpdNetworks } from './networks.js';
 import type { MailParams } from './syntax.js';
 import type { RejectContext } from './log.js';
@@ -26,7 +26,7 @@ export interface SessionContext {
   flusher?: Flusher;
   dns?: ClientNameLookup;
   log: Logger;
-  anvil: Anvil;
+  anvil: ConnectionCounter;
   sasl?: DovecotAuthClient;
   /** master.cf service name, for anvil warnings. */
   service: string;

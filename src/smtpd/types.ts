@@ -41,3 +41,23 @@ export interface ClientNameLookup {
 export interface Flusher {
   flushDomain(domain: string): Promise<boolean>;
 }
+
+/** The limits anvil applies to one new connection (0 = no limit). */
+export interface ConnectionLimits {
+  count: number;
+  rate: number;
+  unitSeconds: number;
+  exempt: boolean;
+}
+
+export type AnvilVerdict = { ok: true; count: number; rate: number } | { ok: false; reason: 'count' | 'rate'; count: number; rate: number };
+
+/**
+ * Per-client connection accounting (Postfix's anvil(8)): the in-process Anvil for one smtpd, or,
+ * with several smtpd worker processes, the master's one anvil reached over IPC, so the limits
+ * count every connection of a client whichever worker took it.
+ */
+export interface ConnectionCounter {
+  connect(ip: string, limits: ConnectionLimits): AnvilVerdict | Promise<AnvilVerdict>;
+  disconnect(ip: string): void;
+}

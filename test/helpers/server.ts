@@ -1,7 +1,7 @@
 // Starts the real `backstop start` as a child process on a configuration written by the test,
 // and waits until its SMTP port answers. Logs go to the child's stdout and are kept for asserts.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,6 +24,8 @@ export interface RunningServer {
 
 export function makeConfigDir(files: Record<string, string>): string {
   const dir = mkdtempSync(join(tmpdir(), 'backstop-'));
+  // Like /etc/postfix: the workers (mail_owner) must be able to pass through to the queue in it.
+  chmodSync(dir, 0o755);
   for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, name), text);
   return dir;
 }

@@ -10,8 +10,8 @@ import net from 'node:net';
 import { rmSync } from 'node:fs';
 import { startDnsServer, type TestDnsServer } from '../helpers/dnsserver.js';
 import { makeTestCert, startSink, type Sink, type TestCert } from '../helpers/sink.js';
-import { freePort } from '../helpers/smtp-talk.js';
-import { mainCf, makeConfigDir, sleep, startBackstop, worldZone, type Backstop } from './harness.js';
+import { freePort, sleep } from '../helpers/net.js';
+import { mainCf, makeConfigDir, startBackstop, worldZone, type Backstop } from './harness.js';
 
 // Source addresses (loopback): the well-behaved client, the abusers that need their own.
 const GOOD_IP = '127.0.0.7';

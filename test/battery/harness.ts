@@ -115,8 +115,6 @@ export async function sendOne(port: number, from: string, to: string[], body: st
   }
 }
 
-export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
 /** Seeded PRNG (mulberry32) so a failing run can be repeated with BATTERY_SEED. */
 export function rng(seed: number): () => number {
   let a = seed >>> 0;

@@ -59,16 +59,3 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
     new Promise<T>((_, reject) => { timer = setTimeout(() => reject(new Error(`SMTP talk: no reply to ${what} within ${ms} ms`)), ms); }),
   ]);
 }
-
-/** A free TCP port on a loopback address (listen on 0, close, reuse the number). */
-export async function freePort(host = '127.0.0.1'): Promise<number> {
-  const { createServer } = await import('node:net');
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, host, () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}

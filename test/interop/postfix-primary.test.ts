@@ -11,8 +11,8 @@ import assert from 'node:assert/strict';
 import { startDnsSandbox } from '../../bench/harness/sandbox.js';
 import { startPostfix, primaryMx, type PostfixInstance } from '../../bench/harness/postfix.js';
 import { talk } from '../helpers/smtp-talk.js';
-import { waitFor, sleep } from '../../bench/harness/proc.js';
-import { freePort, rawTalk, requireProgram, restartPostfix, startBackstopNode, type BackstopNode } from './helpers/peers.js';
+import { freePort, waitFor, sleep } from '../helpers/net.js';
+import { rawTalk, requireProgram, restartPostfix, startBackstopNode, type BackstopNode } from './helpers/peers.js';
 
 const ZONE = {
   'primary.test': { MX: [[10, 'mx1.primary.test'], [20, 'mx2.backup.test']] as Array<[number, string]> },

@@ -9,6 +9,7 @@ import { Maillog } from '../../src/log/index.js';
 import { ConnectionCache, deliver, probe, type DeliveryOptions, type OutboundMessage } from '../../src/smtp/index.js';
 import { startDnsServer, type TestDnsServer } from '../helpers/dnsserver.js';
 import { makeTestCert, startSink, type Sink, type TestCert } from '../helpers/sink.js';
+import { freePort } from '../helpers/net.js';
 
 let dns: TestDnsServer;
 let resolver: Resolver;
@@ -62,15 +63,6 @@ function message(rcpts: string[], content = 'Subject: test\r\n\r\nhello\r\n', ex
     size: Buffer.byteLength(content),
     ...extra,
   };
-}
-
-/** A port that nothing listens on at 127.0.0.3 (bind and close). */
-async function freePort(host: string): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, host, () => r()));
-  const p = (s.address() as AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return p;
 }
 
 test('delivers to the primary MX found in DNS and logs as Postfix', async () => {

@@ -9,13 +9,12 @@ import { chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, wr
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { run, waitFor, portOpen, sleep, type CmdResult } from '../../../bench/harness/proc.js';
+import { run, type CmdResult } from '../../../bench/harness/proc.js';
+import { waitFor, portOpen } from '../../helpers/net.js';
 import { renderMain, type PostfixInstance, type Params } from '../../../bench/harness/postfix.js';
 import { makeConfigDir, startServer, type RunningServer } from '../../helpers/server.js';
 import { runCli, type CliResult } from '../../helpers/cli.js';
 import type { DnsSandbox } from '../../../bench/harness/sandbox.js';
-
-export { freePort } from '../../helpers/smtp-talk.js';
 
 /** Where each program lives and which Debian package brings it. */
 const PROGRAMS: Record<string, { paths: string[]; pkg: string }> = {
@@ -129,7 +128,7 @@ export async function restartPostfix(pf: PostfixInstance, sandbox: DnsSandbox | 
   if (sandbox) c = sandbox.wrap(c.cmd, c.args);
   const r = await run(c.cmd, c.args, { check: false, timeoutMs: 60_000 });
   if (r.code !== 0) throw new Error(`postfix -c ${pf.configDir} start failed (${r.code}): ${r.stdout}${r.stderr}\n${pf.log().slice(-2000)}`);
-  await waitFor(() => portOpen(host, port, 500), 20_000, `postfix-${pf.name} on ${host}:${port}`);
+  await waitFor(() => portOpen(port, host, 500), 20_000, `postfix-${pf.name} on ${host}:${port}`);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -190,7 +189,7 @@ function spawnPeer(cmd: string, args: string[], dir: string, port: number, what:
   const peer: Peer = { port, dir, output: () => out, stop };
   return waitFor(async () => {
     if (exited) throw new Error(`${what} exited before listening on ${host}:${port}:\n${out}`);
-    return portOpen(host, port, 300);
+    return portOpen(port, host, 300);
   }, 20_000, `${what} on ${host}:${port}`, 100).then(() => peer, async (err) => { await stop(); throw new Error(`${(err as Error).message}\n${out}`); });
 }
 
@@ -274,8 +273,6 @@ export function startRedis(o: { port: number }): Promise<Peer> {
   const dir = tempDir('redis');
   return spawnPeer(bin, ['--bind', '127.0.0.1', '--port', String(o.port), '--save', '', '--appendonly', 'no', '--dir', dir, '--protected-mode', 'yes'], dir, o.port, 'redis-server');
 }
-
-export { sleep };
 
 // ---------------------------------------------------------------------------------------------
 // A byte-exact SMTP client (test/helpers/smtp-talk.ts turns every LF into CRLF; smuggling tests

@@ -4,7 +4,7 @@
 // Nothing leaves the machine.
 import { startDnsServer } from '../test/helpers/dnsserver.js';
 import { startSink, type Sink } from '../test/helpers/sink.js';
-import { talk, type Talk } from '../test/helpers/smtp-talk.js';
+import { talk, type Talk } from '../test/helpers/smtp-client.js';
 import { freePort } from '../test/helpers/net.js';
 import { makeConfigDir, startServer } from '../test/helpers/server.js';
 import { runCli } from '../test/helpers/cli.js';

@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { cliCommand, repoRoot } from '../helpers/cli.js';
 import { makeConfigDir, startServer, type RunningServer } from '../helpers/server.js';
 import type { ZoneSpec } from '../helpers/dnsserver.js';
-import { RawClient } from '../smtpd/client.js';
+import { RawClient } from '../helpers/smtp-client.js';
 
 export { makeConfigDir };
 

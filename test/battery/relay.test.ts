@@ -11,7 +11,7 @@ import { startDnsServer } from '../helpers/dnsserver.js';
 import { startSink } from '../helpers/sink.js';
 import { freePort, sleep } from '../helpers/net.js';
 import { runCli } from '../helpers/cli.js';
-import { RawClient } from '../smtpd/client.js';
+import { RawClient } from '../helpers/smtp-client.js';
 import { FOREIGN_IP, mainCf, makeConfigDir, startBackstop, worldZone } from './harness.js';
 import { CONTROL_RCPTS, RELAY_CASES, type RelayCase } from './relay-cases.js';
 

@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startDnsServer, type TestDnsServer } from '../helpers/dnsserver.js';
-import { talk } from '../helpers/smtp-talk.js';
+import { talk } from '../helpers/smtp-client.js';
 import { requireProgram, startBackstopNode, startDovecot, type BackstopNode, type Peer } from './helpers/peers.js';
 import { freePort } from '../helpers/net.js';
 

@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startDnsServer, type TestDnsServer } from '../helpers/dnsserver.js';
 import { startSink, type Sink } from '../helpers/sink.js';
-import { talk } from '../helpers/smtp-talk.js';
+import { talk } from '../helpers/smtp-client.js';
 import { startPostfix, type PostfixInstance } from '../../bench/harness/postfix.js';
 import { requireProgram, startBackstopNode, startPostgrey, type BackstopNode, type Peer } from './helpers/peers.js';
 import { freePort, sleep } from '../helpers/net.js';

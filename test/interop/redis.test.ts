@@ -10,7 +10,7 @@ import { writeFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { startDnsServer, type TestDnsServer } from '../helpers/dnsserver.js';
 import { startSink, type Sink } from '../helpers/sink.js';
-import { talk } from '../helpers/smtp-talk.js';
+import { talk } from '../helpers/smtp-client.js';
 import { requireProgram, startBackstopNode, startRedis, tempDir, type BackstopNode, type Peer } from './helpers/peers.js';
 import { freePort } from '../helpers/net.js';
 

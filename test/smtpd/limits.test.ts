@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Config } from '../../src/config/index.js';
 import { startHarness, TestEngine, BASE_MAIN_CF } from './harness.js';
-import { RawClient } from './client.js';
+import { RawClient } from '../helpers/smtp-client.js';
 import { SmtpError, reply } from '../../src/mail/index.js';
 import { sleep } from '../helpers/net.js';
 

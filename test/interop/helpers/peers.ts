@@ -6,7 +6,6 @@
 // suites never skip. Trusts the installed Debian packages; every wait is bounded.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
-import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { run, type CmdResult } from '../../../bench/harness/proc.js';
@@ -272,44 +271,4 @@ export function startRedis(o: { port: number }): Promise<Peer> {
   const bin = requireProgram('redis-server');
   const dir = tempDir('redis');
   return spawnPeer(bin, ['--bind', '127.0.0.1', '--port', String(o.port), '--save', '', '--appendonly', 'no', '--dir', dir, '--protected-mode', 'yes'], dir, o.port, 'redis-server');
-}
-
-// ---------------------------------------------------------------------------------------------
-// A byte-exact SMTP client (test/helpers/smtp-talk.ts turns every LF into CRLF; smuggling tests
-// need the bytes as written).
-
-export interface RawTalk {
-  greeting: string;
-  /** Writes exactly these bytes and waits for one reply (multi-line replies joined with \n). */
-  send(bytes: string): Promise<string>;
-  close(): void;
-}
-
-export function rawTalk(port: number, host = '127.0.0.1', timeoutMs = 15_000): Promise<RawTalk> {
-  return new Promise((resolve, reject) => {
-    const sock: Socket = connect({ port, host });
-    let buf = '';
-    let waiter: ((r: string) => void) | null = null;
-    const take = () => {
-      const m = /^((?:\d{3}-[^\n]*\n)*\d{3}(?: [^\n]*)?)\n/.exec(buf);
-      if (!m || !waiter) return;
-      buf = buf.slice(m[0].length);
-      const w = waiter;
-      waiter = null;
-      w(m[1]);
-    };
-    const next = (what: string) => new Promise<string>((res, rej) => {
-      const t = setTimeout(() => rej(new Error(`raw talk: no reply to ${JSON.stringify(what.slice(0, 40))} within ${timeoutMs} ms`)), timeoutMs);
-      waiter = (r) => { clearTimeout(t); res(r); };
-      take();
-    });
-    sock.setEncoding('latin1');
-    sock.on('data', (d: string) => { buf += d.replace(/\r\n/g, '\n'); take(); });
-    sock.once('error', reject);
-    next('greeting').then((greeting) => resolve({
-      greeting,
-      send(bytes) { const p = next(bytes); sock.write(Buffer.from(bytes, 'latin1')); return p; },
-      close() { sock.destroy(); },
-    }), reject);
-  });
 }

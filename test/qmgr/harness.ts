@@ -15,7 +15,7 @@ import type { Envelope } from '../../src/mail/index.js';
 import { createQmgr, createNoticeBuilder, type Qmgr, type QmgrParams } from '../../src/qmgr/index.js';
 import { startDnsServer, type TestDnsServer } from '../helpers/dnsserver.js';
 import { startSink, type Sink, type SinkOptions } from '../helpers/sink.js';
-import { freePort } from '../helpers/net.js';
+import { freePort, waitFor } from '../helpers/net.js';
 
 export const ZONE = {
   'example.test': { MX: [[10, 'mx1.example.test']] as Array<[number, string]> },
@@ -141,9 +141,5 @@ export async function startHarness(
 
 /** Polls `cond` every 20 ms until true; throws after `timeoutMs`. */
 export async function until(cond: () => boolean, timeoutMs = 5000, what = 'condition'): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  await waitFor(cond, timeoutMs, what, 20);
 }

@@ -18,11 +18,12 @@ import { createQmgr } from '../src/qmgr/index.js';
 import { startDnsServer } from '../test/helpers/dnsserver.js';
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
-import { freePort, ZONE, envelope } from '../test/qmgr/harness.js';
+import { ZONE, envelope } from '../test/qmgr/harness.js';
+import { freePort } from '../test/helpers/net.js';
 
 const N = Number(process.argv[2] ?? 10_000);
 const dir = mkdtempSync(join(tmpdir(), 'backstop-'));
-const port = await freePort();
+const port = await freePort('127.0.0.2', '127.0.0.3');
 const dns = await startDnsServer(ZONE);
 const maillog = new Maillog();
 maillog.open(undefined, { quiet: true });

@@ -4,7 +4,8 @@
 // Nothing leaves the machine.
 import { startDnsServer } from '../test/helpers/dnsserver.js';
 import { startSink, type Sink } from '../test/helpers/sink.js';
-import { talk, freePort, type Talk } from '../test/helpers/smtp-talk.js';
+import { talk, type Talk } from '../test/helpers/smtp-client.js';
+import { freePort, sleep } from '../test/helpers/net.js';
 import { makeConfigDir, startServer } from '../test/helpers/server.js';
 import { runCli } from '../test/helpers/cli.js';
 
@@ -79,7 +80,7 @@ async function main(): Promise<void> {
     await sink.close();
     sink = undefined;
     await session(port, ['alice@primary.test'], 'Subject: while you were out\r\n\r\nHello alice.\r\n');
-    await new Promise((r) => setTimeout(r, 1500));
+    await sleep(1500);
     say('`backstop mailq`:');
     show('<', (await runCli(['mailq', '-c', dir])).stdout.trim());
 

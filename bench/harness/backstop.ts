@@ -124,7 +124,7 @@ export async function startBackstop(o: BackstopOptions): Promise<BackstopInstanc
     for (const s of inets) {
       await waitFor(async () => {
         if (exited !== undefined) throw new Error(`backstop exited with ${exited} before listening`);
-        return portOpen(s.host, s.port, 300);
+        return portOpen(s.port, s.host, 300);
       }, o.startTimeoutMs ?? 30_000, `backstop on ${s.host}:${s.port}`, 100);
     }
   } catch (err) {

@@ -360,7 +360,7 @@ export async function startPostfix(opts: PostfixOptions): Promise<PostfixInstanc
       .filter((m): m is RegExpExecArray => !!m)
       .map((m) => ({ host: m[1] ?? '127.0.0.1', port: Number(m[2]) }));
     for (const s of inets) {
-      await waitFor(() => portOpen(s.host, s.port, 500), opts.startTimeoutMs ?? 20_000, `postfix-${opts.name} on ${s.host}:${s.port}`);
+      await waitFor(() => portOpen(s.port, s.host, 500), opts.startTimeoutMs ?? 20_000, `postfix-${opts.name} on ${s.host}:${s.port}`);
     }
   } catch (err) {
     const log = readLog();
@@ -432,7 +432,7 @@ export async function startSmtpSink(o: { address: string; port: number; hostname
   child.stderr!.on('data', (d) => (err += d));
   await waitFor(async () => {
     if (child.exitCode !== null) throw new Error(`smtp-sink ${args.join(' ')} exited: ${err}`);
-    return portOpen(o.address, o.port, 300);
+    return portOpen(o.port, o.address, 300);
   }, 10_000, `smtp-sink on ${o.address}:${o.port}`);
   return {
     address: o.address,

@@ -1,8 +1,11 @@
 // Small process and timing helpers for the benchmark harness: run a command with a time limit,
-// wait for a condition with a deadline, check a TCP port. Trusts nothing it runs: every wait is
-// bounded, and a failing command's output is part of the error it throws.
+// stop a process, watch a log. Trusts nothing it runs: every wait is bounded, and a failing
+// command's output is part of the error it throws. sleep, waitFor and portOpen are the tests'
+// (test/helpers/net.ts), re-exported here for the harness.
 import { spawn, type SpawnOptions } from 'node:child_process';
-import { connect } from 'node:net';
+import { sleep, waitFor } from '../../test/helpers/net.js';
+
+export { sleep, waitFor, portOpen } from '../../test/helpers/net.js';
 
 export interface CmdResult {
   code: number;
@@ -47,29 +50,6 @@ export function run(cmd: string, args: string[], opts: RunOptions = {}): Promise
     // pipe: EPIPE on stdin is not an error of the command (its exit status says how it went).
     child.stdin!.on('error', () => undefined);
     child.stdin!.end(opts.input ?? '');
-  });
-}
-
-export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-/** Polls `cond` every `everyMs` until it returns a truthy value; throws `what` after timeoutMs. */
-export async function waitFor<T>(cond: () => T | Promise<T>, timeoutMs: number, what: string, everyMs = 50): Promise<NonNullable<Awaited<T>>> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await cond();
-    if (v) return v as NonNullable<Awaited<T>>;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(everyMs);
-  }
-}
-
-/** True when something accepts TCP connections on host:port. */
-export function portOpen(host: string, port: number, timeoutMs = 1000): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect({ host, port });
-    const t = setTimeout(() => { s.destroy(); resolve(false); }, timeoutMs);
-    s.once('connect', () => { clearTimeout(t); s.destroy(); resolve(true); });
-    s.once('error', () => { clearTimeout(t); resolve(false); });
   });
 }
 

@@ -6,12 +6,12 @@
 // One server for all cases, with short limits in main.cf. Trusts test/helpers and harness.ts.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import net from 'node:net';
 import { rmSync } from 'node:fs';
 import { startDnsServer, type TestDnsServer } from '../helpers/dnsserver.js';
 import { makeTestCert, startSink, type Sink, type TestCert } from '../helpers/sink.js';
-import { freePort } from '../helpers/smtp-talk.js';
-import { mainCf, makeConfigDir, sleep, startBackstop, worldZone, type Backstop } from './harness.js';
+import { freePort, sleep } from '../helpers/net.js';
+import { RawClient } from '../helpers/smtp-client.js';
+import { mainCf, makeConfigDir, startBackstop, worldZone, type Backstop } from './harness.js';
 
 // Source addresses (loopback): the well-behaved client, the abusers that need their own.
 const GOOD_IP = '127.0.0.7';
@@ -19,56 +19,9 @@ const PREGREET_IP = '127.0.0.8';
 const FLOOD_IP = '127.0.0.9';
 const HOST = 'mx2.backup.test';
 
-/** A raw client that can pick its source address (RawClient cannot). Every wait is bounded. */
-class Client {
-  private buf = '';
-  private wake: Array<() => void> = [];
-  closed = false;
-  private constructor(readonly socket: net.Socket) {
-    socket.on('data', (d: Buffer) => { this.buf += d.toString('latin1'); this.notify(); });
-    socket.on('error', () => undefined);
-    socket.on('close', () => { this.closed = true; this.notify(); });
-  }
-  private notify(): void { for (const w of this.wake.splice(0)) w(); }
-  static connect(port: number, localAddress = '127.0.0.1'): Promise<Client> {
-    return new Promise((resolve, reject) => {
-      const s = net.connect({ port, host: '127.0.0.1', localAddress }, () => resolve(new Client(s)));
-      s.once('error', reject);
-    });
-  }
-  write(data: string | Buffer): void { this.socket.write(typeof data === 'string' ? Buffer.from(data, 'latin1') : data); }
-  private async until<T>(get: () => T | undefined, timeoutMs: number, what: string): Promise<T> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const v = get();
-      if (v !== undefined) return v;
-      if (this.closed) throw new Error(`connection closed while waiting for ${what}; have ${JSON.stringify(this.buf)}`);
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`timeout waiting for ${what}; have ${JSON.stringify(this.buf)}`);
-      await new Promise<void>((r) => { const t = setTimeout(r, left); this.wake.push(() => { clearTimeout(t); r(); }); });
-    }
-  }
-  /** One whole reply, multi-line replies joined with \n. */
-  read(timeoutMs = 5000): Promise<string> {
-    return this.until(() => {
-      const m = /^(?:\d{3}-[^\r\n]*\r\n)*\d{3}(?: [^\r\n]*)?\r\n/.exec(this.buf);
-      if (!m) return undefined;
-      this.buf = this.buf.slice(m[0].length);
-      return m[0].replace(/\r\n$/, '').replace(/\r\n/g, '\n');
-    }, timeoutMs, 'a reply');
-  }
-  async cmd(line: string | Buffer, timeoutMs?: number): Promise<string> {
-    this.write(typeof line === 'string' ? line + '\r\n' : Buffer.concat([line, Buffer.from('\r\n')]));
-    return this.read(timeoutMs);
-  }
-  waitClosed(timeoutMs = 5000): Promise<true> {
-    return this.until(() => (this.closed ? true : undefined), timeoutMs + 1, 'the close').catch((e: Error) => {
-      if (this.closed) return true as const;
-      throw e;
-    });
-  }
-  pending(): string { return this.buf; }
-  close(): void { this.socket.destroy(); }
+/** A client from `ip` (another loopback address), 5 s per wait. */
+function connectFrom(ip = '127.0.0.1'): Promise<RawClient> {
+  return RawClient.connect(port, '127.0.0.1', { localAddress: ip, timeoutMs: 5000 });
 }
 
 let dns: TestDnsServer;
@@ -116,15 +69,15 @@ after(async () => {
 /** A well-behaved client from GOOD_IP: one whole transaction; returns the end-of-data reply and the time taken. */
 async function goodSession(): Promise<{ reply: string; ms: number }> {
   const t0 = Date.now();
-  const c = await Client.connect(port, GOOD_IP);
+  const c = await connectFrom(GOOD_IP);
   try {
-    assert.match(await c.read(), /^220 /);
-    assert.match(await c.cmd('EHLO good.test'), /^250-/);
-    assert.equal(await c.cmd('MAIL FROM:<good@sender.test>'), '250 2.1.0 Ok');
-    assert.equal(await c.cmd('RCPT TO:<alice@primary.test>'), '250 2.1.5 Ok');
-    assert.equal(await c.cmd('DATA'), '354 End data with <CR><LF>.<CR><LF>');
-    const reply = await c.cmd('Subject: good\r\n\r\nwell behaved\r\n.');
-    assert.match(await c.cmd('QUIT'), /^221 /);
+    assert.match(await c.readText(), /^220 /);
+    assert.match(await c.say('EHLO good.test'), /^250-/);
+    assert.equal(await c.say('MAIL FROM:<good@sender.test>'), '250 2.1.0 Ok');
+    assert.equal(await c.say('RCPT TO:<alice@primary.test>'), '250 2.1.5 Ok');
+    assert.equal(await c.say('DATA'), '354 End data with <CR><LF>.<CR><LF>');
+    const reply = await c.say('Subject: good\r\n\r\nwell behaved\r\n.');
+    assert.match(await c.say('QUIT'), /^221 /);
     return { reply, ms: Date.now() - t0 };
   } finally {
     c.close();
@@ -145,10 +98,10 @@ async function during(t: { diagnostic(m: string): void }, abuse: () => Promise<v
   t.diagnostic(`well-behaved transaction alongside: ${g.ms} ms`);
 }
 
-async function ehlo(ip = '127.0.0.1'): Promise<Client> {
-  const c = await Client.connect(port, ip);
-  assert.match(await c.read(), /^220 /);
-  assert.match(await c.cmd('EHLO abuser.test'), /^250-/);
+async function ehlo(ip = '127.0.0.1'): Promise<RawClient> {
+  const c = await connectFrom(ip);
+  assert.match(await c.readText(), /^220 /);
+  assert.match(await c.say('EHLO abuser.test'), /^250-/);
   return c;
 }
 
@@ -156,12 +109,12 @@ test('over-long command: 500 5.5.2, the session continues', async (t) => {
   await during(t, async () => {
     const c = await ehlo();
     try {
-      assert.equal(await c.cmd('NOOP ' + 'x'.repeat(3000)), '500 5.5.2 Error: command line too long');
-      assert.equal(await c.cmd(`MAIL FROM:<${'a'.repeat(5000)}@sender.test>`), '500 5.5.2 Error: command line too long');
+      assert.equal(await c.say('NOOP ' + 'x'.repeat(3000)), '500 5.5.2 Error: command line too long');
+      assert.equal(await c.say(`MAIL FROM:<${'a'.repeat(5000)}@sender.test>`), '500 5.5.2 Error: command line too long');
       // 2048 bytes plus CRLF is still a command (line_length_limit default 2048).
-      assert.equal(await c.cmd('NOOP' + ' '.repeat(2044)), '250 2.0.0 Ok');
-      assert.equal(await c.cmd('NOOP'), '250 2.0.0 Ok');
-      assert.match(await c.cmd('QUIT'), /^221 2\.0\.0 /);
+      assert.equal(await c.say('NOOP' + ' '.repeat(2044)), '250 2.0.0 Ok');
+      assert.equal(await c.say('NOOP'), '250 2.0.0 Ok');
+      assert.match(await c.say('QUIT'), /^221 2\.0\.0 /);
     } finally {
       c.close();
     }
@@ -174,11 +127,11 @@ test('over-long lines in DATA (10,000 and 100,000 bytes): accepted, every byte d
   await during(t, async () => {
     const c = await ehlo();
     try {
-      assert.equal(await c.cmd('MAIL FROM:<long@sender.test>'), '250 2.1.0 Ok');
-      assert.equal(await c.cmd('RCPT TO:<alice@primary.test>'), '250 2.1.5 Ok');
-      assert.equal(await c.cmd('DATA'), '354 End data with <CR><LF>.<CR><LF>');
-      assert.match(await c.cmd(`Subject: long\r\n\r\n${long1}\r\n${long2}\r\nend\r\n.`), /^250 2\.0\.0 Ok: queued as /);
-      assert.equal(await c.cmd('NOOP'), '250 2.0.0 Ok');
+      assert.equal(await c.say('MAIL FROM:<long@sender.test>'), '250 2.1.0 Ok');
+      assert.equal(await c.say('RCPT TO:<alice@primary.test>'), '250 2.1.5 Ok');
+      assert.equal(await c.say('DATA'), '354 End data with <CR><LF>.<CR><LF>');
+      assert.match(await c.say(`Subject: long\r\n\r\n${long1}\r\n${long2}\r\nend\r\n.`), /^250 2\.0\.0 Ok: queued as /);
+      assert.equal(await c.say('NOOP'), '250 2.0.0 Ok');
     } finally {
       c.close();
     }
@@ -194,13 +147,13 @@ test('NUL and 8-bit bytes in commands: 500 5.5.2 / 553 5.6.7, no crash, the sess
   await during(t, async () => {
     const c = await ehlo();
     try {
-      assert.equal(await c.cmd('NOOP\x00'), '500 5.5.2 Error: bad syntax');
-      assert.equal(await c.cmd('MAIL FROM:<a\x00b@sender.test>'), '500 5.5.2 Error: bad syntax');
+      assert.equal(await c.say('NOOP\x00'), '500 5.5.2 Error: bad syntax');
+      assert.equal(await c.say('MAIL FROM:<a\x00b@sender.test>'), '500 5.5.2 Error: bad syntax');
       // Not UTF-8 (smtputf8_enable = yes, the default): Postfix's "bad UTF-8 syntax".
-      assert.equal(await c.cmd(Buffer.from('MAIL FROM:<\xff\xfe@sender.test>', 'latin1')), '500 5.5.2 Error: bad UTF-8 syntax');
-      assert.equal(await c.cmd(Buffer.from([0x80, 0xc0, 0xaf, 0x4e, 0x4f, 0x4f, 0x50])), '500 5.5.2 Error: bad UTF-8 syntax');
-      assert.equal(await c.cmd('NOOP'), '250 2.0.0 Ok');
-      assert.match(await c.cmd('QUIT'), /^221 2\.0\.0 /);
+      assert.equal(await c.say(Buffer.from('MAIL FROM:<\xff\xfe@sender.test>', 'latin1')), '500 5.5.2 Error: bad UTF-8 syntax');
+      assert.equal(await c.say(Buffer.from([0x80, 0xc0, 0xaf, 0x4e, 0x4f, 0x4f, 0x50])), '500 5.5.2 Error: bad UTF-8 syntax');
+      assert.equal(await c.say('NOOP'), '250 2.0.0 Ok');
+      assert.match(await c.say('QUIT'), /^221 2\.0\.0 /);
     } finally {
       c.close();
     }
@@ -208,12 +161,12 @@ test('NUL and 8-bit bytes in commands: 500 5.5.2 / 553 5.6.7, no crash, the sess
   // Valid UTF-8 in an address needs SMTPUTF8 on MAIL (Postfix: 553 5.6.7); with it, it is accepted.
   const u = await ehlo();
   try {
-    assert.equal(await u.cmd(Buffer.from('MAIL FROM:<j\u00f6e@sender.test>', 'utf8')), '553 5.6.7 Must declare SMTPUTF8 to send unicode address');
-    assert.equal(await u.cmd('MAIL FROM:<joe@sender.test>'), '250 2.1.0 Ok');
-    assert.equal(await u.cmd(Buffer.from('RCPT TO:<j\u00f6rg@primary.test>', 'utf8')), '553 5.6.7 Must declare SMTPUTF8 to send unicode address');
-    assert.equal(await u.cmd('RSET'), '250 2.0.0 Ok');
-    assert.equal(await u.cmd(Buffer.from('MAIL FROM:<j\u00f6e@sender.test> SMTPUTF8', 'utf8')), '250 2.1.0 Ok');
-    assert.equal(await u.cmd(Buffer.from('RCPT TO:<j\u00f6rg@primary.test>', 'utf8')), '250 2.1.5 Ok');
+    assert.equal(await u.say(Buffer.from('MAIL FROM:<j\u00f6e@sender.test>', 'utf8')), '553 5.6.7 Must declare SMTPUTF8 to send unicode address');
+    assert.equal(await u.say('MAIL FROM:<joe@sender.test>'), '250 2.1.0 Ok');
+    assert.equal(await u.say(Buffer.from('RCPT TO:<j\u00f6rg@primary.test>', 'utf8')), '553 5.6.7 Must declare SMTPUTF8 to send unicode address');
+    assert.equal(await u.say('RSET'), '250 2.0.0 Ok');
+    assert.equal(await u.say(Buffer.from('MAIL FROM:<j\u00f6e@sender.test> SMTPUTF8', 'utf8')), '250 2.1.0 Ok');
+    assert.equal(await u.say(Buffer.from('RCPT TO:<j\u00f6rg@primary.test>', 'utf8')), '250 2.1.5 Ok');
   } finally {
     u.close();
   }
@@ -222,11 +175,11 @@ test('NUL and 8-bit bytes in commands: 500 5.5.2 / 553 5.6.7, no crash, the sess
 
 test('talk before the greeting: 220, then 554 5.5.0 protocol synchronization, disconnect', async (t) => {
   await during(t, async () => {
-    const c = await Client.connect(port, PREGREET_IP);
+    const c = await connectFrom(PREGREET_IP);
     try {
       c.write('EHLO early.test\r\nMAIL FROM:<early@sender.test>\r\n');
-      assert.match(await c.read(5000), /^220 mx2\.backup\.test ESMTP/);
-      assert.equal(await c.read(), '554 5.5.0 Error: SMTP protocol synchronization');
+      assert.match(await c.readText(5000), /^220 mx2\.backup\.test ESMTP/);
+      assert.equal(await c.readText(), '554 5.5.0 Error: SMTP protocol synchronization');
       await c.waitClosed();
       assert.equal(c.pending(), '');
     } finally {
@@ -239,12 +192,12 @@ test('talk before the greeting: 220, then 554 5.5.0 protocol synchronization, di
 
 test('STARTTLS command injection: commands in the same packet are discarded (554 5.5.0)', async (t) => {
   await during(t, async () => {
-    const c = await Client.connect(port);
+    const c = await connectFrom();
     try {
-      assert.match(await c.read(), /^220 /);
-      assert.match(await c.cmd('EHLO abuser.test'), /\n250-STARTTLS\n/);
+      assert.match(await c.readText(), /^220 /);
+      assert.match(await c.say('EHLO abuser.test'), /\n250-STARTTLS\n/);
       c.write('STARTTLS\r\nMAIL FROM:<evil@sender.test>\r\nRCPT TO:<alice@primary.test>\r\n');
-      assert.equal(await c.read(), '554 5.5.0 Error: SMTP protocol synchronization');
+      assert.equal(await c.readText(), '554 5.5.0 Error: SMTP protocol synchronization');
       await c.waitClosed();
       assert.equal(c.pending(), '');
     } finally {
@@ -259,13 +212,13 @@ test('too many recipients: 452 4.5.3 past smtpd_recipient_limit, the first 5 sti
   await during(t, async () => {
     const c = await ehlo();
     try {
-      assert.equal(await c.cmd('MAIL FROM:<many@sender.test>'), '250 2.1.0 Ok');
-      for (let i = 1; i <= 5; i++) assert.equal(await c.cmd(`RCPT TO:<r${i}@primary.test>`), '250 2.1.5 Ok');
-      assert.equal(await c.cmd('RCPT TO:<r6@primary.test>'), '452 4.5.3 Error: too many recipients');
-      assert.equal(await c.cmd('RCPT TO:<r7@primary.test>'), '452 4.5.3 Error: too many recipients');
-      assert.equal(await c.cmd('DATA'), '354 End data with <CR><LF>.<CR><LF>');
-      assert.match(await c.cmd('Subject: many\r\n\r\nmany\r\n.'), /^250 2\.0\.0 Ok: queued as /);
-      assert.match(await c.cmd('QUIT'), /^221 /);
+      assert.equal(await c.say('MAIL FROM:<many@sender.test>'), '250 2.1.0 Ok');
+      for (let i = 1; i <= 5; i++) assert.equal(await c.say(`RCPT TO:<r${i}@primary.test>`), '250 2.1.5 Ok');
+      assert.equal(await c.say('RCPT TO:<r6@primary.test>'), '452 4.5.3 Error: too many recipients');
+      assert.equal(await c.say('RCPT TO:<r7@primary.test>'), '452 4.5.3 Error: too many recipients');
+      assert.equal(await c.say('DATA'), '354 End data with <CR><LF>.<CR><LF>');
+      assert.match(await c.say('Subject: many\r\n\r\nmany\r\n.'), /^250 2\.0\.0 Ok: queued as /);
+      assert.match(await c.say('QUIT'), /^221 /);
     } finally {
       c.close();
     }
@@ -278,8 +231,8 @@ test('too many errors: 421 4.7.0 after smtpd_hard_error_limit, disconnect', asyn
   await during(t, async () => {
     const c = await ehlo();
     try {
-      for (let i = 0; i < 5; i++) assert.equal(await c.cmd(`BOGUS${i}`), '502 5.5.2 Error: command not recognized');
-      assert.equal(await c.cmd('NOOP'), `421 4.7.0 ${HOST} Error: too many errors`);
+      for (let i = 0; i < 5; i++) assert.equal(await c.say(`BOGUS${i}`), '502 5.5.2 Error: command not recognized');
+      assert.equal(await c.say('NOOP'), `421 4.7.0 ${HOST} Error: too many errors`);
       await c.waitClosed();
     } finally {
       c.close();
@@ -289,17 +242,17 @@ test('too many errors: 421 4.7.0 after smtpd_hard_error_limit, disconnect', asyn
 });
 
 test('too many connections from one address: 421 4.7.0, others unaffected, slot freed on close', async (t) => {
-  const held: Client[] = [];
+  const held: RawClient[] = [];
   try {
     await during(t, async () => {
       for (let i = 0; i < 5; i++) {
-        const c = await Client.connect(port, FLOOD_IP);
+        const c = await connectFrom(FLOOD_IP);
         held.push(c);
-        assert.match(await c.read(), /^220 /);
+        assert.match(await c.readText(), /^220 /);
       }
-      const sixth = await Client.connect(port, FLOOD_IP);
+      const sixth = await connectFrom(FLOOD_IP);
       held.push(sixth);
-      assert.equal(await sixth.read(), `421 4.7.0 ${HOST} Error: too many connections from ${FLOOD_IP}`);
+      assert.equal(await sixth.readText(), `421 4.7.0 ${HOST} Error: too many connections from ${FLOOD_IP}`);
       await sixth.waitClosed();
     }, 0);
     await server.waitForLog(new RegExp(`Connection concurrency limit exceeded: 6 from \\S+\\[${FLOOD_IP.replace(/\./g, '\\.')}\\] for service`), 5000);
@@ -309,9 +262,9 @@ test('too many connections from one address: 421 4.7.0, others unaffected, slot 
     let greeting = '';
     for (let i = 0; i < 20 && !greeting.startsWith('220 '); i++) {
       await sleep(100);
-      const c = await Client.connect(port, FLOOD_IP);
+      const c = await connectFrom(FLOOD_IP);
       held.push(c);
-      greeting = await c.read();
+      greeting = await c.readText();
     }
     assert.match(greeting, /^220 /);
   } finally {
@@ -332,7 +285,7 @@ test('slowloris (a byte a second): 421 4.4.2 timeout after smtpd_timeout', { tim
         c.write(bytes[i++]);
       }, 1000);
       try {
-        assert.equal(await c.read(8000), `421 4.4.2 ${HOST} Error: timeout exceeded`);
+        assert.equal(await c.readText(8000), `421 4.4.2 ${HOST} Error: timeout exceeded`);
         await c.waitClosed();
       } finally {
         clearInterval(drip);

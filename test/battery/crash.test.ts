@@ -7,8 +7,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startDnsServer } from '../helpers/dnsserver.js';
 import { startSink, type Sink } from '../helpers/sink.js';
-import { freePort } from '../helpers/smtp-talk.js';
-import { envInt, mainCf, makeConfigDir, rng, sendOne, sleep, startBackstop, worldZone, type Backstop } from './harness.js';
+import { freePort, sleep } from '../helpers/net.js';
+import { envInt, mainCf, makeConfigDir, rng, sendOne, startBackstop, worldZone, type Backstop } from './harness.js';
 import { rmSync } from 'node:fs';
 
 function tokenOf(raw: Buffer): number {

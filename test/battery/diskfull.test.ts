@@ -11,10 +11,9 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startDnsServer } from '../helpers/dnsserver.js';
 import { startSink } from '../helpers/sink.js';
-import { freePort } from '../helpers/smtp-talk.js';
+import { freePort } from '../helpers/net.js';
 import { runCli } from '../helpers/cli.js';
-import { mainCf, makeConfigDir, sendOne, startBackstop } from './harness.js';
-import { worldZone } from './harness.js';
+import { mainCf, makeConfigDir, sendOne, startBackstop, worldZone } from './harness.js';
 
 function body(n: number, kb: number): string {
   const line = `${String(n).padStart(6, '0')} ${'abcdefghijklmnopqrstuvwxyz0123456789'.repeat(2)}`;

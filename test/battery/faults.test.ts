@@ -10,10 +10,10 @@ import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, w
 import { join } from 'node:path';
 import { startDnsServer, type ZoneSpec } from '../helpers/dnsserver.js';
 import { startSink, type Sink } from '../helpers/sink.js';
-import { freePort } from '../helpers/smtp-talk.js';
+import { freePort, sleep } from '../helpers/net.js';
 import { runCli } from '../helpers/cli.js';
-import { RawClient } from '../smtpd/client.js';
-import { mainCf, makeConfigDir, runBackstop, sendBatch, sendOne, sleep, startBackstop, tokenOf, worldZone } from './harness.js';
+import { RawClient } from '../helpers/smtp-client.js';
+import { mainCf, makeConfigDir, runBackstop, sendBatch, sendOne, startBackstop, tokenOf, worldZone } from './harness.js';
 
 const FOREIGN_DNS_TEST = '127.0.0.56';
 

@@ -7,8 +7,8 @@ import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { startDnsServer } from '../helpers/dnsserver.js';
 import { startSink, type Sink } from '../helpers/sink.js';
-import { freePort } from '../helpers/smtp-talk.js';
-import { envInt, mainCf, makeConfigDir, rng, sendBatch, sleep, startBackstop, tokenOf, worldZone } from './harness.js';
+import { freePort, sleep } from '../helpers/net.js';
+import { envInt, mainCf, makeConfigDir, rng, sendBatch, startBackstop, tokenOf, worldZone } from './harness.js';
 
 test('primary flapping while the queue drains: every message delivered', { timeout: 230_000 }, async (t) => {
   const total = envInt('BATTERY_MESSAGES', 500);

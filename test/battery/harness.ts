@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { cliCommand, repoRoot } from '../helpers/cli.js';
 import { makeConfigDir, startServer, type RunningServer } from '../helpers/server.js';
 import type { ZoneSpec } from '../helpers/dnsserver.js';
-import { RawClient } from '../smtpd/client.js';
+import { RawClient } from '../helpers/smtp-client.js';
 
 export { makeConfigDir };
 
@@ -114,8 +114,6 @@ export async function sendOne(port: number, from: string, to: string[], body: st
     setTimeout(() => c?.close(), 50);
   }
 }
-
-export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** Seeded PRNG (mulberry32) so a failing run can be repeated with BATTERY_SEED. */
 export function rng(seed: number): () => number {

@@ -9,10 +9,10 @@ import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { startDnsServer } from '../helpers/dnsserver.js';
 import { startSink } from '../helpers/sink.js';
-import { freePort } from '../helpers/smtp-talk.js';
+import { freePort, sleep } from '../helpers/net.js';
 import { runCli } from '../helpers/cli.js';
-import { RawClient } from '../smtpd/client.js';
-import { FOREIGN_IP, mainCf, makeConfigDir, sleep, startBackstop, worldZone } from './harness.js';
+import { RawClient } from '../helpers/smtp-client.js';
+import { FOREIGN_IP, mainCf, makeConfigDir, startBackstop, worldZone } from './harness.js';
 import { CONTROL_RCPTS, RELAY_CASES, type RelayCase } from './relay-cases.js';
 
 /**

@@ -10,9 +10,9 @@ import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { startDnsServer } from '../helpers/dnsserver.js';
 import { startSink } from '../helpers/sink.js';
-import { freePort } from '../helpers/smtp-talk.js';
-import { RawClient } from '../smtpd/client.js';
-import { mainCf, makeConfigDir, sleep, startBackstop, tokenOf, worldZone } from './harness.js';
+import { freePort, sleep } from '../helpers/net.js';
+import { RawClient } from '../helpers/smtp-client.js';
+import { mainCf, makeConfigDir, startBackstop, tokenOf, worldZone } from './harness.js';
 
 /** The fake end-of-data sequences (SEC Consult, "SMTP Smuggling", December 2023, and follow-ups). */
 const VARIANTS: Array<{ name: string; eod: string }> = [

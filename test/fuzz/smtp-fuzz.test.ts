@@ -10,8 +10,8 @@ import { runFuzz, describeFailures, fuzzSeconds, fuzzSeed, inputFor } from './fu
 import { SMTP_CORPUS, smtpCommand } from './smtp-targets.js';
 import { startDnsServer } from '../helpers/dnsserver.js';
 import { startSink } from '../helpers/sink.js';
-import { freePort } from '../helpers/smtp-talk.js';
-import { RawClient } from '../smtpd/client.js';
+import { freePort } from '../helpers/net.js';
+import { RawClient } from '../helpers/smtp-client.js';
 import { mainCf, makeConfigDir, sendOne, startBackstop, worldZone } from '../battery/harness.js';
 
 // From compiled tests (npm test) the targets are .js; under tsx they are .ts.

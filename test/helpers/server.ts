@@ -2,10 +2,10 @@
 // and waits until its SMTP port answers. Logs go to the child's stdout and are kept for asserts.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, mkdtempSync, writeFileSync, rmSync } from 'node:fs';
-import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cliCommand, repoRoot } from './cli.js';
+import { portOpen, sleep } from './net.js';
 
 export interface RunningServer {
   dir: string;
@@ -30,14 +30,6 @@ export function makeConfigDir(files: Record<string, string>): string {
   return dir;
 }
 
-function portOpen(port: number, host: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect({ port, host });
-    s.once('connect', () => { s.destroy(); resolve(true); });
-    s.once('error', () => resolve(false));
-  });
-}
-
 export async function startServer(
   dir: string, port: number, host = '127.0.0.1', timeoutMs = 20_000, env: NodeJS.ProcessEnv = {},
 ): Promise<RunningServer> {
@@ -55,7 +47,7 @@ export async function startServer(
   while (!(await portOpen(port, host))) {
     if (exited !== undefined) throw new Error(`backstop exited with ${exited} before listening:\n${out}`);
     if (Date.now() > deadline) { child.kill('SIGKILL'); throw new Error(`backstop did not listen on ${host}:${port}:\n${out}`); }
-    await new Promise((r) => setTimeout(r, 25));
+    await sleep(25);
   }
   return {
     dir,

@@ -5,7 +5,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startDnsServer } from '../helpers/dnsserver.js';
 import { startSink, type Sink } from '../helpers/sink.js';
-import { talk, freePort } from '../helpers/smtp-talk.js';
+import { talk } from '../helpers/smtp-client.js';
+import { freePort } from '../helpers/net.js';
 import { makeConfigDir, startServer } from '../helpers/server.js';
 import { runCli } from '../helpers/cli.js';
 

@@ -5,8 +5,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startDnsServer, type TestDnsServer } from '../helpers/dnsserver.js';
-import { talk } from '../helpers/smtp-talk.js';
-import { freePort, requireProgram, startBackstopNode, startDovecot, type BackstopNode, type Peer } from './helpers/peers.js';
+import { talk } from '../helpers/smtp-client.js';
+import { requireProgram, startBackstopNode, startDovecot, type BackstopNode, type Peer } from './helpers/peers.js';
+import { freePort } from '../helpers/net.js';
 
 const b64 = (s: string) => Buffer.from(s, 'utf8').toString('base64');
 

@@ -10,9 +10,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startDnsSandbox } from '../../bench/harness/sandbox.js';
 import { startPostfix, primaryMx, type PostfixInstance } from '../../bench/harness/postfix.js';
-import { talk } from '../helpers/smtp-talk.js';
-import { waitFor, sleep } from '../../bench/harness/proc.js';
-import { freePort, rawTalk, requireProgram, restartPostfix, startBackstopNode, type BackstopNode } from './helpers/peers.js';
+import { RawClient, talk } from '../helpers/smtp-client.js';
+import { freePort, waitFor, sleep } from '../helpers/net.js';
+import { requireProgram, restartPostfix, startBackstopNode, type BackstopNode } from './helpers/peers.js';
 
 const ZONE = {
   'primary.test': { MX: [[10, 'mx1.primary.test'], [20, 'mx2.backup.test']] as Array<[number, string]> },
@@ -24,18 +24,20 @@ const ZONE = {
 
 /** One message through a scripted session; returns the queue id. */
 async function send(port: number, rcpts: string[], content: string): Promise<string> {
-  const s = await rawTalk(port);
+  // Byte-exact (talk()'s data() would turn every LF into CRLF and hide the smuggling bytes).
+  const { c: s } = await RawClient.open(port, '127.0.0.1', { timeoutMs: 15_000 });
   try {
-    assert.match(await s.send('EHLO client.test\r\n'), /^250/);
-    assert.match(await s.send('MAIL FROM:<someone@sender.test>\r\n'), /^250/);
-    for (const r of rcpts) assert.match(await s.send(`RCPT TO:<${r}>\r\n`), /^250 /, r);
-    assert.match(await s.send('DATA\r\n'), /^354/);
+    assert.match(await s.say('EHLO client.test'), /^250/);
+    assert.match(await s.say('MAIL FROM:<someone@sender.test>'), /^250/);
+    for (const r of rcpts) assert.match(await s.say(`RCPT TO:<${r}>`), /^250 /, r);
+    assert.match(await s.say('DATA'), /^354/);
     // The content exactly as given, then the one real terminator.
-    const reply = await s.send(content + '\r\n.\r\n');
+    s.write(content + '\r\n.\r\n');
+    const reply = await s.readText();
     const m = /^250 2\.0\.0 Ok: queued as ([0-9A-F]+)$/.exec(reply);
     assert.ok(m, reply);
     // Nothing smuggled: the next reply is QUIT's, not a stray reply to hidden commands.
-    assert.match(await s.send('QUIT\r\n'), /^221 /);
+    assert.match(await s.say('QUIT'), /^221 /);
     return m[1];
   } finally {
     s.close();

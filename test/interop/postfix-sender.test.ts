@@ -9,9 +9,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startDnsSandbox } from '../../bench/harness/sandbox.js';
 import { startPostfix, sendingMta, type PostfixInstance } from '../../bench/harness/postfix.js';
-import { waitFor, sleep } from '../../bench/harness/proc.js';
+import { freePort, waitFor, sleep } from '../helpers/net.js';
 import { startSink, type Sink } from '../helpers/sink.js';
-import { freePort, requireProgram, startBackstopNode, type BackstopNode } from './helpers/peers.js';
+import { requireProgram, startBackstopNode, type BackstopNode } from './helpers/peers.js';
 
 const ZONE = {
   'primary.test': { MX: [[10, 'mx1.primary.test'], [20, 'mx2.backup.test']] as Array<[number, string]> },

@@ -7,9 +7,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startDnsServer, type TestDnsServer } from '../helpers/dnsserver.js';
 import { startSink, type Sink } from '../helpers/sink.js';
-import { talk } from '../helpers/smtp-talk.js';
+import { talk } from '../helpers/smtp-client.js';
 import { startPostfix, type PostfixInstance } from '../../bench/harness/postfix.js';
-import { freePort, requireProgram, sleep, startBackstopNode, startPostgrey, type BackstopNode, type Peer } from './helpers/peers.js';
+import { requireProgram, startBackstopNode, startPostgrey, type BackstopNode, type Peer } from './helpers/peers.js';
+import { freePort, sleep } from '../helpers/net.js';
 
 /** One RCPT in a fresh session; returns the RCPT reply. */
 async function rcpt(port: number, from: string, to: string): Promise<string> {

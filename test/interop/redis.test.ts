@@ -10,8 +10,9 @@ import { writeFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { startDnsServer, type TestDnsServer } from '../helpers/dnsserver.js';
 import { startSink, type Sink } from '../helpers/sink.js';
-import { talk } from '../helpers/smtp-talk.js';
-import { freePort, requireProgram, startBackstopNode, startRedis, tempDir, type BackstopNode, type Peer } from './helpers/peers.js';
+import { talk } from '../helpers/smtp-client.js';
+import { requireProgram, startBackstopNode, startRedis, tempDir, type BackstopNode, type Peer } from './helpers/peers.js';
+import { freePort } from '../helpers/net.js';
 
 test('redis-server: a verify cache shared by two Backstop nodes', { timeout: 90_000 }, async (t) => {
   requireProgram('redis-server');

@@ -10,8 +10,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startDnsServer, type TestDnsServer } from '../helpers/dnsserver.js';
 import { startSink, type Sink } from '../helpers/sink.js';
-import { freePort, makeCert, requireProgram, startBackstopNode, startDovecot, swaks, tempDir, type BackstopNode, type Peer } from './helpers/peers.js';
+import { makeCert, requireProgram, startBackstopNode, startDovecot, swaks, tempDir, type BackstopNode, type Peer } from './helpers/peers.js';
 import { rmSync } from 'node:fs';
+import { freePort } from '../helpers/net.js';
 
 test('swaks sessions: STARTTLS, AUTH (Dovecot), PIPELINING, DSN, 8BITMIME, SMTPUTF8', { timeout: 120_000 }, async (t) => {
   requireProgram('swaks');

@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PolicyClient, parsePolicySpec, policyAttributes, type PolicyServiceOptions } from '../../src/policy/index.js';
+import { sleep } from '../helpers/net.js';
 
 interface Server { port: number; connections: number; requests: Array<Map<string, string>>; close(): Promise<void> }
 
@@ -136,7 +137,7 @@ test('max_ttl and request_limit close the connection; unix: sockets work', async
   const ttl = new PolicyClient(opts(`unix:${path}`, { maxTtlMs: 1 }));
   cleanups.push(() => ttl.close());
   await ttl.query([['request', 'smtpd_access_policy']]);
-  await new Promise((r) => setTimeout(r, 10));
+  await sleep(10);
   await ttl.query([['request', 'smtpd_access_policy']]);
   assert.equal(srv.connections, 4);
 });

@@ -10,6 +10,7 @@ import { Resolver } from '../../src/dns/index.js';
 import { ConnectionCache } from '../../src/smtp/index.js';
 import { createQmgr } from '../../src/qmgr/index.js';
 import { envelope } from './harness.js';
+import { sleep } from '../helpers/net.js';
 
 const [mode, dir, dnsServers, port, count] = process.argv.slice(2);
 const maillog = new Maillog();
@@ -39,7 +40,7 @@ if (mode === 'load') {
 }
 for (;;) {
   if (queue.size === 0) break;
-  await new Promise((r) => setTimeout(r, 50));
+  await sleep(50);
 }
 process.stdout.write('empty\n');
 await qmgr.stop();

@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { startDnsServer } from '../helpers/dnsserver.js';
 import { startSink } from '../helpers/sink.js';
-import { freePort, ZONE } from './harness.js';
+import { freePort } from '../helpers/net.js';
+import { ZONE } from './harness.js';
 
 // Compiled tests (npm test) run the compiled child; under tsx the TypeScript one.
 const compiled = import.meta.url.endsWith('.js');
@@ -31,7 +32,7 @@ function run(args: string[], onLine: (l: string, kill: () => void) => void): Pro
 
 test('kill -9 during a load of 2,000 messages: every accepted message is delivered after restart', { timeout: 120_000 }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'backstop-'));
-  const port = await freePort();
+  const port = await freePort('127.0.0.2', '127.0.0.3');
   const dns = await startDnsServer(ZONE);
   const sink = await startSink({ host: '127.0.0.2', port });
   try {

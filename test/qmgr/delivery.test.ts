@@ -4,6 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startHarness, until } from './harness.js';
 import { controlHandlers } from '../../src/qmgr/index.js';
+import { sleep } from '../helpers/net.js';
 
 const FAST = { minimal_backoff_time: 1, maximal_backoff_time: 2, queue_run_delay: 1, backstop_destination_probe_interval: 0.2 };
 
@@ -32,7 +33,7 @@ test('queues while the primary is down (Postfix reason), then the watch delivers
     assert.equal(e.retry.lastReason, `connect to mx1.example.test[127.0.0.2]:${h.port}: Connection refused`);
     assert.ok(e.retry.nextAttempt - Date.now() > 290_000, 'next attempt after minimal_backoff_time');
     assert.ok(h.lines.some((l) => l.startsWith(`${id}: to=<a@example.test>, relay=none,`) && l.endsWith(`dsn=4.4.1, status=deferred (connect to mx1.example.test[127.0.0.2]:${h.port}: Connection refused)`)));
-    await new Promise((r) => setTimeout(r, 500));
+    await sleep(500);
     const back = Date.now();
     await h.startPrimary();
     await h.primary!.waitFor(1, 3000);
@@ -152,7 +153,7 @@ test('flushDomain (ETRN, postqueue -s) and flushAll (postqueue -f) deliver defer
     assert.equal(await h.qmgr.flushDomain('other.test'), false, 'no mail, not in fast_flush_domains');
     assert.equal(await h.qmgr.flushDomain('sub.relay.test'), true, 'fast_flush_domains (parent matches)');
     await h.startPrimary();
-    await new Promise((r) => setTimeout(r, 300));
+    await sleep(300);
     assert.equal(h.primary!.messages.length, 0, 'nothing without a command (watch off, long backoff)');
     assert.equal(await h.qmgr.flushDomain('EXAMPLE.test'), true);
     await h.primary!.waitFor(1, 3000);

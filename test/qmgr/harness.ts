@@ -7,7 +7,6 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { createServer } from 'node:net';
 import { Maillog } from '../../src/log/index.js';
 import { enqueue, Queue } from '../../src/queue/index.js';
 import { Resolver } from '../../src/dns/index.js';
@@ -16,6 +15,7 @@ import type { Envelope } from '../../src/mail/index.js';
 import { createQmgr, createNoticeBuilder, type Qmgr, type QmgrParams } from '../../src/qmgr/index.js';
 import { startDnsServer, type TestDnsServer } from '../helpers/dnsserver.js';
 import { startSink, type Sink, type SinkOptions } from '../helpers/sink.js';
+import { freePort, waitFor } from '../helpers/net.js';
 
 export const ZONE = {
   'example.test': { MX: [[10, 'mx1.example.test']] as Array<[number, string]> },
@@ -23,26 +23,6 @@ export const ZONE = {
   'sender.test': { MX: [[10, 'mx.sender.test']] as Array<[number, string]> },
   'mx.sender.test': { A: ['127.0.0.3'] },
 };
-
-/** A port free on both 127.0.0.2 and 127.0.0.3. */
-export async function freePort(): Promise<number> {
-  for (;;) {
-    const port = await new Promise<number>((resolve, reject) => {
-      const s = createServer();
-      s.once('error', reject);
-      s.listen(0, '127.0.0.2', () => {
-        const p = (s.address() as { port: number }).port;
-        s.close(() => resolve(p));
-      });
-    });
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = createServer();
-      s.once('error', () => resolve(false));
-      s.listen(port, '127.0.0.3', () => s.close(() => resolve(true)));
-    });
-    if (ok) return port;
-  }
-}
 
 export interface Harness {
   dir: string;
@@ -76,7 +56,7 @@ export async function startHarness(
   opts: { primary?: SinkOptions | false; now?: () => number; doubleBounceRecipient?: string; start?: boolean } = {},
 ): Promise<Harness> {
   const dir = mkdtempSync(join(tmpdir(), 'backstop-'));
-  const port = await freePort();
+  const port = await freePort('127.0.0.2', '127.0.0.3');
   const dns = await startDnsServer(ZONE);
   const maillog = new Maillog();
   maillog.open(undefined, { quiet: true });
@@ -161,9 +141,5 @@ export async function startHarness(
 
 /** Polls `cond` every 20 ms until true; throws after `timeoutMs`. */
 export async function until(cond: () => boolean, timeoutMs = 5000, what = 'condition'): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  await waitFor(cond, timeoutMs, what, 20);
 }

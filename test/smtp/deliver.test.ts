@@ -9,6 +9,7 @@ import { Maillog } from '../../src/log/index.js';
 import { ConnectionCache, deliver, probe, type DeliveryOptions, type OutboundMessage } from '../../src/smtp/index.js';
 import { startDnsServer, type TestDnsServer } from '../helpers/dnsserver.js';
 import { makeTestCert, startSink, type Sink, type TestCert } from '../helpers/sink.js';
+import { freePort, waitFor } from '../helpers/net.js';
 
 let dns: TestDnsServer;
 let resolver: Resolver;
@@ -62,15 +63,6 @@ function message(rcpts: string[], content = 'Subject: test\r\n\r\nhello\r\n', ex
     size: Buffer.byteLength(content),
     ...extra,
   };
-}
-
-/** A port that nothing listens on at 127.0.0.3 (bind and close). */
-async function freePort(host: string): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, host, () => r()));
-  const p = (s.address() as AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return p;
 }
 
 test('delivers to the primary MX found in DNS and logs as Postfix', async () => {
@@ -317,25 +309,22 @@ async function rawServer(handler: (sock: Socket, received: () => string) => void
   return { port: (server.address() as AddressInfo).port, server };
 }
 
-function waitFor(cond: () => boolean, ms = 2000): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const t0 = Date.now();
-    const tick = () => (cond() ? resolve() : Date.now() - t0 > ms ? reject(new Error('condition not met')) : setTimeout(tick, 5));
-    tick();
-  });
+/** Resolves once the raw server has received `text` (polls every 5 ms, at most 2 s). */
+async function seen(got: () => string, text: string): Promise<void> {
+  await waitFor(() => got().includes(text), 2000, `the client to send ${JSON.stringify(text)}`, 5);
 }
 
 test('pipelining: MAIL, RCPTs and DATA arrive before any reply; multi-line replies joined', async () => {
   const { port, server } = await rawServer(async (sock, got) => {
     sock.write('220 raw ESMTP\r\n');
-    await waitFor(() => got().includes('EHLO'));
+    await seen(got, 'EHLO');
     sock.write('250-raw\r\n250-PIPELINING\r\n250 8BITMIME\r\n');
     // No reply until the whole group is in: a client that waited for the MAIL reply would hang.
-    await waitFor(() => got().includes('DATA\r\n'));
+    await seen(got, 'DATA\r\n');
     sock.write('250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n550-5.1.1 first line\r\n550 5.1.1 second line\r\n354 go\r\n');
-    await waitFor(() => got().includes('\r\n.\r\n'));
+    await seen(got, '\r\n.\r\n');
     sock.write('250 2.0.0 queued\r\n');
-    await waitFor(() => got().includes('QUIT'));
+    await seen(got, 'QUIT');
     sock.end('221 bye\r\n');
   });
   try {
@@ -352,18 +341,18 @@ test('pipelining: MAIL, RCPTs and DATA arrive before any reply; multi-line repli
 test('HELO fallback when EHLO is rejected; lost connection and timeouts are deferred with Postfix texts', async () => {
   const helo = await rawServer(async (sock, got) => {
     sock.write('220 old\r\n');
-    await waitFor(() => got().includes('EHLO'));
+    await seen(got, 'EHLO');
     sock.write('502 5.5.2 what\r\n');
-    await waitFor(() => got().includes('HELO mx2.backup.test'));
+    await seen(got, 'HELO mx2.backup.test');
     sock.write('250 old\r\n');
-    await waitFor(() => got().includes('MAIL FROM:<sender@client.test>\r\n'));
+    await seen(got, 'MAIL FROM:<sender@client.test>\r\n');
     assert.ok(!got().includes('SIZE='), 'no ESMTP parameters to an SMTP server');
     sock.write('250 ok\r\n');
-    await waitFor(() => got().includes('RCPT'));
+    await seen(got, 'RCPT');
     sock.write('250 ok\r\n');
-    await waitFor(() => got().includes('DATA'));
+    await seen(got, 'DATA');
     sock.write('354 go\r\n');
-    await waitFor(() => got().includes('\r\n.\r\n'));
+    await seen(got, '\r\n.\r\n');
     sock.destroy();
   });
   const silent = await rawServer((sock) => { sock.write('220 slow\r\n'); }, '127.0.0.2');

@@ -6,7 +6,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { talk, freePort } from '../helpers/smtp-talk.js';
+import { talk } from '../helpers/smtp-client.js';
+import { freePort } from '../helpers/net.js';
 import { makeConfigDir, startServer } from '../helpers/server.js';
 
 async function secondConnection(table: string): Promise<{ first: string; second: string }> {

@@ -10,7 +10,7 @@ import type { RestrictionEngine, SessionInfo, Verdict } from '../../src/smtpd/ch
 import type { Flusher } from '../../src/smtpd/types.js';
 import { startSmtpd, type Smtpd, type ClientNameLookup } from '../../src/smtpd/index.js';
 import { FileSink } from './filesink.js';
-import { RawClient, type ReplyLines } from './client.js';
+import { RawClient, type ReplyLines } from '../helpers/smtp-client.js';
 
 /** Rejects RCPT for listed addresses (`554 5.7.1 <a>: Relay access denied`), ETRN for listed domains. */
 export class TestEngine implements RestrictionEngine {

@@ -9,10 +9,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Config } from '../../src/config/index.js';
 import { startHarness, TestEngine, BASE_MAIN_CF } from './harness.js';
-import { RawClient } from './client.js';
+import { RawClient } from '../helpers/smtp-client.js';
 import { SmtpError, reply } from '../../src/mail/index.js';
+import { sleep } from '../helpers/net.js';
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function transaction(c: RawClient): Promise<void> {
   assert.equal((await c.cmd('MAIL FROM:<s@client.test>')).code, 250);

@@ -5,6 +5,7 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startHarness, TestEngine, type Harness } from './harness.js';
 import type { Flusher } from '../../src/smtpd/types.js';
+import { sleep } from '../helpers/net.js';
 
 describe('smtpd protocol', () => {
   let h: Harness;
@@ -177,10 +178,10 @@ describe('smtpd protocol', () => {
     await c.cmd('RCPT TO:<u@primary.test>');
     await c.cmd('DATA');
     c.write('partial message\r\n');
-    await new Promise((r) => setTimeout(r, 50));
+    await sleep(50);
     c.close();
     await h.waitLog(/^lost connection after DATA \(\d+ bytes\) from unknown\[127\.0\.0\.1\]$/);
-    await new Promise((r) => setTimeout(r, 50));
+    await sleep(50);
     assert.equal(h.sink.files().length, before);
   });
 

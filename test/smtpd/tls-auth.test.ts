@@ -7,9 +7,9 @@ import { makeTestCert, type TestCert } from '../helpers/sink.js';
 import { startHarness } from './harness.js';
 import { startDovecotAuth, type DovecotTestServer } from './dovecot-server.js';
 import { DovecotAuthClient } from '../../src/smtpd/index.js';
+import { sleep } from '../helpers/net.js';
 
 const b64 = (s: string) => Buffer.from(s).toString('base64');
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('smtpd STARTTLS and AUTH', () => {
   let cert: TestCert;

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { postmapCommand } from '../../src/cli/postmap.js';
 import { openTable } from '../../src/tables/index.js';
+import { sleep } from '../helpers/net.js';
 
 let dir: string;
 before(() => { dir = mkdtempSync(join(tmpdir(), 'backstop-')); });
@@ -37,12 +38,12 @@ test('-q/-s/-d work while a server process holds the database open', async () =>
   const server = openTable('hash:access', { baseDir: dir });
   assert.equal(server.get('spam.example'), 'REJECT');
   assert.deepEqual(await run('-d', 'spam.example', 'hash:access'), { rc: 0, out: '', err: '' });
-  await new Promise((r) => setTimeout(r, 5));
+  await sleep(5);
   assert.equal(server.get('spam.example'), undefined);
   writeFileSync(join(dir, 'access'), 'spam.example DISCARD\n');
   assert.equal((await run('hash:access')).rc, 0);
   assert.deepEqual(await run('-q', 'spam.example', 'hash:access'), { rc: 0, out: 'DISCARD\n', err: '' });
-  await new Promise((r) => setTimeout(r, 5));
+  await sleep(5);
   assert.equal(server.get('spam.example'), 'DISCARD');
   server.close();
 });

@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync, utimesSync, existsSync, unlinkSync 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openTable, TableList, TABLE_TYPES, LmdbDict, compileSource, type LookupTable } from '../../src/tables/index.js';
+import { sleep } from '../helpers/net.js';
 
 let dir: string;
 before(() => { dir = mkdtempSync(join(tmpdir(), 'backstop-')); });
@@ -258,7 +259,7 @@ describe('hash/btree/lmdb compiled tables and LmdbDict', () => {
     writeFileSync(p, 'a 10\nc 3\n');
     compileSource(p, () => {});
     // lmdb-js keeps a reader's snapshot until the current event-loop turn ends.
-    await new Promise((r) => setTimeout(r, 5));
+    await sleep(5);
     assert.equal(t.get('a'), '10');
     assert.equal(t.get('b'), undefined);
     assert.equal(t.get('c'), '3');

@@ -105,5 +105,3 @@ export function scratch(): { dir: string; remove(): void } {
   const dir = mkdtempSync(tmpdir() + '/backstop-');
   return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
 }
-
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

@@ -6,33 +6,18 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, writeFileSync } from 'node:fs';
 import { spawn, type ChildProcess } from 'node:child_process';
-import net from 'node:net';
 import { createVerifier, openVerifyStore, parseRedisConfig, RedisStore, type ProbeResult } from '../../src/verify/index.js';
-import { Clock, captureLog, scratch, sleep } from './helpers.js';
+import { Clock, captureLog, scratch } from './helpers.js';
+import { freePort, portOpen, sleep } from '../helpers/net.js';
 
 const REDIS = '/usr/bin/redis-server';
-
-async function freePort(): Promise<number> {
-  const srv = net.createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const port = (srv.address() as net.AddressInfo).port;
-  await new Promise((r) => srv.close(r));
-  return port;
-}
 
 async function startRedis(port: number): Promise<ChildProcess> {
   if (!existsSync(REDIS)) throw new Error(`${REDIS} is missing: install the Debian package "redis-server" (apt-get install redis-server) to run this test`);
   const child = spawn(REDIS, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
   const deadline = Date.now() + 5000;
   for (;;) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = net.connect(port, '127.0.0.1', () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.on('error', () => resolve(false));
-    });
-    if (ok) return child;
+    if (await portOpen(port)) return child;
     if (Date.now() > deadline) {
       child.kill('SIGKILL');
       throw new Error(`redis-server did not start on 127.0.0.1:${port} within 5 s`);

@@ -4,7 +4,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createVerifier, MemoryStore, parseRecord, STAT_OK, STAT_DEFER, STAT_BOUNCE, CLEANUP_KEY, type ProbeResult } from '../../src/verify/index.js';
-import { startPrimary, ACCEPTED, Clock, captureLog, sleep, type Primary } from './helpers.js';
+import { startPrimary, ACCEPTED, Clock, captureLog, type Primary } from './helpers.js';
+import { sleep } from '../helpers/net.js';
 
 let primary: Primary;
 before(async () => {

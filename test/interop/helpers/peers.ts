@@ -6,16 +6,14 @@
 // suites never skip. Trusts the installed Debian packages; every wait is bounded.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
-import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { run, waitFor, portOpen, sleep, type CmdResult } from '../../../bench/harness/proc.js';
+import { run, type CmdResult } from '../../../bench/harness/proc.js';
+import { waitFor, portOpen } from '../../helpers/net.js';
 import { renderMain, type PostfixInstance, type Params } from '../../../bench/harness/postfix.js';
 import { makeConfigDir, startServer, type RunningServer } from '../../helpers/server.js';
 import { runCli, type CliResult } from '../../helpers/cli.js';
 import type { DnsSandbox } from '../../../bench/harness/sandbox.js';
-
-export { freePort } from '../../helpers/smtp-talk.js';
 
 /** Where each program lives and which Debian package brings it. */
 const PROGRAMS: Record<string, { paths: string[]; pkg: string }> = {
@@ -129,7 +127,7 @@ export async function restartPostfix(pf: PostfixInstance, sandbox: DnsSandbox | 
   if (sandbox) c = sandbox.wrap(c.cmd, c.args);
   const r = await run(c.cmd, c.args, { check: false, timeoutMs: 60_000 });
   if (r.code !== 0) throw new Error(`postfix -c ${pf.configDir} start failed (${r.code}): ${r.stdout}${r.stderr}\n${pf.log().slice(-2000)}`);
-  await waitFor(() => portOpen(host, port, 500), 20_000, `postfix-${pf.name} on ${host}:${port}`);
+  await waitFor(() => portOpen(port, host, 500), 20_000, `postfix-${pf.name} on ${host}:${port}`);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -190,7 +188,7 @@ function spawnPeer(cmd: string, args: string[], dir: string, port: number, what:
   const peer: Peer = { port, dir, output: () => out, stop };
   return waitFor(async () => {
     if (exited) throw new Error(`${what} exited before listening on ${host}:${port}:\n${out}`);
-    return portOpen(host, port, 300);
+    return portOpen(port, host, 300);
   }, 20_000, `${what} on ${host}:${port}`, 100).then(() => peer, async (err) => { await stop(); throw new Error(`${(err as Error).message}\n${out}`); });
 }
 
@@ -273,46 +271,4 @@ export function startRedis(o: { port: number }): Promise<Peer> {
   const bin = requireProgram('redis-server');
   const dir = tempDir('redis');
   return spawnPeer(bin, ['--bind', '127.0.0.1', '--port', String(o.port), '--save', '', '--appendonly', 'no', '--dir', dir, '--protected-mode', 'yes'], dir, o.port, 'redis-server');
-}
-
-export { sleep };
-
-// ---------------------------------------------------------------------------------------------
-// A byte-exact SMTP client (test/helpers/smtp-talk.ts turns every LF into CRLF; smuggling tests
-// need the bytes as written).
-
-export interface RawTalk {
-  greeting: string;
-  /** Writes exactly these bytes and waits for one reply (multi-line replies joined with \n). */
-  send(bytes: string): Promise<string>;
-  close(): void;
-}
-
-export function rawTalk(port: number, host = '127.0.0.1', timeoutMs = 15_000): Promise<RawTalk> {
-  return new Promise((resolve, reject) => {
-    const sock: Socket = connect({ port, host });
-    let buf = '';
-    let waiter: ((r: string) => void) | null = null;
-    const take = () => {
-      const m = /^((?:\d{3}-[^\n]*\n)*\d{3}(?: [^\n]*)?)\n/.exec(buf);
-      if (!m || !waiter) return;
-      buf = buf.slice(m[0].length);
-      const w = waiter;
-      waiter = null;
-      w(m[1]);
-    };
-    const next = (what: string) => new Promise<string>((res, rej) => {
-      const t = setTimeout(() => rej(new Error(`raw talk: no reply to ${JSON.stringify(what.slice(0, 40))} within ${timeoutMs} ms`)), timeoutMs);
-      waiter = (r) => { clearTimeout(t); res(r); };
-      take();
-    });
-    sock.setEncoding('latin1');
-    sock.on('data', (d: string) => { buf += d.replace(/\r\n/g, '\n'); take(); });
-    sock.once('error', reject);
-    next('greeting').then((greeting) => resolve({
-      greeting,
-      send(bytes) { const p = next(bytes); sock.write(Buffer.from(bytes, 'latin1')); return p; },
-      close() { sock.destroy(); },
-    }), reject);
-  });
 }

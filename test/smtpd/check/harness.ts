@@ -2,7 +2,6 @@
 // tests need, real table files in a fresh temporary folder, a real verifier that probes an SMTP
 // sink over a socket (SMTP interruptus: MAIL, RCPT, QUIT), and a session builder.
 
-import net from 'node:net';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,6 +11,7 @@ import { Maillog } from '../../../src/log/index.js';
 import { createRestrictionEngine, type RestrictionEngine, type SessionInfo } from '../../../src/smtpd/check/index.js';
 import type { Verifier, VerifyResult } from '../../../src/verify/types.js';
 import { startDnsServer, type TestDnsServer, type ZoneSpec } from '../../helpers/dnsserver.js';
+import { RawClient } from '../../helpers/smtp-client.js';
 
 export const ZONE: ZoneSpec = {
   // We are mx2.backup.test (127.0.0.1), the primary is 127.0.0.2.
@@ -114,29 +114,19 @@ export function show(v: { action: string; reply?: { code: number; dsn: string; t
   return v.reply ? `${v.reply.code} ${v.reply.dsn} ${v.reply.text}` : 'accept';
 }
 
-/** A tiny SMTP client line reader. */
-function smtpTalk(host: string, port: number, lines: string[], timeoutMs: number): Promise<string[]> {
-  return new Promise((resolve, reject) => {
-    const sock = net.connect(port, host);
-    const replies: string[] = [];
-    let buf = '';
-    let i = 0;
-    const timer = setTimeout(() => { sock.destroy(); reject(new Error('timeout')); }, timeoutMs);
-    sock.setEncoding('utf8');
-    sock.on('error', (err) => { clearTimeout(timer); reject(err); });
-    sock.on('data', (d: string) => {
-      buf += d;
-      let nl: number;
-      while ((nl = buf.indexOf('\r\n')) >= 0) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 2);
-        if (line[3] === '-') continue;
-        replies.push(line);
-        if (i < lines.length) sock.write(lines[i++] + '\r\n');
-        else { clearTimeout(timer); sock.end(); resolve(replies); }
-      }
-    });
-  });
+/** One scripted session: the last line of the greeting and of each command's reply. */
+async function smtpTalk(host: string, port: number, lines: string[], timeoutMs: number): Promise<string[]> {
+  const { c, greeting } = await RawClient.open(port, host, { timeoutMs });
+  try {
+    const replies = [greeting.lines[greeting.lines.length - 1]];
+    for (const line of lines) {
+      const r = await c.cmd(line);
+      replies.push(r.lines[r.lines.length - 1]);
+    }
+    return replies;
+  } finally {
+    c.close();
+  }
 }
 
 /**

@@ -128,24 +128,37 @@ export interface LoadedConfig {
   diagnostics: Diagnostic[];
   mainCfPath: string;
   masterCfPath: string;
+  /** The text read, so that the master's workers run on exactly what it validated. */
+  texts?: ConfigTexts;
 }
 
-/** Read CONFIG_DIR/main.cf and CONFIG_DIR/master.cf; problems are returned, not thrown. */
-export function loadConfig(dir: string): LoadedConfig {
+export interface ConfigTexts {
+  main: string;
+  master: string;
+}
+
+/**
+ * Read CONFIG_DIR/main.cf and CONFIG_DIR/master.cf — or take their `texts` (a worker gets what
+ * its master read and validated, not whatever the files say by then); problems are returned,
+ * not thrown.
+ */
+export function loadConfig(dir: string, texts?: ConfigTexts): LoadedConfig {
   const abs = resolve(dir);
   const mainCfPath = join(abs, 'main.cf');
   const masterCfPath = join(abs, 'master.cf');
   const diagnostics: Diagnostic[] = [];
-  let mainText = '';
-  try {
-    mainText = readFileSync(mainCfPath, 'utf8');
-  } catch (err) {
-    diagnostics.push({ severity: 'error', file: mainCfPath, line: 0, message: `cannot read: ${(err as Error).message}` });
+  let mainText = texts?.main ?? '';
+  if (!texts) {
+    try {
+      mainText = readFileSync(mainCfPath, 'utf8');
+    } catch (err) {
+      diagnostics.push({ severity: 'error', file: mainCfPath, line: 0, message: `cannot read: ${(err as Error).message}` });
+    }
   }
   const main = parseMainCf(mainText, mainCfPath);
   diagnostics.push(...main.diagnostics);
-  const masterText = existsSync(masterCfPath) ? readFileSync(masterCfPath, 'utf8') : DEFAULT_MASTER_CF;
+  const masterText = texts?.master ?? (existsSync(masterCfPath) ? readFileSync(masterCfPath, 'utf8') : DEFAULT_MASTER_CF);
   const master = parseMasterCf(masterText, masterCfPath);
   diagnostics.push(...master.diagnostics);
-  return { config: new Config(main.entries, abs), services: master.smtpd, diagnostics, mainCfPath, masterCfPath };
+  return { config: new Config(main.entries, abs), services: master.smtpd, diagnostics, mainCfPath, masterCfPath, texts: { main: mainText, master: masterText } };
 }

@@ -7,12 +7,21 @@
 
 import type { LoadedConfig } from '../config/index.js';
 import { maillog } from '../log/index.js';
+import { openVerifyStore } from '../verify/index.js';
 import { startQueueSide } from './queueside.js';
 import { startSmtpdSide } from './smtpdside.js';
 import type { App } from './master.js';
 
 export async function createApp(loaded: LoadedConfig): Promise<App> {
-  const queueSide = await startQueueSide(loaded.config);
+  // The verify cache first: when it cannot be opened, nothing has started and queued mail is untouched.
+  const store = await openVerifyStore(loaded.config.str('address_verify_map'), { baseDir: loaded.config.dir });
+  let queueSide;
+  try {
+    queueSide = await startQueueSide(loaded.config);
+  } catch (err) {
+    await store.close().catch(() => undefined);
+    throw err;
+  }
   const { queue, qmgr } = queueSide;
   let smtpdSide;
   try {
@@ -22,6 +31,7 @@ export async function createApp(loaded: LoadedConfig): Promise<App> {
       watchAddress: (address) => void qmgr.watchAddress(address),
       destinationEvents: qmgr,
       verifySync: true,
+      store,
     });
   } catch (err) {
     await queueSide.stop().catch(() => undefined);

@@ -13,6 +13,7 @@ export type WorkerRole = 'smtpd' | 'qmgr';
 /** From an smtpd worker to the master. */
 export type SmtpdMessage =
   | { t: 'ready'; addresses: Array<{ host: string; port: number }> }
+  | { t: 'failed'; message: string }
   | { t: 'accepted'; entry: QueueEntry }
   | { t: 'flush'; req: number; domain: string }
   | { t: 'watch'; address: string }
@@ -22,6 +23,7 @@ export type SmtpdMessage =
 /** From the queue manager worker to the master. */
 export type QmgrMessage =
   | { t: 'ready' }
+  | { t: 'failed'; message: string }
   | { t: 'flushed'; req: number; ok: boolean }
   | { t: 'destination-up'; domain: string; nexthop?: string };
 
@@ -50,4 +52,7 @@ export const WORKER_ENV = {
   verifySync: 'BACKSTOP_WORKER_VERIFY_SYNC',
   /** `uid:gid` to change to once the worker has opened what only root may read (mail_owner). */
   owner: 'BACKSTOP_WORKER_OWNER',
+  /** main.cf and master.cf as the master read and validated them. */
+  mainCf: 'BACKSTOP_WORKER_MAIN_CF',
+  masterCf: 'BACKSTOP_WORKER_MASTER_CF',
 } as const;

@@ -106,22 +106,15 @@ export async function startMaster(configDir: string, opts: StartOptions): Promis
   // sees the port open) always finds the master.
   const pf = pidFile(config);
   writeFileSync(pf, `${process.pid}\n`, { mode: 0o600 });
-  let app: App;
-  try {
-    if (who.note) log.info(who.note);
-    app = workers > 0 ? await Workers.start(first.loaded, workers, who.owner) : await opts.createApp(first.loaded);
-  } catch (err) {
-    log.fatal(`cannot start: ${(err as Error).message}`);
-    opts.stderr(`backstop: fatal: cannot start: ${(err as Error).message}\n`);
-    rmSync(pf, { force: true });
-    maillog.close();
-    return 1;
-  }
-  log.info(`daemon started -- version ${VERSION}, configuration ${config.dir}`);
-
-  let reloading = Promise.resolve();
+  // Signals are handled from here on, also while the services start: a reload waits for them,
+  // a stop lets them finish starting and then stops them.
+  let started: (app: App | undefined) => void = () => undefined;
+  const appReady = new Promise<App | undefined>((r) => (started = r));
+  let reloading: Promise<void> = appReady.then(() => undefined);
   const onHup = () => {
     reloading = reloading.then(async () => {
+      const app = await appReady;
+      if (!app) return;
       const next = await loadValidated(configDir);
       for (const d of next.diagnostics) {
         if (d.severity === 'error') log.error(formatDiagnostic(d).replace(/^error: /, ''));
@@ -140,20 +133,35 @@ export async function startMaster(configDir: string, opts: StartOptions): Promis
     });
   };
   process.on('SIGHUP', onHup);
-
-  const status = await new Promise<number>((resolveStop) => {
-    const onStop = (sig: string) => {
-      log.info(`terminating on signal ${sig}`);
-      resolveStop(0);
-    };
-    process.once('SIGTERM', () => onStop('15'));
-    process.once('SIGINT', () => onStop('2'));
+  const stopSignal = new Promise<string>((resolveStop) => {
+    process.once('SIGTERM', () => resolveStop('15'));
+    process.once('SIGINT', () => resolveStop('2'));
   });
+
+  let app: App;
+  try {
+    if (who.note) log.info(who.note);
+    app = workers > 0 ? await Workers.start(first.loaded, workers, who.owner) : await opts.createApp(first.loaded);
+  } catch (err) {
+    started(undefined);
+    process.off('SIGHUP', onHup);
+    log.fatal(`cannot start: ${(err as Error).message}`);
+    opts.stderr(`backstop: fatal: cannot start: ${(err as Error).message}\n`);
+    rmSync(pf, { force: true });
+    await maillog.close();
+    return 1;
+  }
+  started(app);
+  log.info(`daemon started -- version ${VERSION}, configuration ${config.dir}`);
+
+  const signal = await stopSignal;
+  log.info(`terminating on signal ${signal}`);
+  const status = 0;
   process.off('SIGHUP', onHup);
   await reloading;
   await app.stop();
   rmSync(pf, { force: true });
-  maillog.close();
+  await maillog.close();
   return status;
 }
 

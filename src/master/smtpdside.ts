@@ -10,7 +10,7 @@ import { maillog } from '../log/index.js';
 import type { Envelope } from '../mail/index.js';
 import { makeQueueId, type BeginOptions, type QueueTransaction } from '../queue/index.js';
 import { probe } from '../smtp/index.js';
-import { createVerifier, openVerifyStore, verifyParamsFrom, startVerifySync, type DestinationUpSource, type VerifyService } from '../verify/index.js';
+import { createVerifier, openVerifyStore, verifyParamsFrom, startVerifySync, type DestinationUpSource, type VerifyService, type VerifyStore } from '../verify/index.js';
 import { createRestrictionEngine } from '../smtpd/check/index.js';
 import { startSmtpd, type ConnectionCounter, type Flusher, type MessageSink, type Smtpd } from '../smtpd/index.js';
 import { connectionCache, deliveryOptions, myAddresses, resolverFromConfig } from './wiring.js';
@@ -28,6 +28,8 @@ export interface SmtpdSideDeps {
   verifySync: boolean;
   /** The master's anvil when several workers share the clients; default: smtpd's own. */
   anvil?: ConnectionCounter;
+  /** The verify cache, when the caller opened it first (it closes with this side). */
+  store?: VerifyStore;
 }
 
 export interface SmtpdSide {
@@ -43,7 +45,7 @@ export async function startSmtpdSide(loaded: LoadedConfig, deps: SmtpdSideDeps):
   const log = (service: string) => maillog.logger(service);
   const dns = resolverFromConfig(config);
   const cache = connectionCache(config);
-  const store = await openVerifyStore(config.str('address_verify_map'), { baseDir: config.dir });
+  const store = deps.store ?? (await openVerifyStore(config.str('address_verify_map'), { baseDir: config.dir }));
   const probeRouting = deliveryOptions(config, { dns, cache }, true);
   let probeSeq = 0;
   const reprobe = config.bool('backstop_verify_reprobe_on_return');

@@ -12,7 +12,7 @@
 // master goes away. Trusts the master: the configuration was validated before it started.
 
 import { EventEmitter } from 'node:events';
-import { loadConfig } from '../config/index.js';
+import { loadConfig, type LoadedConfig } from '../config/index.js';
 import { maillog } from '../log/index.js';
 import { QueueWriter } from '../queue/index.js';
 import type { AnvilVerdict, ConnectionCounter } from '../smtpd/index.js';
@@ -63,8 +63,15 @@ function onStop(stop: (retire: boolean) => Promise<void>, hurry: () => void = ()
   });
 }
 
+/** The configuration the master validated (its texts come with the environment). */
+function workerConfig(configDir: string): LoadedConfig {
+  const main = process.env[WORKER_ENV.mainCf];
+  const master = process.env[WORKER_ENV.masterCf];
+  return loadConfig(configDir, main !== undefined && master !== undefined ? { main, master } : undefined);
+}
+
 async function runQmgr(configDir: string): Promise<void> {
-  const { config } = loadConfig(configDir);
+  const { config } = workerConfig(configDir);
   openMaillog(config);
   const side = await startQueueSide(config);
   side.qmgr.on('destinationUp', (domain, nexthop) => send({ t: 'destination-up', domain, nexthop }));
@@ -90,7 +97,7 @@ async function runQmgr(configDir: string): Promise<void> {
 }
 
 async function runSmtpd(configDir: string, slot: number): Promise<void> {
-  const loaded = loadConfig(configDir);
+  const loaded = workerConfig(configDir);
   const { config } = loaded;
   openMaillog(config);
   const writer = new QueueWriter({
@@ -164,6 +171,8 @@ export async function runWorker(): Promise<void> {
     else if (role === 'smtpd') await runSmtpd(configDir, Number(process.env[WORKER_ENV.slot] ?? '1'));
     else throw new Error(`unknown worker role ${JSON.stringify(role)}`);
   } catch (err) {
+    // The master says why it cannot start in its own words: tell it the reason.
+    send({ t: 'failed', message: (err as Error).message });
     maillog.logger(role ?? 'master').fatal(`${role} worker: ${(err as Error).message}`);
     await maillog.close();
     process.exit(1);

@@ -46,7 +46,10 @@ function exitText(name: string, pid: number | undefined, code: number | null, si
 }
 
 export class Workers implements App {
-  private config: Config;
+  private loaded: LoadedConfig;
+  private get config(): Config {
+    return this.loaded.config;
+  }
   private qmgr: ChildProcess | undefined;
   private qmgrReady = false;
   private readonly forQmgr: ToQmgr[] = [];
@@ -67,7 +70,7 @@ export class Workers implements App {
     private readonly count: number,
     private readonly owner: Owner | undefined,
   ) {
-    this.config = loaded.config;
+    this.loaded = loaded;
   }
 
   /** Start the queue manager, then the smtpd workers; resolves when all are ready. */
@@ -77,8 +80,10 @@ export class Workers implements App {
     cluster.schedulingPolicy = cluster.SCHED_NONE;
     cluster.setupPrimary({ exec: WORKER_ENTRY, args: [] });
     try {
-      await w.startQmgr(true);
+      // The smtpd workers first (their announcements wait here for the queue manager): when one
+      // cannot start (e.g. the verify cache cannot be opened), queued mail has not been touched.
       await w.startGeneration(true);
+      await w.startQmgr(true);
     } catch (err) {
       await w.stop();
       throw err;
@@ -88,7 +93,9 @@ export class Workers implements App {
 
   private env(role: string, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
     const owner = this.owner ? { [WORKER_ENV.owner]: `${this.owner.uid}:${this.owner.gid}` } : {};
-    return { ...process.env, [WORKER_ENV.role]: role, [WORKER_ENV.configDir]: this.config.dir, ...owner, ...extra };
+    const t = this.loaded.texts;
+    const texts = t ? { [WORKER_ENV.mainCf]: t.main, [WORKER_ENV.masterCf]: t.master } : {};
+    return { ...process.env, [WORKER_ENV.role]: role, [WORKER_ENV.configDir]: this.config.dir, ...texts, ...owner, ...extra };
   }
 
   // ---------------------------------------------------------------- the queue manager
@@ -97,10 +104,12 @@ export class Workers implements App {
     const child = fork(WORKER_ENTRY, [], { env: this.env('qmgr') });
     this.qmgr = child;
     this.qmgrReady = false;
+    let failure: string | undefined;
     return new Promise<void>((resolve, reject) => {
       const limit = setTimeout(() => child.kill('SIGKILL'), START_LIMIT_MS);
       child.on('message', (m: QmgrMessage) => {
-        if (m.t === 'ready') {
+        if (m.t === 'failed') failure = m.message;
+        else if (m.t === 'ready') {
           clearTimeout(limit);
           this.qmgrReady = true;
           for (const queued of this.forQmgr.splice(0)) child.send(queued);
@@ -114,7 +123,7 @@ export class Workers implements App {
         if (this.qmgr === child) this.qmgr = undefined;
         if (this.stopping) return;
         this.log.warning(exitText('qmgr', child.pid, code, signal));
-        if (first && !wasReady) return reject(new Error(`the queue manager did not start (${signal ? `signal ${signal}` : `exit status ${code}`})`));
+        if (first && !wasReady) return reject(new Error(failure ?? `the queue manager did not start (${signal ? `signal ${signal}` : `exit status ${code}`})`));
         this.restart('qmgr', wasReady, () => this.startQmgr(false));
       });
     });
@@ -152,10 +161,12 @@ export class Workers implements App {
     const worker = cluster.fork(this.env('smtpd', { [WORKER_ENV.slot]: String(slot), ...(verifySync ? { [WORKER_ENV.verifySync]: '1' } : {}) }));
     const w: SmtpdWorker = { worker, clients: new Map(), slot, generation, ready: false, stopping: false };
     this.smtpd.add(w);
+    let failure: string | undefined;
     return new Promise((resolve, reject) => {
       const limit = setTimeout(() => worker.process.kill('SIGKILL'), START_LIMIT_MS);
       worker.on('message', (m: SmtpdMessage) => {
-        if (m.t === 'ready') {
+        if (m.t === 'failed') failure = m.message;
+        else if (m.t === 'ready') {
           clearTimeout(limit);
           w.ready = true;
           resolve({ w, addresses: m.addresses });
@@ -169,7 +180,7 @@ export class Workers implements App {
         for (const [ip, n] of w.clients) for (let i = 0; i < n; i++) this.anvil.disconnect(ip);
         if (this.stopping || w.stopping) return;
         this.log.warning(exitText('smtpd', worker.process.pid, code, signal));
-        if (first && !w.ready) return reject(new Error(`an smtpd worker did not start (${signal ? `signal ${signal}` : `exit status ${code}`})`));
+        if (first && !w.ready) return reject(new Error(failure ?? `an smtpd worker did not start (${signal ? `signal ${signal}` : `exit status ${code}`})`));
         // A worker of an older generation is not replaced: the new generation serves.
         if (generation !== this.generation) return;
         this.restart('smtpd', w.ready, () => this.startSmtpd(generation, verifySync, false).then(() => undefined));
@@ -230,7 +241,7 @@ export class Workers implements App {
 
   /** A new generation of smtpd workers on the new configuration, then the old one finishes. */
   async reload(next: LoadedConfig): Promise<void> {
-    this.config = next.config;
+    this.loaded = next;
     const old = [...this.smtpd];
     await this.startGeneration(false);
     // The old generation finishes its sessions (however long they last) and then exits.

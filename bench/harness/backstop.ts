@@ -4,7 +4,7 @@
 // file, optionally inside its own cgroup for CPU/memory figures.
 // Trusts the backstop CLI to honour Postfix's parameter names; checks only that it listens.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, openSync, closeSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, openSync, closeSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -86,6 +86,8 @@ export interface BackstopInstance {
 
 export async function startBackstop(o: BackstopOptions): Promise<BackstopInstance> {
   const configDir = mkdtempSync(join(tmpdir(), `backstop-bench-${o.name ?? 'backup'}-`));
+  // The workers (mail_owner) must be able to pass through to the queue in it.
+  chmodSync(configDir, 0o755);
   const main: Params = { queue_directory: join(configDir, 'spool'), data_directory: join(configDir, 'data'), maillog_file: '', ...o.main };
   writeFileSync(join(configDir, 'main.cf'), renderMain(main));
   writeFileSync(join(configDir, 'master.cf'), o.services.join('\n') + '\n');

@@ -73,7 +73,11 @@ export async function startMaster(configDir: string, opts: StartOptions): Promis
   }
   const queueDir = configPath(config, 'queue_directory');
   const dataDir = configPath(config, 'data_directory');
-  for (const dir of [queueDir, dataDir, join(queueDir, 'pid')]) mkdirSync(dir, { recursive: true, mode: 0o700 });
+  // Mode 700 for the folders themselves; folders made above them get the ordinary mode.
+  for (const dir of [queueDir, dataDir, join(queueDir, 'pid')]) {
+    mkdirSync(dirname(dir), { recursive: true });
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+  }
   // Every queue folder exists before the workers start, so chownTree below gives them to mail_owner.
   for (const q of [...QUEUE_NAMES, 'public']) mkdirSync(join(queueDir, q), { recursive: true });
 

@@ -25,6 +25,10 @@ import { WORKER_ENV, type QmgrMessage, type SmtpdMessage, type ToQmgr, type ToSm
 const FLUSH_ANSWER_MS = 10_000;
 /** How long a new connection waits for the master's anvil. */
 const ANVIL_ANSWER_MS = 1_000;
+/** The longest a stop may take (the master kills a worker after 30 s anyway). */
+const STOP_LIMIT_MS = 25_000;
+/** The longest a worker outlives its master. */
+const ORPHAN_LIMIT_MS = 5_000;
 
 /** Become mail_owner for good (group first: after setuid the process may not change it). */
 function dropPrivileges(): void {
@@ -40,24 +44,34 @@ function send(m: SmtpdMessage | QmgrMessage): void {
   if (process.connected) process.send!(m);
 }
 
-/** Stop once: on the master's word (stop, or retire after a reload), on SIGTERM, or when the master is gone. */
+/**
+ * Stop once: on the master's word (stop, or retire after a reload), on SIGTERM, or when the
+ * master is gone. Every stop has a limit: a worker whose master died exits within
+ * ORPHAN_LIMIT_MS whatever it was doing (its successor needs the queue lock), any other within
+ * STOP_LIMIT_MS once its sessions are done or cut.
+ */
 function onStop(stop: (retire: boolean) => Promise<void>, hurry: () => void = () => undefined): void {
   let stopping: Promise<void> | undefined;
   let retiring = false;
-  const go = (retire = false) => {
+  const exit = async (code: number) => {
+    await maillog.close();
+    process.exit(code);
+  };
+  const go = (retire = false, limitMs = STOP_LIMIT_MS) => {
     // A stop while retiring: the remaining sessions get the ordinary stop's grace, not forever.
     if (stopping && retiring && !retire) hurry();
+    if (!retire) setTimeout(() => void exit(1), limitMs).unref();
     retiring ||= retire && !stopping;
     stopping ??= stop(retire)
       .catch((err: Error) => maillog.logger('master').error(`worker stop: ${err.message}`))
-      .finally(async () => {
-        await maillog.close();
-        process.exit(0);
-      });
+      .finally(() => exit(0));
   };
   process.on('SIGINT', () => undefined);
   process.once('SIGTERM', () => go());
-  process.once('disconnect', () => go());
+  process.once('disconnect', () => go(false, ORPHAN_LIMIT_MS));
+  // Should the IPC channel outlive the master (a copy of its end elsewhere), the parent still changes.
+  const parent = process.ppid;
+  setInterval(() => process.ppid !== parent && go(false, ORPHAN_LIMIT_MS), 1000).unref();
   process.on('message', (m: { t?: string }) => {
     if (m?.t === 'stop' || m?.t === 'retire') go(m.t === 'retire');
   });

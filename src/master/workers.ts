@@ -80,10 +80,10 @@ export class Workers implements App {
     cluster.schedulingPolicy = cluster.SCHED_NONE;
     cluster.setupPrimary({ exec: WORKER_ENTRY, args: [] });
     try {
-      // The smtpd workers first (their announcements wait here for the queue manager): when one
-      // cannot start (e.g. the verify cache cannot be opened), queued mail has not been touched.
-      await w.startGeneration(true);
+      // The queue manager first: it recovers the queue before any smtpd worker adds to it, and
+      // announces every message it takes in (Postfix's "queue active" line).
       await w.startQmgr(true);
+      await w.startGeneration(true);
     } catch (err) {
       await w.stop();
       throw err;

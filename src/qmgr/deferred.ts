@@ -91,7 +91,10 @@ async function watchProbe(q: QmgrCore, dest: Destination): Promise<void> {
     dest.probing = false;
   }
   if (!q.running) return;
-  if (!up) return q.armWatch(dest);
+  if (!up) {
+    dest.stillDown(q.now(), q.params.minimal_backoff_time * 1000);
+    return q.armWatch(dest);
+  }
   const ids = [...dest.deferred];
   const nexthop = `${up.name}[${up.ip}]:${up.port}`;
   q.log.info(`destination ${dest.key} is reachable again: flushing ${ids.length} message${ids.length === 1 ? '' : 's'}`);

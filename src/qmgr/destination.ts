@@ -86,6 +86,15 @@ export class Destination {
     return false;
   }
 
+  /**
+   * The destination watch found it still down: a dead destination stays dead (for `suspendMs`
+   * more), so new mail for it is deferred without a doomed connection attempt until the watch
+   * sees it answer (Postfix: "delivery temporarily suspended").
+   */
+  stillDown(now: number, suspendMs: number): void {
+    if (this.failedCohorts >= this.limits.failedCohortLimit) this.deadUntil = Math.max(this.deadUntil, now + suspendMs);
+  }
+
   /** Back to life (dead time over, the watch saw a greeting, or a flush): slow start again. */
   revive(): void {
     this.deadUntil = 0;

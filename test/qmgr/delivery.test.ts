@@ -61,6 +61,25 @@ test('a dead destination: further mail is deferred without a connection ("delive
   }
 });
 
+test('while the watch sees the destination down, new mail is suspended (no doomed connection), then flushed on its return', async () => {
+  // A dead time of 1 s, a probe every 0.2 s: without the watch the destination would be tried again after 1 s.
+  const h = await startHarness({ ...FAST, initial_destination_concurrency: 1, minimal_backoff_time: 1, maximal_backoff_time: 60, queue_run_delay: 60 }, { primary: false });
+  try {
+    const first = await h.submit('s@sender.test', ['a@example.test']);
+    await until(() => h.queue.get(first)?.queue === 'deferred', 5000, 'first deferred');
+    await new Promise((r) => setTimeout(r, 1800)); // past the dead time; the watch has probed several times
+    const refusedBefore = h.lines.filter((l) => /Connection refused\)$/.test(l) && /status=deferred \(connect to/.test(l)).length;
+    const second = await h.submit('s@sender.test', ['b@example.test']);
+    await h.waitLine(new RegExp(`^${second}: to=<b@example.test>, .*status=deferred \\(delivery temporarily suspended: `));
+    const refusedAfter = h.lines.filter((l) => /Connection refused\)$/.test(l) && /status=deferred \(connect to/.test(l)).length;
+    assert.equal(refusedAfter, refusedBefore, 'no connection attempt for the new message');
+    await h.startPrimary();
+    await until(() => h.primary!.messages.length === 2, 5000, 'both delivered after the return');
+  } finally {
+    await h.close();
+  }
+});
+
 test('per recipient: 2xx delivered, 4xx deferred, 5xx bounced with a DSN to the sender; no bounce to <>', async () => {
   const h = await startHarness({ ...FAST, backstop_destination_watch: false }, {
     primary: { rcptReply: (a) => (a.startsWith('temp') ? { code: 450, text: '4.2.0 <temp@example.test>: try later' } : a.startsWith('unknown') ? { code: 550, text: '5.1.1 <unknown@example.test>: Recipient address rejected: User unknown' } : undefined) },

@@ -3,24 +3,75 @@
 // file `name.lmdb` beside it (one data file, plus LMDB's `name.lmdb-lock`). LMDB lets several
 // processes read and write one database at once (readers never block, writers take LMDB's write
 // lock), so `postmap -q/-s/-d` work on a database that a running server has open. Trusts LMDB for
-// atomic commits; trusts nothing in the text source.
+// atomic commits; trusts nothing in the text source, nor in a database file before fileinfo.ts
+// has looked at it (LMDB's C code crashes the process on a damaged file).
+//
+// The file format is Postfix's, so the same `lmdb:` file serves both programs:
+// - LMDB's 0.9 data format when the `lmdb` binding was built for it (`npm run build:lmdb`, run at
+//   install; lmdbFormat() tells which build is loaded). The package's prebuilt binary writes the
+//   1.0 format, which Postfix's liblmdb cannot read.
+// - Keys and values are stored with their terminating NUL byte, as Postfix's dict_lmdb does by
+//   default (DICT_FLAG_TRY1NULL); lookups also try the key without it (DICT_FLAG_TRY0NULL), so a
+//   file written by `postmap -n` is read too. Values are read up to their first NUL.
 
+import * as lmdbPackage from 'lmdb';
 import { open, type RootDatabase } from 'lmdb';
 import { existsSync, renameSync, rmSync, openSync, fsyncSync, closeSync } from 'node:fs';
 import { dirname, basename, join } from 'node:path';
 import { parseKeyValueSource, splitLogicalLines } from './source.js';
 import { readFileSync } from 'node:fs';
+import { checkLmdbFile, TableFileError, type FileInfo, type LmdbFormat } from './fileinfo.js';
 
 /** File name suffix of a compiled table (`hash:/etc/x` → `/etc/x.lmdb`). */
 export const COMPILED_SUFFIX = '.lmdb';
 
-/** LMDB keys are limited (lmdb-js default 1978 bytes); longer keys are an error, not a truncation. */
-export const MAX_KEY_BYTES = 1978;
+/**
+ * Longest key, in bytes. Postfix's liblmdb is built with LMDB's default MDB_MAXKEYSIZE of 511
+ * bytes, and we store the key's NUL too: a longer key would make the file unreadable to Postfix's
+ * lookups, so it is an error at compile time, not a truncation.
+ */
+export const MAX_KEY_BYTES = 510;
+
+/**
+ * The LMDB data format of the loaded binding: '0.9' (data version 1, Postfix's) for a build from
+ * the package's dependencies/lmdb-data-v1 sources, '1.0' for the prebuilt binary. Same rule as
+ * lmdb-js's own open.js (native version below 0.9.80 = the v1 data format).
+ */
+export function lmdbFormat(): LmdbFormat {
+  const v = (lmdbPackage as unknown as { version: { major: number; minor: number; patch: number } }).version;
+  return v.major + v.minor / 100 + v.patch / 10000 < 0.098 ? '0.9' : '1.0';
+}
+
+/** Inspect `path` before LMDB maps it; throws a TableFileError naming the file and `fix`. */
+export function checkDatabaseFile(path: string, mayCreate: boolean, fix: string): FileInfo {
+  return checkLmdbFile(path, { format: lmdbFormat(), mayCreate, fix });
+}
+
+/** `fix` text for a compiled table: how to rebuild `path` (a `.lmdb` file) from its source. */
+export function recompileHint(path: string, type = 'lmdb'): string {
+  const source = path.endsWith(COMPILED_SUFFIX) ? path.slice(0, -COMPILED_SUFFIX.length) : path;
+  return `rebuild it from its text source with: backstop postmap ${type}:${source}`;
+}
+
+/** Postfix's key or value bytes: the string and its terminating NUL. */
+export function withNul(s: string): Buffer {
+  const b = Buffer.allocUnsafe(Buffer.byteLength(s) + 1);
+  b[b.write(s)] = 0;
+  return b;
+}
+
+/** A stored key or value as a string: up to its first NUL (as Postfix's C strings end there). */
+export function fromStored(b: Buffer): string {
+  const z = b.indexOf(0);
+  return b.toString('utf8', 0, z < 0 ? b.length : z);
+}
 
 export interface LmdbDictOptions {
   readOnly?: boolean;
   /** Create the file when missing (default true unless readOnly). */
   create?: boolean;
+  /** How to repair the file when it is unusable (default: recompile it as lmdb:). */
+  fix?: string;
 }
 
 /**
@@ -28,37 +79,63 @@ export interface LmdbDictOptions {
  * synchronous single-key transactions; reads are synchronous and see the latest committed data.
  */
 export class LmdbDict {
-  private constructor(readonly path: string, private readonly db: RootDatabase<string, string>) {}
+  /** Postfix's DICT_FLAG_TRY1NULL / TRY0NULL: which key forms to try; the first hit settles it. */
+  private try1 = true;
+  private try0 = true;
+
+  private constructor(readonly path: string, private readonly db: RootDatabase<Buffer, Buffer>) {}
 
   static open(path: string, opts: LmdbDictOptions = {}): LmdbDict {
     const readOnly = opts.readOnly ?? false;
     const create = opts.create ?? !readOnly;
-    if (!create && !existsSync(path)) throw new Error(`open database ${path}: No such file or directory`);
+    checkDatabaseFile(path, create, opts.fix ?? recompileHint(path));
     try {
-      const db = open<string, string>({ path, encoding: 'string', readOnly, noSubdir: true } as never);
-      return new LmdbDict(path, db as unknown as RootDatabase<string, string>);
+      const db = open<Buffer, Buffer>({ path, keyEncoding: 'binary', encoding: 'binary', readOnly, noSubdir: true } as never);
+      return new LmdbDict(path, db as unknown as RootDatabase<Buffer, Buffer>);
     } catch (err) {
       throw new Error(`open database ${path}: ${(err as Error).message}`);
     }
   }
 
   get(key: string): string | undefined {
-    return this.db.get(key);
+    // Postfix's dict_lmdb_lookup(): the key with its NUL, then without; a hit fixes the form.
+    if (this.try1) {
+      const v = this.db.get(withNul(key));
+      if (v !== undefined) {
+        this.try0 = false;
+        return fromStored(v);
+      }
+    }
+    if (this.try0 && key.length > 0) {
+      const v = this.db.get(Buffer.from(key));
+      if (v !== undefined) {
+        this.try1 = false;
+        return fromStored(v);
+      }
+    }
+    return undefined;
   }
 
   put(key: string, value: string): void {
     checkKey(this.path, key);
-    this.db.putSync(key, value);
+    this.db.putSync(withNul(key), withNul(value));
   }
 
-  /** Delete one key; true when it was present. */
+  /** Put without the key check, inside transaction() (compileSource checked every key). */
+  putChecked(key: string, value: string): void {
+    this.db.putSync(withNul(key), withNul(value));
+  }
+
+  /** Delete one key (either stored form); true when it was present. */
   del(key: string): boolean {
-    return this.db.removeSync(key);
+    const a = this.db.removeSync(withNul(key));
+    const b = key.length > 0 && this.db.removeSync(Buffer.from(key));
+    return a || b;
   }
 
   /** All elements in database (key) order. */
   *entries(): IterableIterator<[string, string]> {
-    for (const { key, value } of this.db.getRange()) yield [key as string, value as string];
+    for (const { key, value } of this.db.getRange()) yield [fromStored(key as Buffer), fromStored(value as Buffer)];
   }
 
   /** Run `fn` in one write transaction: other readers see all of its changes or none. */
@@ -154,7 +231,7 @@ export class CompiledReader {
 
 function checkKey(path: string, key: string): void {
   if (key.length === 0) throw new Error(`${path}: empty key`);
-  // lmdb-js's key encoding uses NUL to separate the parts of compound keys: such a key would list back as an array.
+  // Postfix's keys are C strings: a NUL would end the key early for Postfix's lookups.
   if (key.includes('\0')) throw new Error(`${path}: key contains a NUL character: "${key.slice(0, 40).replace(/\0/g, '\\0')}"`);
   if (Buffer.byteLength(key) > MAX_KEY_BYTES) throw new Error(`${path}: key too long (more than ${MAX_KEY_BYTES} bytes): "${key.slice(0, 40)}..."`);
 }
@@ -197,12 +274,12 @@ export function compileSource(source: string, warn: (m: string) => void): Compil
   data = '';
   const keys = [...map.keys()].sort();
   const target = source + COMPILED_SUFFIX;
-  if (existsSync(target)) {
+  if (existsSync(target) && usableInPlace(target)) {
     const dict = LmdbDict.open(target);
     try {
       dict.transaction(() => {
         dict.clear();
-        for (const k of keys) dict['db'].putSync(k, map.get(k)!);
+        for (const k of keys) dict.putChecked(k, map.get(k)!);
       });
     } finally {
       dict.close();
@@ -215,7 +292,7 @@ export function compileSource(source: string, warn: (m: string) => void): Compil
   const dict = LmdbDict.open(tmp);
   try {
     dict.transaction(() => {
-      for (const k of keys) dict['db'].putSync(k, map.get(k)!);
+      for (const k of keys) dict.putChecked(k, map.get(k)!);
     });
   } catch (err) {
     dict.close();
@@ -229,6 +306,23 @@ export function compileSource(source: string, warn: (m: string) => void): Compil
   rmSync(tmp + '-lock', { force: true });
   fsyncPath(dirname(target));
   return { path: target, entries: keys.length };
+}
+
+/**
+ * Whether compileSource may update `target` in place. A damaged, empty or foreign file is
+ * replaced (nobody can have it open: every open checks the file first) — except an LMDB 0.9 file
+ * while our binding writes 1.0: that file is Postfix's format, and overwriting it would make it
+ * unreadable to Postfix, so the error that says how to build the binding stands.
+ */
+function usableInPlace(target: string): boolean {
+  try {
+    checkDatabaseFile(target, false, recompileHint(target));
+    return true;
+  } catch (err) {
+    if (!(err instanceof TableFileError)) throw err;
+    if (err.info.kind === 'lmdb' && err.info.format === '0.9') throw err;
+    return false;
+  }
 }
 
 function fsyncPath(path: string): void {

@@ -3,7 +3,7 @@
 // one in the other LMDB data format can crash the whole process (SIGSEGV/SIGBUS) instead of
 // failing one open. Postfix's own dict_lmdb has the same exposure; we do not want a backup MX to
 // die, without a word, because of one table file. Trusts nothing in the file; reads at most the
-// two meta pages and the main tree's root page header.
+// two meta pages and every page of the two trees (walkTree).
 //
 // The formats recognized (offsets for 64-bit little-endian builds, the only ones we run on):
 // - LMDB 0.9 (Postfix, Debian's liblmdb, data version 1): 16-byte page header, meta at 16.
@@ -21,6 +21,10 @@ const BDB_HASH_MAGIC = 0x061561;
 const BDB_BTREE_MAGIC = 0x053162;
 const P_BRANCH = 0x01;
 const P_LEAF = 0x02;
+const P_OVERFLOW = 0x04;
+const F_BIGDATA = 0x01;
+const F_SUBDATA = 0x02;
+const F_DUPDATA = 0x04;
 const P_INVALID = 0xffffffffffffffffn;
 
 /** LMDB data formats: '0.9' is data version 1 (Postfix, liblmdb), '1.0' is data version 2. */
@@ -59,17 +63,101 @@ export function classifyBytes(size: number, read: (offset: number, length: numbe
   if (m.lastPage + 1n > pages) return { kind: 'damaged', format, what: `truncated: ${size} bytes, its meta page says ${(m.lastPage + 1n) * BigInt(ps)}` };
   for (const [name, root] of [['free-page', m.freeRoot], ['main', m.mainRoot]] as const) {
     if (root === P_INVALID) continue;
-    if (root < 2n || root > m.lastPage) return { kind: 'damaged', format, what: `the ${name} tree's root page ${root} is outside the file` };
-    const page = read(Number(root) * ps, hdr);
-    const pgno = page.length >= 8 ? page.readBigUInt64LE(0) : -1n;
-    const flags = page.length >= hdr ? page.readUInt16LE(hdr - 6) : 0;
-    if (pgno !== root || (flags & (P_BRANCH | P_LEAF)) === 0) return { kind: 'damaged', format, what: `the ${name} tree's root page ${root} is not a tree page` };
+    const db = name === 'main' ? m.main : m.free;
+    // Postfix's dict_lmdb and Backstop open the main database with no flags (no DUPSORT, no
+    // INTEGERKEY): any other flag would make LMDB read keys and values as something else.
+    if (name === 'main' && db.flags !== 0) return { kind: 'damaged', format, what: `the main database has flags 0x${db.flags.toString(16)} (not a Postfix table)` };
+    const walked = walkTree(read, hdr, format === '1.0' ? hdr : 0, ps, m.lastPage, root, name === 'main');
+    if (typeof walked === 'string') return { kind: 'damaged', format, what: `the ${name} tree: ${walked}` };
+    if (walked !== db.depth) return { kind: 'damaged', format, what: `the ${name} tree is ${walked} levels deep, its meta page says ${db.depth}` };
   }
   return { kind: 'lmdb', format, pageSize: ps, entries: m.entries, txnId: m.txnId };
 }
 
+/**
+ * Check every page of one B-tree the way LMDB will use it: page numbers inside the file, each
+ * page visited once, page bounds and every node's key and data inside its page, overflow pages
+ * where the node says. A file that passes can be read without LMDB touching bytes outside the
+ * pages it was told about. Costs one read of each page of the tree (a table is checked when it is
+ * opened, not at each lookup). `base` is LMDB's PAGEBASE. Returns what is wrong, or undefined.
+ */
+function walkTree(read: (offset: number, length: number) => Buffer, hdr: number, base: number, ps: number, lastPage: bigint, root: bigint, main: boolean): string | number {
+  const seen = new Set<number>();
+  let leafDepth = 0;
+  const stack: { pgno: bigint; depth: number }[] = [{ pgno: root, depth: 1 }];
+  while (stack.length > 0) {
+    const { pgno, depth } = stack.pop()!;
+    if (pgno < 2n || pgno > lastPage) return `page ${pgno} is outside the file`;
+    // LMDB's cursor stack holds 32 pages (CURSOR_STACK).
+    if (depth > 32) return 'the tree is deeper than 32 levels';
+    const n = Number(pgno);
+    if (seen.has(n)) return `page ${pgno} is reached twice`;
+    seen.add(n);
+    const page = read(n * ps, ps);
+    if (page.length < ps) return `page ${pgno} is cut short`;
+    if (page.readBigUInt64LE(0) !== pgno) return `page ${pgno} is not a tree page (it says it is page ${page.readBigUInt64LE(0)})`;
+    const flags = page.readUInt16LE(hdr - 6);
+    // 1.0 counts bounds and node offsets from the end of the header (PAGEBASE), 0.9 from the page start.
+    const lower = page.readUInt16LE(hdr - 4) + base;
+    const upper = page.readUInt16LE(hdr - 2) + base;
+    const branch = (flags & P_BRANCH) !== 0;
+    if ((flags & ~(P_BRANCH | P_LEAF)) !== 0 || branch === ((flags & P_LEAF) !== 0)) return `page ${pgno} is not a tree page (flags 0x${flags.toString(16)})`;
+    if (lower < hdr || (lower - hdr) % 2 !== 0 || upper > ps || lower > upper) return `page ${pgno} has impossible bounds (${lower}, ${upper})`;
+    const count = (lower - hdr) / 2;
+    if (branch && count === 0) return `branch page ${pgno} is empty`;
+    if (!branch) {
+      if (leafDepth !== 0 && leafDepth !== depth) return `leaf page ${pgno} at depth ${depth}, others at ${leafDepth}`;
+      leafDepth = depth;
+    }
+    for (let i = 0; i < count; i++) {
+      const off = page.readUInt16LE(hdr + 2 * i) + base;
+      if (off < upper || off + 8 > ps) return `page ${pgno}, node ${i}: offset ${off} outside the page's node area`;
+      const lo = page.readUInt16LE(off);
+      const hi = page.readUInt16LE(off + 2);
+      const nflags = page.readUInt16LE(off + 4);
+      const ksize = page.readUInt16LE(off + 6);
+      const data = off + 8 + ksize;
+      if (data > ps) return `page ${pgno}, node ${i}: its key runs past the page`;
+      if (branch) {
+        stack.push({ pgno: BigInt(lo) | (BigInt(hi) << 16n) | (BigInt(nflags) << 32n), depth: depth + 1 });
+        continue;
+      }
+      const dsize = lo | (hi << 16);
+      // Postfix and Backstop keep one value per key: no sub-databases, no duplicates.
+      if (main && (nflags & (F_SUBDATA | F_DUPDATA)) !== 0) return `page ${pgno}, node ${i}: sub-database or duplicate data (not a Postfix table)`;
+      // Free-page records: key = a txnid, data = a page list (count, then that many page numbers).
+      if (!main && ksize !== 8) return `page ${pgno}, node ${i}: a free-page record with a ${ksize}-byte key`;
+      if ((nflags & F_BIGDATA) === 0) {
+        if (data + dsize > ps) return `page ${pgno}, node ${i}: its data runs past the page`;
+        if (!main && (dsize < 8 || (page.readBigUInt64LE(data) + 1n) * 8n > BigInt(dsize))) return `page ${pgno}, node ${i}: a free-page list longer than its record`;
+        continue;
+      }
+      if (data + 8 > ps) return `page ${pgno}, node ${i}: its overflow page number runs past the page`;
+      const ov = page.readBigUInt64LE(data);
+      const pages = Math.floor((hdr - 1 + dsize) / ps) + 1;
+      if (ov < 2n || ov + BigInt(pages) - 1n > lastPage) return `page ${pgno}, node ${i}: overflow pages ${ov}+${pages} outside the file`;
+      const oh = read(Number(ov) * ps, hdr);
+      if (oh.length < hdr || oh.readBigUInt64LE(0) !== ov || (oh.readUInt16LE(hdr - 6) & P_OVERFLOW) === 0 || oh.readUInt32LE(hdr - 4) < pages) {
+        return `page ${pgno}, node ${i}: page ${ov} is not its overflow page`;
+      }
+      if (!main) {
+        const list = read(Number(ov) * ps + hdr, 8);
+        if (dsize < 8 || list.length < 8 || (list.readBigUInt64LE(0) + 1n) * 8n > BigInt(dsize)) return `page ${pgno}, node ${i}: a free-page list longer than its record`;
+      }
+    }
+  }
+  return leafDepth;
+}
+
+interface DbRecord {
+  flags: number;
+  depth: number;
+}
+
 interface Meta {
   pageSize: number;
+  free: DbRecord;
+  main: DbRecord;
   freeRoot: bigint;
   mainRoot: bigint;
   entries: bigint;
@@ -89,6 +177,9 @@ function readMeta(b: Buffer, hdr: number, format: LmdbFormat): Meta | string {
   const dbs = hdr + 24;
   return {
     pageSize: ps,
+    // The free DB's flags field holds the environment's flags; only its depth is the tree's.
+    free: { flags: 0, depth: b.readUInt16LE(dbs + 6) },
+    main: { flags: b.readUInt16LE(dbs + 48 + 4), depth: b.readUInt16LE(dbs + 48 + 6) },
     freeRoot: b.readBigUInt64LE(dbs + 40),
     entries: b.readBigUInt64LE(dbs + 48 + 32),
     mainRoot: b.readBigUInt64LE(dbs + 48 + 40),

@@ -16,7 +16,7 @@
 
 import * as lmdbPackage from 'lmdb';
 import { open, type RootDatabase } from 'lmdb';
-import { existsSync, renameSync, rmSync, openSync, fsyncSync, closeSync } from 'node:fs';
+import { existsSync, renameSync, rmSync, openSync, fsyncSync, closeSync, statSync } from 'node:fs';
 import { dirname, basename, join } from 'node:path';
 import { parseKeyValueSource, splitLogicalLines } from './source.js';
 import { readFileSync } from 'node:fs';
@@ -66,8 +66,65 @@ export function fromStored(b: Buffer): string {
   return b.toString('utf8', 0, z < 0 ? b.length : z);
 }
 
+/**
+ * One LMDB environment per file per process. LMDB 0.9 must not have one file open twice in a
+ * process: closing the second environment clears every reader slot of this process id in the
+ * lock file and drops its fcntl locks, and the first environment's next read fails (EINVAL) —
+ * which a server that runs `postmap -d` in-process, or a verify cache that is also queried as a
+ * table, would hit. So every LmdbDict and the verify store share one environment per path,
+ * counted by reference. A different inode at the path (a compile renamed a new file in) gets an
+ * environment of its own.
+ */
+interface SharedEnv {
+  db: RootDatabase<Buffer, Buffer>;
+  refs: number;
+  ino: number;
+  dev: number;
+}
+const envs = new Map<string, SharedEnv>();
+
+export interface DatabaseHandle {
+  readonly db: RootDatabase<Buffer, Buffer>;
+  /** Drop this reference; the last one closes the environment. */
+  release(): Promise<void>;
+}
+
+/** Open (or share) the LMDB environment of `path`; the caller has checked the file (checkDatabaseFile). */
+export function acquireDatabase(path: string): DatabaseHandle {
+  let env = envs.get(path);
+  let st: { ino: number; dev: number } | undefined;
+  try {
+    st = statSync(path);
+  } catch {
+    st = undefined;
+  }
+  if (!env || !st || env.ino !== st.ino || env.dev !== st.dev) {
+    let db: RootDatabase<Buffer, Buffer>;
+    try {
+      db = open<Buffer, Buffer>({ path, keyEncoding: 'binary', encoding: 'binary', noSubdir: true } as never) as unknown as RootDatabase<Buffer, Buffer>;
+    } catch (err) {
+      throw new Error(`open database ${path}: ${(err as Error).message}`);
+    }
+    const now = statSync(path);
+    env = { db, refs: 0, ino: now.ino, dev: now.dev };
+    envs.set(path, env);
+  }
+  env.refs++;
+  const mine = env;
+  let released = false;
+  return {
+    db: mine.db,
+    release: async () => {
+      if (released) return;
+      released = true;
+      if (--mine.refs > 0) return;
+      if (envs.get(path) === mine) envs.delete(path);
+      await mine.db.close();
+    },
+  };
+}
+
 export interface LmdbDictOptions {
-  readOnly?: boolean;
   /** Create the file when missing (default true unless readOnly). */
   create?: boolean;
   /** How to repair the file when it is unusable (default: recompile it as lmdb:). */
@@ -83,18 +140,15 @@ export class LmdbDict {
   private try1 = true;
   private try0 = true;
 
-  private constructor(readonly path: string, private readonly db: RootDatabase<Buffer, Buffer>) {}
+  private readonly db: RootDatabase<Buffer, Buffer>;
+
+  private constructor(readonly path: string, private readonly handle: DatabaseHandle) {
+    this.db = handle.db;
+  }
 
   static open(path: string, opts: LmdbDictOptions = {}): LmdbDict {
-    const readOnly = opts.readOnly ?? false;
-    const create = opts.create ?? !readOnly;
-    checkDatabaseFile(path, create, opts.fix ?? recompileHint(path));
-    try {
-      const db = open<Buffer, Buffer>({ path, keyEncoding: 'binary', encoding: 'binary', readOnly, noSubdir: true } as never);
-      return new LmdbDict(path, db as unknown as RootDatabase<Buffer, Buffer>);
-    } catch (err) {
-      throw new Error(`open database ${path}: ${(err as Error).message}`);
-    }
+    checkDatabaseFile(path, opts.create ?? true, opts.fix ?? recompileHint(path));
+    return new LmdbDict(path, acquireDatabase(path));
   }
 
   get(key: string): string | undefined {
@@ -149,7 +203,7 @@ export class LmdbDict {
   }
 
   close(): void {
-    this.db.close();
+    void this.handle.release();
   }
 
   /** The id of the last committed write transaction (LMDB's meta page, shared by every process). */

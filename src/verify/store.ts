@@ -9,8 +9,8 @@
 
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { open, type RootDatabase } from 'lmdb';
-import { checkDatabaseFile, withNul, fromStored } from '../tables/index.js';
+import type { RootDatabase } from 'lmdb';
+import { acquireDatabase, checkDatabaseFile, withNul, fromStored, type DatabaseHandle } from '../tables/index.js';
 
 export interface VerifyStore {
   /** The map as configured (log lines: `cache btree:/x full cleanup: …`). */
@@ -60,7 +60,10 @@ export const LMDB_CACHE_FIX = 'it is only a cache: move it away and Backstop sta
 export class LmdbStore implements VerifyStore {
   readonly shared = false;
   private readonly unsettled = new Map<string, string | null>();
-  private constructor(readonly name: string, readonly path: string, private readonly db: RootDatabase<Buffer, Buffer>) {}
+  private readonly db: RootDatabase<Buffer, Buffer>;
+  private constructor(readonly name: string, readonly path: string, private readonly handle: DatabaseHandle) {
+    this.db = handle.db;
+  }
 
   static open(name: string, path: string): LmdbStore {
     try {
@@ -70,12 +73,8 @@ export class LmdbStore implements VerifyStore {
     }
     // A missing or empty file is created; anything else must be a database LMDB can map safely.
     checkDatabaseFile(path, true, LMDB_CACHE_FIX);
-    try {
-      const db = open<Buffer, Buffer>({ path, keyEncoding: 'binary', encoding: 'binary', noSubdir: true } as never);
-      return new LmdbStore(name, path, db as unknown as RootDatabase<Buffer, Buffer>);
-    } catch (err) {
-      throw new Error(`open database ${path}: ${(err as Error).message}`);
-    }
+    // Shared with any table or postmap on the same file in this process (see acquireDatabase).
+    return new LmdbStore(name, path, acquireDatabase(path));
   }
 
   get(key: string): string | undefined {
@@ -119,6 +118,6 @@ export class LmdbStore implements VerifyStore {
 
   async close(): Promise<void> {
     await this.db.flushed;
-    await this.db.close();
+    await this.handle.release();
   }
 }

@@ -152,6 +152,14 @@ export class LmdbDict {
   }
 
   get(key: string): string | undefined {
+    try {
+      return this.lookup(key);
+    } catch (err) {
+      throw this.failed(err);
+    }
+  }
+
+  private lookup(key: string): string | undefined {
     // Postfix's dict_lmdb_lookup(): the key with its NUL, then without; a hit fixes the form.
     if (this.try1) {
       const v = this.db.get(withNul(key));
@@ -170,6 +178,12 @@ export class LmdbDict {
     return undefined;
   }
 
+  /** LMDB's own errors (MDB_CORRUPTED, …) do not name the file. */
+  private failed(err: unknown): Error {
+    const msg = (err as Error).message;
+    return new Error(msg.startsWith(this.path) ? msg : `${this.path}: ${msg}`);
+  }
+
   put(key: string, value: string): void {
     checkKey(this.path, key);
     this.db.putSync(withNul(key), withNul(value));
@@ -182,14 +196,28 @@ export class LmdbDict {
 
   /** Delete one key (either stored form); true when it was present. */
   del(key: string): boolean {
-    const a = this.db.removeSync(withNul(key));
-    const b = key.length > 0 && this.db.removeSync(Buffer.from(key));
-    return a || b;
+    try {
+      const a = this.db.removeSync(withNul(key));
+      const b = key.length > 0 && this.db.removeSync(Buffer.from(key));
+      return a || b;
+    } catch (err) {
+      throw this.failed(err);
+    }
   }
 
   /** All elements in database (key) order. */
   *entries(): IterableIterator<[string, string]> {
-    for (const { key, value } of this.db.getRange()) yield [fromStored(key as Buffer), fromStored(value as Buffer)];
+    const it = this.db.getRange()[Symbol.iterator]();
+    for (;;) {
+      let r: IteratorResult<{ key: unknown; value: unknown }>;
+      try {
+        r = it.next();
+      } catch (err) {
+        throw this.failed(err);
+      }
+      if (r.done) return;
+      yield [fromStored(r.value.key as Buffer), fromStored(r.value.value as Buffer)];
+    }
   }
 
   /** Run `fn` in one write transaction: other readers see all of its changes or none. */

@@ -162,7 +162,7 @@ export interface ImportTotals {
 export async function importEntries(store: VerifyStore, entries: AsyncIterable<[string, string]> | Iterable<[string, string]>, force: boolean, warn: (m: string) => void): Promise<ImportTotals> {
   const t: ImportTotals = { imported: 0, kept: 0, skipped: 0 };
   for await (const [rawKey, value] of entries) {
-    if (rawKey === CLEANUP_KEY) continue;
+    if (rawKey.toUpperCase() === CLEANUP_KEY) continue;
     const rec = parseRecord(value);
     if (!rec || rawKey === '') {
       warn(`skipping "${rawKey}": not a verify cache entry: "${value.slice(0, 60)}"`);

@@ -31,7 +31,8 @@ export interface VerifyIo extends CommandIo {
   now?: () => number;
 }
 
-const USAGE = 'usage: backstop verify warm [-j concurrency] [-f] FILE|- | verify sync [-f] | verify show ADDRESS | verify import [-f] lmdb:PATH|FILE|-';
+const USAGE = 'usage: backstop verify warm [-j concurrency] [-f] FILE|- | verify sync [-f] | verify show ADDRESS';
+const IMPORT_USAGE = 'usage: backstop verify import [-f] lmdb:PATH|FILE|-';
 
 interface Context {
   config: Config;
@@ -276,7 +277,7 @@ export async function runVerify(parsed: ParsedArgs, io: VerifyIo): Promise<numbe
   if (sub === 'show' && args.length !== 1) return fatal(`verify show needs one ADDRESS; ${USAGE}`);
   if (sub === 'sync' && args.length !== 0) return fatal(`verify sync takes no arguments (it reads backstop_verify_sync_map); ${USAGE}`);
   if (sub === 'import') {
-    if (args.length !== 1) return fatal(`verify import needs one source: lmdb:PATH (Postfix's lmdb: cache), or a FILE or - with \`postmap -s\` output of a btree: cache; ${USAGE}`);
+    if (args.length !== 1) return fatal(`verify import needs one source: lmdb:PATH (Postfix's lmdb: cache), or a FILE or - with \`postmap -s\` output of a btree: cache; ${IMPORT_USAGE}`);
     return importCache(args[0], force, io);
   }
   if (sub !== 'warm' && sub !== 'show' && sub !== 'sync') return fatal(sub ? `unknown subcommand "${sub}"; ${USAGE}` : USAGE);

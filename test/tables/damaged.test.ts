@@ -131,7 +131,7 @@ test('backstop check and backstop start on a damaged verify cache: an error nami
   assertNoCrash(s);
   assert.match(s.stderr, /verify\.lmdb: not an LMDB database/);
   assert.match(s.stderr, /not started/);
-  assert.ok(!existsSync(join(c, 'data', 'master.pid')) || true);
+  assert.ok(!existsSync(join(c, 'spool', 'pid', 'master.pid')), 'no master pid file: nothing was started');
 });
 
 test('backstop check and backstop start on a truncated table: an error naming the file and the postmap command', async () => {

@@ -60,6 +60,9 @@ export function withNul(s: string): Buffer {
   return b;
 }
 
+/** Scratch space for lookup keys (LMDB's key limit is far below; longer keys take the slow path). */
+const KEY_SCRATCH = Buffer.alloc(4096);
+
 /** A stored key or value as a string: up to its first NUL (as Postfix's C strings end there). */
 export function fromStored(b: Buffer): string {
   const z = b.indexOf(0);
@@ -161,21 +164,32 @@ export class LmdbDict {
 
   private lookup(key: string): string | undefined {
     // Postfix's dict_lmdb_lookup(): the key with its NUL, then without; a hit fixes the form.
+    // The hot path allocates nothing per lookup: the key is written into one scratch buffer and
+    // getBinaryFast returns a view of lmdb-js's shared buffer, decoded at once.
+    const n = KEY_SCRATCH.write(key, 0, KEY_SCRATCH.length - 1, 'utf8');
+    if (n >= KEY_SCRATCH.length - 2) return this.lookupSlow(key);
+    KEY_SCRATCH[n] = 0;
     if (this.try1) {
-      const v = this.db.get(withNul(key));
+      const v = this.db.getBinaryFast(KEY_SCRATCH.subarray(0, n + 1));
       if (v !== undefined) {
         this.try0 = false;
         return fromStored(v);
       }
     }
-    if (this.try0 && key.length > 0) {
-      const v = this.db.get(Buffer.from(key));
+    if (this.try0 && n > 0) {
+      const v = this.db.getBinaryFast(KEY_SCRATCH.subarray(0, n));
       if (v !== undefined) {
         this.try1 = false;
         return fromStored(v);
       }
     }
     return undefined;
+  }
+
+  /** Keys longer than the scratch buffer (never stored: longer than MAX_KEY_BYTES, but looked up). */
+  private lookupSlow(key: string): string | undefined {
+    const v = (this.try1 ? this.db.getBinaryFast(withNul(key)) : undefined) ?? (this.try0 ? this.db.getBinaryFast(Buffer.from(key)) : undefined);
+    return v === undefined ? undefined : fromStored(v);
   }
 
   /** LMDB's own errors (MDB_CORRUPTED, …) do not name the file. */

@@ -12,6 +12,7 @@ import { Maillog } from '../log/index.js';
 import { parsePolicySpec, parseEndpoint } from '../policy/index.js';
 import { createRestrictionEngine, MatchList, parseElements, restrictionValidator, RESTRICTIONS, type ParsedElement } from '../smtpd/check/index.js';
 import { openTable, TABLE_TYPES } from '../tables/index.js';
+import { checkVerifyStoreFile } from '../verify/index.js';
 
 const REJECTS = Object.entries(RESTRICTIONS).filter(([, d]) => d.countsAsReject).map(([n]) => n);
 const VERIFY_CHECKS = new Set(['reject_unverified_recipient', 'reject_unlisted_recipient']);
@@ -158,6 +159,13 @@ export function checkConfig(loaded: LoadedConfig): Diagnostic[] {
         out.push({ severity: 'error', ...o, message: `parameter ${def.name}: ${(err as Error).message}` });
       }
     }
+  }
+  // The verify cache's file: LMDB must never map a file it would crash on.
+  try {
+    checkVerifyStoreFile(config.str('address_verify_map'), { baseDir: config.dir });
+  } catch (err) {
+    const o = config.origin('address_verify_map') ?? { file: loaded.mainCfPath, line: 0 };
+    out.push({ severity: 'error', ...o, message: `parameter address_verify_map: ${(err as Error).message}` });
   }
   if (!out.some((d) => d.severity === 'error')) {
     // A full engine load: match lists, tables, policy clients (no connection is made).

@@ -3,7 +3,7 @@
 // (Postfix's default_database_type). Relative names resolve against the config directory, the
 // same place the server resolves them. Trusts the tables module; prints Postfix-style diagnostics.
 
-import { openTable, parseTableRef, isKnownTableType, COMPILED_TABLE_TYPES, TABLE_TYPES, LmdbDict, compileSource, resolveTablePath, COMPILED_SUFFIX } from '../tables/index.js';
+import { openTable, parseTableRef, isKnownTableType, COMPILED_TABLE_TYPES, TABLE_TYPES, openCompiledDict, compileSource, resolveTablePath } from '../tables/index.js';
 
 import { invoke, type CommandSpec, type ParsedArgs } from './args.js';
 import type { CommandIo } from './io.js';
@@ -80,7 +80,7 @@ export async function runPostmap(args: ParsedArgs, io: CommandIo): Promise<numbe
         }
         case 'delete': {
           if (!compiled) return fatal(`table ${ref}: delete is not supported for type ${type}`);
-          const dict = LmdbDict.open(resolveTablePath(name, opts) + COMPILED_SUFFIX, { create: false });
+          const dict = openCompiledDict(type, resolveTablePath(name, opts));
           try {
             // Keys are stored case-folded, as postmap compiled them.
             if (dict.del(key!.toLowerCase())) status = 0;

@@ -1,5 +1,7 @@
 // `backstop verify warm [-j N] [-f] FILE|-`, `backstop verify sync [-f]`, `backstop verify show
-// ADDRESS`: the administrator's side of the verify cache. warm probes a list of addresses (one
+// ADDRESS`, `backstop verify import [-f] lmdb:PATH|FILE|-`: the administrator's side of the verify
+// cache. import brings a Postfix verify cache in (its lmdb: file, or `postmap -s` output of a
+// btree: one), keeping each entry's status and probed/updated times. warm probes a list of addresses (one
 // per line; `#` comments) so the backup knows every mailbox before the primary ever fails; sync
 // does the same from backstop_verify_sync_map; show prints one entry in words. Probes use the
 // server's own routing (address_verify_relayhost / address_verify_transport_maps, MX, loop rule)
@@ -14,8 +16,9 @@ import { probe } from '../smtp/index.js';
 import { deliveryOptions, resolverFromConfig, connectionCache } from '../master/wiring.js';
 import {
   createVerifier, openVerifyStore, verifyParamsFrom, warmAddresses, syncOnce, formatTotals,
-  STAT_OK, STAT_DEFER, STAT_BOUNCE, type VerifyService, type WarmTotals,
+  STAT_OK, STAT_DEFER, STAT_BOUNCE, cacheKey, parseRecord, CLEANUP_KEY, type VerifyService, type WarmTotals, type VerifyStore,
 } from '../verify/index.js';
+import { openCompiledDict, resolveTablePath } from '../tables/index.js';
 import type { CommandIo } from './io.js';
 import { invoke, type CommandSpec, type ParsedArgs } from './args.js';
 
@@ -29,6 +32,7 @@ export interface VerifyIo extends CommandIo {
 }
 
 const USAGE = 'usage: backstop verify warm [-j concurrency] [-f] FILE|- | verify sync [-f] | verify show ADDRESS';
+const IMPORT_USAGE = 'usage: backstop verify import [-f] lmdb:PATH|FILE|-';
 
 interface Context {
   config: Config;
@@ -141,13 +145,118 @@ async function show(ctx: Context, address: string, io: VerifyIo): Promise<number
   return 0;
 }
 
+export interface ImportTotals {
+  imported: number;
+  /** The cache already had a newer (or, without -f, any more recent) entry. */
+  kept: number;
+  /** Not a verify entry (bad value); warned about. */
+  skipped: number;
+}
+
+/**
+ * Copy Postfix verify(8) entries into the store. The value is kept as it is — it is the same
+ * `status:probed:updated:text` record in both programs — so the status and both times survive, and
+ * the refresh/expiry rules see the entry's real age. An entry already in the cache that was
+ * updated later stays (unless force): the newer knowledge wins. Postfix's cleanup bookkeeping key
+ * is not copied (Backstop's cleanup keeps its own schedule).
+ */
+export async function importEntries(store: VerifyStore, entries: AsyncIterable<[string, string]> | Iterable<[string, string]>, force: boolean, warn: (m: string) => void): Promise<ImportTotals> {
+  const t: ImportTotals = { imported: 0, kept: 0, skipped: 0 };
+  for await (const [rawKey, value] of entries) {
+    if (rawKey.toUpperCase() === CLEANUP_KEY) continue;
+    const rec = parseRecord(value);
+    if (!rec || rawKey === '') {
+      warn(`skipping "${rawKey}": not a verify cache entry: "${value.slice(0, 60)}"`);
+      t.skipped++;
+      continue;
+    }
+    const key = cacheKey(rawKey);
+    if (!force) {
+      const have = await store.get(key);
+      const old = have === undefined ? undefined : parseRecord(have);
+      if (old && old.updated >= rec.updated) {
+        t.kept++;
+        continue;
+      }
+    }
+    await store.put(key, value);
+    t.imported++;
+  }
+  return t;
+}
+
+/** `postmap -s` output: `key<TAB>value` (or white space), one entry per line. */
+async function* dumpLines(input: Readable): AsyncIterable<[string, string]> {
+  const rl = createInterface({ input, crlfDelay: Infinity });
+  for await (const line of rl) {
+    if (line.trim() === '' || line.startsWith('#')) continue;
+    const m = /^(\S+)[ \t]+(.*)$/.exec(line);
+    yield m ? [m[1], m[2]] : [line.trim(), ''];
+  }
+}
+
+async function importCache(source: string, force: boolean, io: VerifyIo): Promise<number> {
+  const fatal = (msg: string): number => {
+    io.stderr(`verify: fatal: ${msg}\n`);
+    return 1;
+  };
+  const loaded = loadConfig(io.configDir);
+  const errors = loaded.diagnostics.filter((d) => d.severity === 'error');
+  if (errors.length) return fatal(errors.map(formatDiagnostic).join('\n'));
+  const config = loaded.config;
+  const mapName = config.str('address_verify_map');
+  if (!mapName) return fatal('address_verify_map is empty (a memory-only cache): name the cache to import into, e.g. btree:$data_directory/verify');
+  let entries: AsyncIterable<[string, string]> | Iterable<[string, string]>;
+  let closeSource = (): void => {};
+  if (source.startsWith('lmdb:')) {
+    // Postfix's verify cache file itself (PATH.lmdb), checked before LMDB maps it.
+    const path = resolveTablePath(source.slice(5), { baseDir: process.cwd() });
+    try {
+      const dict = openCompiledDict('lmdb', path);
+      closeSource = () => dict.close();
+      entries = dict.entries();
+    } catch (err) {
+      return fatal((err as Error).message);
+    }
+  } else {
+    let input: Readable;
+    if (source === '-') input = io.stdin ?? process.stdin;
+    else {
+      input = createReadStream(source);
+      const opened = await new Promise<Error | undefined>((resolve) => {
+        input.once('open', () => resolve(undefined));
+        input.once('error', resolve);
+      });
+      if (opened) return fatal(`open ${source}: ${(opened as NodeJS.ErrnoException).code === 'ENOENT' ? 'No such file or directory' : opened.message}`);
+    }
+    entries = dumpLines(input);
+  }
+  let store: VerifyStore;
+  try {
+    store = await openVerifyStore(mapName, { baseDir: config.dir });
+  } catch (err) {
+    closeSource();
+    return fatal((err as Error).message);
+  }
+  try {
+    const t = await importEntries(store, entries, force, (m) => io.stderr(`verify: warning: ${m}\n`));
+    io.stdout(`verify import into ${mapName}: ${t.imported} imported, ${t.kept} kept (the cache's entry is as new or newer), ${t.skipped} skipped\n`);
+    return 0;
+  } catch (err) {
+    return fatal((err as Error).message);
+  } finally {
+    closeSource();
+    await store.close();
+  }
+}
+
 export const verifySpec: CommandSpec = {
   name: 'verify',
-  summary: 'probe addresses into the verify cache (warm FILE|-, sync) or show an entry (show ADDRESS)',
-  synopsis: '[-c DIR] warm [-j N] [-f] FILE|- | sync [-f] | show ADDRESS',
+  summary: 'probe addresses into the verify cache (warm FILE|-, sync), show an entry (show ADDRESS), import a Postfix verify cache (import lmdb:PATH|FILE|-)',
+  synopsis: '[-c DIR] warm [-j N] [-f] FILE|- | sync [-f] | show ADDRESS | import [-f] lmdb:PATH|FILE|-',
   options: {
     jobs: { type: 'string', short: 'j', value: 'N', help: 'warm: probes in parallel (default: the verify service\'s limit)' },
-    force: { type: 'boolean', short: 'f', help: 'warm, sync: probe even addresses the cache still knows' },
+    force: { type: 'boolean', short: 'f', help: 'warm, sync: probe even addresses the cache still knows; import: replace newer entries too' },
   },
   usageError: (message, err) => (err(`verify: fatal: ${message}; ${USAGE}\n`), 2),
 };
@@ -160,13 +269,17 @@ export async function runVerify(parsed: ParsedArgs, io: VerifyIo): Promise<numbe
   const [sub, ...args] = parsed.positionals;
   const { jobs, force: forced } = parsed.values as { jobs?: string; force?: boolean };
   if (jobs !== undefined && sub !== 'warm') return fatal(`option -j is for verify warm; ${USAGE}`);
-  if (forced && sub === 'show') return fatal(`option -f is for verify warm and verify sync; ${USAGE}`);
+  if (forced && sub === 'show') return fatal(`option -f is for verify warm, sync and import; ${USAGE}`);
   if (jobs !== undefined && !/^[1-9][0-9]*$/.test(jobs)) return fatal(`option -j needs a positive number, got "${jobs}"; ${USAGE}`);
   const concurrency = jobs === undefined ? undefined : Number(jobs);
   const force = forced === true;
   if (sub === 'warm' && args.length !== 1) return fatal(`verify warm needs one FILE (or - for standard input); ${USAGE}`);
   if (sub === 'show' && args.length !== 1) return fatal(`verify show needs one ADDRESS; ${USAGE}`);
   if (sub === 'sync' && args.length !== 0) return fatal(`verify sync takes no arguments (it reads backstop_verify_sync_map); ${USAGE}`);
+  if (sub === 'import') {
+    if (args.length !== 1) return fatal(`verify import needs one source: lmdb:PATH (Postfix's lmdb: cache), or a FILE or - with \`postmap -s\` output of a btree: cache; ${IMPORT_USAGE}`);
+    return importCache(args[0], force, io);
+  }
   if (sub !== 'warm' && sub !== 'show' && sub !== 'sync') return fatal(sub ? `unknown subcommand "${sub}"; ${USAGE}` : USAGE);
 
   let input: Readable | undefined;

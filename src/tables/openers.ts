@@ -3,12 +3,13 @@
 // pass the part after `type:`; resolves relative paths against opts.baseDir.
 
 import { isAbsolute, resolve } from 'node:path';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import type { LookupResult, LookupTable, OpenTableOptions, TableOpener } from './types.js';
 import { parseKeyValueSource } from './source.js';
 import { CidrMatcher } from './cidr.js';
 import { RegexpMatcher, type RegexpDialect } from './regexp.js';
-import { LmdbDict, CompiledReader, COMPILED_SUFFIX } from './lmdb.js';
+import { LmdbDict, CompiledReader, COMPILED_SUFFIX, recompileHint } from './lmdb.js';
+import { inspectFile, describe } from './fileinfo.js';
 import { Reloading, type FileStamp } from './reload.js';
 
 const noWarn = (): void => {};
@@ -145,9 +146,28 @@ const openRegexp: TableOpener = (type, name, ref, opts) => {
 const sameInode = (a: FileStamp | undefined, b: FileStamp | undefined): boolean =>
   !a || !b ? a === b : a.ino === b.ino && a.dev === b.dev;
 
+/**
+ * Open a compiled table's database. When it is missing, say what is there instead: Postfix's
+ * hash:/btree: tables are Berkeley DB files `name.db`, which Backstop neither reads nor touches
+ * (Postfix may still be using them); the fix is to compile the text source for Backstop.
+ */
+export function openCompiledDict(type: string, source: string): LmdbDict {
+  const path = source + COMPILED_SUFFIX;
+  const fix = recompileHint(path, type);
+  if (!existsSync(path)) {
+    const db = inspectFile(source + '.db');
+    if (db.kind !== 'missing') {
+      const what = db.kind === 'berkeley-db' ? `${source}.db is Postfix's Berkeley DB ${db.access} file, which Backstop does not read` : `${source}.db is ${describe(db)}`;
+      const src = existsSync(source) ? '' : ` (the text source ${source} is missing too: copy it from the Postfix host)`;
+      throw new Error(`open database ${path}: No such file or directory; ${what}: compile the text source with: backstop postmap ${type}:${source}${src}`);
+    }
+  }
+  return LmdbDict.open(path, { create: false, fix });
+}
+
 const openCompiled: TableOpener = (type, name, ref, opts) => {
-  const path = resolveTablePath(name, opts) + COMPILED_SUFFIX;
-  const holder = new Reloading(path, (p) => new CompiledReader(LmdbDict.open(p, { create: false })), opts.checkIntervalMs ?? 1000, (old) => old.close(), sameInode);
+  const source = resolveTablePath(name, opts);
+  const holder = new Reloading(source + COMPILED_SUFFIX, () => new CompiledReader(openCompiledDict(type, source)), opts.checkIntervalMs ?? 1000, (old) => old.close(), sameInode);
   return new FileTable(ref, type, holder, (r, k) => r.get(k.toLowerCase()), (r) => r.dict.entries(), (r) => r.close());
 };
 

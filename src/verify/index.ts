@@ -5,7 +5,7 @@ export { createVerifier } from './service.js';
 export type { VerifyService, VerifierOptions, Prober, ProbeResult, DestinationUpSource, EntryInfo, WarmResult } from './api.js';
 export { DEFAULT_VERIFY_PARAMS, verifyParamsFrom, type VerifyParams } from './params.js';
 export { MemoryStore, LmdbStore, type VerifyStore } from './store.js';
-export { openVerifyStore, type OpenStoreOptions } from './open.js';
+export { openVerifyStore, checkVerifyStoreFile, type OpenStoreOptions } from './open.js';
 export { RedisStore, parseRedisConfig, type RedisConfig } from './redis.js';
 export { makeProbeSender, isProbeSender, type ProbeSenderParams } from './sender.js';
 export { DestinationLimiter } from './limiter.js';

@@ -3,7 +3,8 @@
 // several nodes (redis.ts). Errors name the parameter, the value and what is expected.
 
 import { parseTableRef, resolveTablePath, COMPILED_SUFFIX } from '../tables/index.js';
-import { LmdbStore, MemoryStore, type VerifyStore } from './store.js';
+import { LmdbStore, MemoryStore, LMDB_CACHE_FIX, type VerifyStore } from './store.js';
+import { checkDatabaseFile } from '../tables/index.js';
 import { openRedisStore } from './redis.js';
 
 export interface OpenStoreOptions {
@@ -28,4 +29,16 @@ export async function openVerifyStore(ref: string, opts: OpenStoreOptions = {}):
     default:
       throw new Error(`address_verify_map: unsupported map type "${type}" in "${spec}" (use btree:, lmdb:, hash: or redis:, or leave it empty)`);
   }
+}
+
+/**
+ * `backstop check`: the verify cache's LMDB file, looked at without opening it (a missing or
+ * empty file is fine: the server creates it). Throws what LmdbStore.open would throw.
+ */
+export function checkVerifyStoreFile(ref: string, opts: OpenStoreOptions = {}): void {
+  const spec = ref.trim();
+  if (!spec.includes(':')) return;
+  const { type, name } = parseTableRef(spec);
+  if (!['btree', 'hash', 'lmdb'].includes(type) || name.trim() === '') return;
+  checkDatabaseFile(resolveTablePath(name, opts) + COMPILED_SUFFIX, true, LMDB_CACHE_FIX);
 }

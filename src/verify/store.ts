@@ -2,12 +2,15 @@
 // table) and an LMDB file at PATH.lmdb (the same file `backstop postmap -s/-q/-d btree:PATH`
 // reads, created on first use, surviving restarts); the VerifyStore contract every store keeps,
 // Redis's too (redis.ts). open.ts picks one by address_verify_map.
-// Every store keeps Postfix's key/value strings; the service owns the meaning. Trusts LMDB for
-// atomic, durable commits.
+// Every store keeps Postfix's key/value strings; the service owns the meaning. The LMDB file is in
+// Postfix's format (tables/lmdb.ts: data format and NUL-terminated keys and values), so a cache
+// that Postfix's verify(8) wrote is read as it is. Trusts LMDB for atomic, durable commits, and
+// tables/fileinfo.ts to refuse a file LMDB would crash on.
 
-import { closeSync, fstatSync, mkdirSync, openSync, readSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { open, type RootDatabase } from 'lmdb';
+import type { RootDatabase } from 'lmdb';
+import { acquireDatabase, checkDatabaseFile, withNul, fromStored, type DatabaseHandle } from '../tables/index.js';
 
 export interface VerifyStore {
   /** The map as configured (log lines: `cache btree:/x full cleanup: …`). */
@@ -45,6 +48,9 @@ export class MemoryStore implements VerifyStore {
   async close(): Promise<void> {}
 }
 
+/** How to repair an unusable verify cache file (the end of the error message). */
+export const LMDB_CACHE_FIX = 'it is only a cache: move it away and Backstop starts a new one';
+
 /**
  * LMDB-backed cache. Writes go through lmdb-js's asynchronous batched commits (many updates per
  * fsync'd transaction: a probe storm does not pay one fsync per address); until a write is
@@ -54,23 +60,29 @@ export class MemoryStore implements VerifyStore {
 export class LmdbStore implements VerifyStore {
   readonly shared = false;
   private readonly unsettled = new Map<string, string | null>();
-  private constructor(readonly name: string, readonly path: string, private readonly db: RootDatabase<string, string>) {}
+  private readonly db: RootDatabase<Buffer, Buffer>;
+  private constructor(readonly name: string, readonly path: string, private readonly handle: DatabaseHandle) {
+    this.db = handle.db;
+  }
 
   static open(name: string, path: string): LmdbStore {
     try {
       mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-      checkLmdbFile(path);
-      const db = open<string, string>({ path, encoding: 'string', noSubdir: true } as never);
-      return new LmdbStore(name, path, db as unknown as RootDatabase<string, string>);
     } catch (err) {
       throw new Error(`open database ${path}: ${(err as Error).message}`);
     }
+    // A missing or empty file is created; anything else must be a database LMDB can map safely.
+    checkDatabaseFile(path, true, LMDB_CACHE_FIX);
+    // Shared with any table or postmap on the same file in this process (see acquireDatabase).
+    return new LmdbStore(name, path, acquireDatabase(path));
   }
 
   get(key: string): string | undefined {
     const u = this.unsettled.get(key);
     if (u !== undefined) return u === null ? undefined : u;
-    return this.db.get(key);
+    // Postfix stores the key's NUL (and so do we); a cache written with `-n` has none.
+    const v = this.db.get(withNul(key)) ?? (key.length > 0 ? this.db.get(Buffer.from(key)) : undefined);
+    return v === undefined ? undefined : fromStored(v);
   }
 
   private track(key: string, v: string | null, p: Promise<unknown>): Promise<void> {
@@ -87,49 +99,25 @@ export class LmdbStore implements VerifyStore {
   }
 
   put(key: string, value: string): Promise<void> {
-    return this.track(key, value, this.db.put(key, value));
+    return this.track(key, value, this.db.put(withNul(key), withNul(value)));
   }
 
   del(key: string): Promise<void> {
-    return this.track(key, null, this.db.remove(key));
+    const bare = key.length > 0 ? this.db.remove(Buffer.from(key)) : Promise.resolve(true);
+    return this.track(key, null, Promise.all([this.db.remove(withNul(key)), bare]));
   }
 
   *entries(): Iterable<[string, string]> {
-    for (const { key, value } of this.db.getRange()) {
-      const u = this.unsettled.get(key as string);
+    for (const { key: k, value } of this.db.getRange()) {
+      const key = fromStored(k as Buffer);
+      const u = this.unsettled.get(key);
       if (u === null) continue;
-      yield [key as string, u ?? (value as string)];
+      yield [key, u ?? fromStored(value as Buffer)];
     }
   }
 
   async close(): Promise<void> {
     await this.db.flushed;
-    await this.db.close();
-  }
-}
-
-/**
- * LMDB crashes the process (SIGSEGV) when it maps a file that is not an LMDB database, so an
- * existing file is checked first: its meta page must carry LMDB's magic number (0xBEEFC0DE).
- * A missing or empty file is fine (LMDB creates it).
- */
-function checkLmdbFile(path: string): void {
-  let fd: number;
-  try {
-    fd = openSync(path, 'r');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
-    throw err;
-  }
-  try {
-    const st = fstatSync(fd);
-    if (st.isDirectory()) throw new Error('is a directory, not an LMDB database file');
-    if (st.size === 0) return;
-    const head = Buffer.alloc(32);
-    const n = readSync(fd, head, 0, 32, 0);
-    const magic = (off: number) => n >= off + 4 && head.readUInt32LE(off) === 0xbeefc0de;
-    if (!magic(16) && !magic(24)) throw new Error('not an LMDB database file (bad magic number)');
-  } finally {
-    closeSync(fd);
+    await this.handle.release();
   }
 }

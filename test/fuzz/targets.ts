@@ -7,7 +7,7 @@ import { readFileSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseMainCf, parseMasterCf, Config, ConfigValueError, validateConfig, PARAMS, type Diagnostic } from '../../src/config/index.js';
-import { openTable, compileSource, TABLE_TYPES } from '../../src/tables/index.js';
+import { openTable, compileSource, TABLE_TYPES, LmdbDict, lmdbFormat } from '../../src/tables/index.js';
 import { FuzzProblem, unexpectedType, Rng, type FuzzTarget } from './fuzz.js';
 import { repoRoot } from '../helpers/cli.js';
 
@@ -203,3 +203,69 @@ export const pcreTable = tableTarget('pcre');
 export const texthashTable = tableTarget('texthash');
 export const hashTable = tableTarget('hash');
 export const inlineTable = tableTarget('inline');
+
+// ---- compiled table files (issue 16) ----
+
+// Binary inputs travel as latin1 strings (one character per byte). The seeds are whole files of
+// every kind a table path may hold — LMDB in both data formats, Postfix's Berkeley DB hash and
+// btree — and our own format cut at several offsets; the fuzzer adds random bytes and mutations.
+const bin = (p: string): string => readFileSync(join(repoRoot, 'test/tables/fixtures', p)).toString('latin1');
+const OWN = bin(lmdbFormat() === '0.9' ? 'postfix-lmdb09.lmdb' : 'lmdbjs-10.lmdb');
+const FILE_CORPUS = [
+  OWN,
+  bin('postfix-lmdb09.lmdb'),
+  bin('lmdbjs-10.lmdb'),
+  bin('postfix-hash.db'),
+  bin('postfix-btree.db'),
+  '',
+  ...[16, 100, 4096, 8192, 8200, 12287].map((n) => OWN.slice(0, n)),
+];
+
+/**
+ * A compiled table's `.lmdb` file: open it as hash:, look up, list, delete a key (a write
+ * transaction reads the free-page tree). A file must either work or fail with an error that names
+ * it; a crash in LMDB's C code kills the fuzzer and the test run, which is the failure we look for.
+ */
+export const lmdbFile: FuzzTarget = (() => {
+  let dir = '';
+  let n = 0;
+  return {
+    corpus: FILE_CORPUS,
+    dict: ['\u00de\u00c0\u00ef\u00be', '\u0000', '\u00ff\u00ff\u00ff\u00ff', '\u0001\u0000', '\u0002\u0000', '\u0010'],
+    setup() {
+      dir = mkdtempSync(join(tmpdir(), 'backstop-'));
+    },
+    teardown() {
+      rmSync(dir, { recursive: true, force: true });
+    },
+    run(input) {
+      const path = join(dir, `t${n++}`);
+      writeFileSync(path, 'a@example.com OK\n');
+      writeFileSync(path + '.lmdb', Buffer.from(input, 'latin1'));
+      try {
+        const t = openTable(`hash:${path}`, { checkIntervalMs: 1e9 });
+        try {
+          for (const k of ['a@example.com', 'spam.example', 'zzz', 'user5@example.com']) t.get(k);
+          for (const e of t.entries!()) if (typeof e[0] !== 'string' || typeof e[1] !== 'string') throw new FuzzProblem('entries() gave a non-string');
+        } finally {
+          t.close();
+        }
+        const d = LmdbDict.open(path + '.lmdb', { create: false });
+        try {
+          d.del('a@example.com');
+        } finally {
+          d.close();
+        }
+      } catch (err) {
+        if (err instanceof FuzzProblem) throw err;
+        const t = unexpectedType(err);
+        if (t) throw new FuzzProblem(`lmdb file: ${t}`);
+        if (!(err as Error).message.includes(path)) throw new FuzzProblem(`lmdb file: error does not name the file: ${(err as Error).message}`);
+      } finally {
+        rmSync(path, { force: true });
+        rmSync(path + '.lmdb', { force: true });
+        rmSync(path + '.lmdb-lock', { force: true });
+      }
+    },
+  };
+})();

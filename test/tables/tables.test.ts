@@ -297,7 +297,7 @@ describe('hash/btree/lmdb compiled tables and LmdbDict', () => {
     const p = write('nul', 'a 1\nb\u0000c 2\n');
     assert.throws(() => compileSource(p, () => {}), { message: `${p}, line 2: key contains a NUL character: "b\\0c"` });
     const q = write('long', 'a 1\n' + 'k'.repeat(2000) + ' v\n');
-    assert.throws(() => compileSource(q, () => {}), { message: `${q}, line 2: key too long (more than 1978 bytes): "${'k'.repeat(40)}..."` });
+    assert.throws(() => compileSource(q, () => {}), { message: `${q}, line 2: key too long (more than 510 bytes): "${'k'.repeat(40)}..."` });
   });
   test('a hot-key cached lookup sees postmap -d and a recompile on the next turn', async () => {
     const p = write('acc5', 'a 1\nb 2\n');

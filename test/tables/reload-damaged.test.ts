@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import { writeFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { talk, freePort } from '../helpers/smtp-talk.js';
+import { talk } from '../helpers/smtp-client.js';
+import { freePort } from '../helpers/net.js';
 import { makeConfigDir, startServer } from '../helpers/server.js';
 import { runCli } from '../helpers/cli.js';
 

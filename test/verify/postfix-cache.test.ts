@@ -9,7 +9,8 @@ import { existsSync, mkdirSync, writeFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { startDnsServer } from '../helpers/dnsserver.js';
-import { talk, freePort } from '../helpers/smtp-talk.js';
+import { talk } from '../helpers/smtp-client.js';
+import { freePort } from '../helpers/net.js';
 import { makeConfigDir, startServer } from '../helpers/server.js';
 import { lmdbFormat } from '../../src/tables/index.js';
 

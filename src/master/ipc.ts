@@ -18,6 +18,7 @@ export type SmtpdMessage =
   | { t: 'flush'; req: number; domain: string }
   | { t: 'watch'; address: string }
   | { t: 'anvil-connect'; req: number; ip: string; limits: ConnectionLimits }
+  | { t: 'replace' }
   | { t: 'anvil-disconnect'; ip: string };
 
 /** From the queue manager worker to the master. */

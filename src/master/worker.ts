@@ -15,6 +15,7 @@ import { EventEmitter } from 'node:events';
 import { loadConfig, type LoadedConfig } from '../config/index.js';
 import { maillog } from '../log/index.js';
 import { QueueWriter } from '../queue/index.js';
+import { onTableChange } from '../tables/index.js';
 import type { AnvilVerdict, ConnectionCounter } from '../smtpd/index.js';
 import { configPath, openMaillog } from './paths.js';
 import { faultHook, startQueueSide } from './queueside.js';
@@ -171,6 +172,13 @@ async function runSmtpd(configDir: string, slot: number): Promise<void> {
     },
     () => void side.smtpd.close(),
   );
+  // A table file changed: the new one is opened by a fresh worker, which starts with the
+  // privileges to read it (Postfix: "table ... has changed -- restarting"). This one retires.
+  onTableChange((path) => {
+    if (!process.env[WORKER_ENV.owner]) return;
+    maillog.logger('smtpd').info(`table ${path} has changed -- restarting`);
+    send({ t: 'replace' });
+  });
   // Still in the tick that finished listening: no connection has been served yet.
   dropPrivileges();
   send({ t: 'ready', addresses: side.smtpd.addresses() });

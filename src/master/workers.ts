@@ -17,6 +17,7 @@ import { constants as osConstants } from 'node:os';
 import type { Config, LoadedConfig } from '../config/index.js';
 import { maillog } from '../log/index.js';
 import { Anvil } from '../smtpd/index.js';
+import { validateAll } from '../check/index.js';
 import type { App } from './master.js';
 import type { Owner } from './owner.js';
 import { WORKER_ENV, type QmgrMessage, type SmtpdMessage, type ToQmgr, type ToSmtpd } from './ipc.js';
@@ -32,6 +33,10 @@ type Proc = ChildProcess | Worker['process'];
 
 interface SmtpdWorker {
   worker: Worker;
+  /** This worker runs backstop_verify_sync_map's probes (its replacement will too). */
+  verifySync: boolean;
+  /** A replacement is being checked or started. */
+  replacing?: boolean;
   /** Connections this worker holds in the master's anvil, per client (released if it dies). */
   clients: Map<string, number>;
   slot: number;
@@ -159,7 +164,7 @@ export class Workers implements App {
   private startSmtpd(generation: number, verifySync: boolean, first: boolean): Promise<{ w: SmtpdWorker; addresses: Array<{ host: string; port: number }> }> {
     const slot = ++this.slotSeq;
     const worker = cluster.fork(this.env('smtpd', { [WORKER_ENV.slot]: String(slot), ...(verifySync ? { [WORKER_ENV.verifySync]: '1' } : {}) }));
-    const w: SmtpdWorker = { worker, clients: new Map(), slot, generation, ready: false, stopping: false };
+    const w: SmtpdWorker = { worker, verifySync, clients: new Map(), slot, generation, ready: false, stopping: false };
     this.smtpd.add(w);
     let failure: string | undefined;
     return new Promise((resolve, reject) => {
@@ -206,6 +211,9 @@ export class Workers implements App {
       case 'watch':
         this.toQmgr({ t: 'watch', address: m.address });
         break;
+      case 'replace':
+        void this.replace(w);
+        break;
       case 'anvil-connect': {
         const verdict = this.anvil.connect(m.ip, m.limits);
         w.clients.set(m.ip, (w.clients.get(m.ip) ?? 0) + 1);
@@ -220,6 +228,30 @@ export class Workers implements App {
         this.anvil.disconnect(m.ip);
         break;
       }
+    }
+  }
+
+  /**
+   * A worker's table changed: a fresh worker in its place (it opens, as root, what the old one no
+   * longer may), then the old one retires. Only when every table opens now: a damaged file keeps
+   * the running worker (its lookups defer) until the file is good again and changes once more.
+   */
+  private async replace(w: SmtpdWorker): Promise<void> {
+    if (w.stopping || this.stopping || w.replacing) return;
+    w.replacing = true;
+    try {
+      const problems = (await validateAll(this.loaded)).filter((d) => d.severity === 'error');
+      if (problems.length) {
+        this.log.warning(`smtpd pid ${w.worker.process.pid} keeps its tables: ${problems.map((d) => d.message).join('; ')}`);
+        return;
+      }
+      await this.startSmtpd(w.generation, w.verifySync, false);
+      w.stopping = true;
+      this.toSmtpd(w, { t: 'retire' });
+    } catch (err) {
+      this.log.error(`smtpd: replacement failed: ${(err as Error).message}`);
+    } finally {
+      w.replacing = false;
     }
   }
 

@@ -5,6 +5,7 @@ export { openTable, parseTableRef, isKnownTableType, TABLE_TYPES, COMPILED_TABLE
 export { TableList, type MapsHit } from './maps.js';
 export { LmdbDict, compileSource, COMPILED_SUFFIX, MAX_KEY_BYTES, lmdbFormat, checkDatabaseFile, acquireDatabase, withNul, fromStored, type DatabaseHandle, type LmdbDictOptions, type CompileResult } from './lmdb.js';
 export { resolveTablePath, openCompiledDict } from './openers.js';
+export { onTableChange } from './reload.js';
 export { inspectFile, classifyBytes, describe, TableFileError, type FileInfo, type LmdbFormat } from './fileinfo.js';
 export { CidrMatcher, parseAddr } from './cidr.js';
 export { RegexpMatcher, type RegexpDialect } from './regexp.js';

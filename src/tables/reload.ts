@@ -1,6 +1,8 @@
 // Change detection for file-backed tables. Postfix daemons exit when a table file changes and the
-// master restarts them; we instead re-stat the file at most once per interval on lookup and rebuild
-// the table in place. Trusts the file system's mtime/size/inode to change when the file does.
+// master restarts them; we re-stat the file at most once per interval on lookup and rebuild the
+// table in place — and tell a process-wide listener (onTableChange), so that an smtpd worker that
+// no longer has the privileges to open the new file can ask its master for a fresh successor, as
+// Postfix's daemons do. Trusts the file system's mtime/size/inode to change when the file does.
 
 import { statSync } from 'node:fs';
 
@@ -18,6 +20,13 @@ export function stampOf(path: string): FileStamp | undefined {
   } catch {
     return undefined;
   }
+}
+
+let changeListener: ((path: string) => void) | undefined;
+
+/** Be told when any table file of this process changed (once per change). */
+export function onTableChange(listener: ((path: string) => void) | undefined): void {
+  changeListener = listener;
 }
 
 export function sameStamp(a: FileStamp | undefined, b: FileStamp | undefined): boolean {
@@ -60,6 +69,7 @@ export class Reloading<T> {
     this.nextCheck = Date.now() + this.intervalMs;
     const st = stampOf(this.path);
     if (this.same(st, this.stamp) && !this.failure) return;
+    if (!this.same(st, this.stamp)) changeListener?.(this.path);
     try {
       const next = this.build(this.path);
       const old = this.value;

@@ -10,7 +10,8 @@ import { checkCommand } from '../../../src/cli/check.js';
 async function check(mainCf: string): Promise<{ code: number; out: string }> {
   const dir = mkdtempSync(join(tmpdir(), 'backstop-'));
   try {
-    writeFileSync(join(dir, 'main.cf'), mainCf);
+    // The configuration's folders stay in the test's own directory (never /var/lib/backstop).
+    writeFileSync(join(dir, 'main.cf'), `${mainCf}${mainCf.endsWith('\n') ? '' : '\n'}queue_directory = ${dir}/spool\ndata_directory = ${dir}/data\n`);
     let out = '';
     const code = await checkCommand(['-c', dir], { stdout: (s) => { out += s; }, stderr: (s) => { out += s; }, configDir: dir });
     return { code, out: out.split(dir).join('DIR') };

@@ -160,12 +160,15 @@ export function checkConfig(loaded: LoadedConfig): Diagnostic[] {
       }
     }
   }
-  // The verify cache's file: LMDB must never map a file it would crash on.
+  // The verify cache's file: LMDB must never map a file it would crash on. A warning, not an
+  // error: the file is state, not configuration — `backstop start` itself refuses it ("cannot
+  // start: open database …", before binding anything), and a SIGHUP reload keeps the cache it has
+  // open, so a bad file on disk must not refuse an otherwise good configuration.
   try {
     checkVerifyStoreFile(config.str('address_verify_map'), { baseDir: config.dir });
   } catch (err) {
     const o = config.origin('address_verify_map') ?? { file: loaded.mainCfPath, line: 0 };
-    out.push({ severity: 'error', ...o, message: `parameter address_verify_map: ${(err as Error).message}` });
+    out.push({ severity: 'warning', ...o, message: `parameter address_verify_map: ${(err as Error).message} (backstop start refuses to start with this file)` });
   }
   if (!out.some((d) => d.severity === 'error')) {
     // A full engine load: match lists, tables, policy clients (no connection is made).

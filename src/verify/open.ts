@@ -33,7 +33,8 @@ export async function openVerifyStore(ref: string, opts: OpenStoreOptions = {}):
 
 /**
  * `backstop check`: the verify cache's LMDB file, looked at without opening it (a missing or
- * empty file is fine: the server creates it). Throws what LmdbStore.open would throw.
+ * empty file is fine: the server creates it). Throws what LmdbStore.open would throw (without
+ * its "open database " prefix).
  */
 export function checkVerifyStoreFile(ref: string, opts: OpenStoreOptions = {}): void {
   const spec = ref.trim();

@@ -72,7 +72,12 @@ export class LmdbStore implements VerifyStore {
       throw new Error(`open database ${path}: ${(err as Error).message}`);
     }
     // A missing or empty file is created; anything else must be a database LMDB can map safely.
-    checkDatabaseFile(path, true, LMDB_CACHE_FIX);
+    try {
+      checkDatabaseFile(path, true, LMDB_CACHE_FIX);
+    } catch (err) {
+      const msg = (err as Error).message;
+      throw new Error(msg.startsWith('open database ') ? msg : `open database ${msg}`);
+    }
     // Shared with any table or postmap on the same file in this process (see acquireDatabase).
     return new LmdbStore(name, path, acquireDatabase(path));
   }

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { runCli, repoRoot } from '../helpers/cli.js';
-import { freePort } from '../helpers/smtp-talk.js';
+import { freePort } from '../helpers/net.js';
 import { lmdbFormat } from '../../src/tables/index.js';
 
 const fixtures = join(repoRoot, 'test', 'tables', 'fixtures');

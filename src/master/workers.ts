@@ -151,17 +151,27 @@ export class Workers implements App {
 
   // ---------------------------------------------------------------- the smtpd workers
 
+  /**
+   * A generation of smtpd workers. It has started when one of them has: a worker that failed
+   * beside it is started again (throttled), as Postfix's master does; when none could start
+   * (a broken configuration or verify cache), the reason of the first is the error.
+   */
   private async startGeneration(first: boolean): Promise<SmtpdWorker[]> {
     const generation = ++this.generation;
-    const started = await Promise.all(Array.from({ length: this.count }, (_, i) => this.startSmtpd(generation, i === 0, first)));
+    const results = await Promise.allSettled(Array.from({ length: this.count }, (_, i) => this.startSmtpd(generation, i === 0, true)));
+    const started = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+    if (started.length === 0) throw (results[0] as PromiseRejectedResult).reason;
+    results.forEach((r, i) => {
+      if (r.status === 'rejected') this.restart('smtpd', false, () => this.startSmtpd(generation, i === 0, false).then(() => undefined));
+    });
     if (first) {
-      const addresses = started[0]?.addresses ?? [];
-      for (const a of addresses) this.log.info(`smtpd listening on ${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}`);
+      for (const a of started[0].addresses) this.log.info(`smtpd listening on ${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}`);
     }
     return started.map((s) => s.w);
   }
 
-  private startSmtpd(generation: number, verifySync: boolean, first: boolean): Promise<{ w: SmtpdWorker; addresses: Array<{ host: string; port: number }> }> {
+  /** One smtpd worker; `settle`: reject when it dies before it is ready (else it is restarted). */
+  private startSmtpd(generation: number, verifySync: boolean, settle: boolean): Promise<{ w: SmtpdWorker; addresses: Array<{ host: string; port: number }> }> {
     const slot = ++this.slotSeq;
     const worker = cluster.fork(this.env('smtpd', { [WORKER_ENV.slot]: String(slot), ...(verifySync ? { [WORKER_ENV.verifySync]: '1' } : {}) }));
     const w: SmtpdWorker = { worker, verifySync, clients: new Map(), slot, generation, ready: false, stopping: false };
@@ -185,7 +195,7 @@ export class Workers implements App {
         for (const [ip, n] of w.clients) for (let i = 0; i < n; i++) this.anvil.disconnect(ip);
         if (this.stopping || w.stopping) return;
         this.log.warning(exitText('smtpd', worker.process.pid, code, signal));
-        if (first && !w.ready) return reject(new Error(failure ?? `an smtpd worker did not start (${signal ? `signal ${signal}` : `exit status ${code}`})`));
+        if (settle && !w.ready) return reject(new Error(failure ?? `an smtpd worker did not start (${signal ? `signal ${signal}` : `exit status ${code}`})`));
         // A worker of an older generation is not replaced: the new generation serves.
         if (generation !== this.generation) return;
         this.restart('smtpd', w.ready, () => this.startSmtpd(generation, verifySync, false).then(() => undefined));

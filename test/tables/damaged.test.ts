@@ -4,7 +4,7 @@
 // status — never 139 (SIGSEGV) or a signal.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync, readFileSync, copyFileSync, existsSync, mkdirSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync, readFileSync, copyFileSync, existsSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -16,6 +16,8 @@ const fixtures = join(repoRoot, 'test', 'tables', 'fixtures');
 let dir: string;
 before(() => {
   dir = mkdtempSync(join(tmpdir(), 'backstop-damaged-'));
+  // Like /etc/postfix: mail_owner must be able to pass through to a queue inside.
+  chmodSync(dir, 0o755);
 });
 after(() => rmSync(dir, { recursive: true, force: true }));
 

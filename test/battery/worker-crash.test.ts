@@ -4,28 +4,14 @@
 // master replaces a killed worker and the server keeps answering.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { readFileSync, rmSync } from 'node:fs';
+import { children, roleOf } from '../helpers/processes.js';
+import { rmSync } from 'node:fs';
 import { startDnsServer } from '../helpers/dnsserver.js';
 import { startSink, type Sink } from '../helpers/sink.js';
 import { freePort, sleep } from '../helpers/net.js';
 import { mainCf, makeConfigDir, sendOne, startBackstop, tokenOf, worldZone, type Backstop } from './harness.js';
 
-function children(pid: number): number[] {
-  try {
-    return execFileSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' }).trim().split('\n').filter(Boolean).map(Number);
-  } catch {
-    return [];
-  }
-}
 
-function roleOf(pid: number): string {
-  try {
-    return /BACKSTOP_WORKER_ROLE=(\w+)/.exec(readFileSync(`/proc/${pid}/environ`, 'latin1'))?.[1] ?? '';
-  } catch {
-    return '';
-  }
-}
 
 test('kill -9 of an smtpd worker, the queue manager and the whole tree under load: nothing that got 250 is lost', { timeout: 180_000 }, async (t) => {
   const dns = await startDnsServer(worldZone());

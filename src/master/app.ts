@@ -6,8 +6,8 @@
 // configuration; running sessions finish on the old one.
 
 import type { LoadedConfig } from '../config/index.js';
-import { maillog } from '../log/index.js';
 import { openVerifyStore } from '../verify/index.js';
+import { logListening } from './paths.js';
 import { startQueueSide } from './queueside.js';
 import { startSmtpdSide } from './smtpdside.js';
 import type { App } from './master.js';
@@ -37,7 +37,7 @@ export async function createApp(loaded: LoadedConfig): Promise<App> {
     await queueSide.stop().catch(() => undefined);
     throw err;
   }
-  for (const a of smtpdSide.smtpd.addresses()) maillog.logger('master').info(`smtpd listening on ${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}`);
+  logListening(smtpdSide.smtpd.addresses());
   const running = smtpdSide;
   return {
     async reload(next) {

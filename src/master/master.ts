@@ -160,13 +160,12 @@ export async function startMaster(configDir: string, opts: StartOptions): Promis
 
   const signal = await stopSignal;
   log.info(`terminating on signal ${signal}`);
-  const status = 0;
   process.off('SIGHUP', onHup);
   await reloading;
   await app.stop();
   rmSync(pf, { force: true });
   await maillog.close();
-  return status;
+  return 0;
 }
 
 /** Send a signal to the running master: `backstop reload` (SIGHUP) / `backstop stop` (SIGTERM). */

@@ -26,3 +26,8 @@ export function openMaillog(config: Config): void {
   maillog.syslogName = config.str('syslog_name') || 'backstop';
   maillog.open(maillogPath(config), { hostname: config.str('myhostname') });
 }
+
+/** The master's `smtpd listening on HOST:PORT` lines, once the listeners answer. */
+export function logListening(addresses: Array<{ host: string; port: number }>): void {
+  for (const a of addresses) maillog.logger('master').info(`smtpd listening on ${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}`);
+}

@@ -20,6 +20,7 @@ import { Anvil } from '../smtpd/index.js';
 import { validateAll } from '../check/index.js';
 import type { App } from './master.js';
 import type { Owner } from './owner.js';
+import { logListening } from './paths.js';
 import { WORKER_ENV, type QmgrMessage, type SmtpdMessage, type ToQmgr, type ToSmtpd } from './ipc.js';
 
 const here = fileURLToPath(import.meta.url);
@@ -165,7 +166,7 @@ export class Workers implements App {
       if (r.status === 'rejected') this.restart('smtpd', false, () => this.startSmtpd(generation, i === 0, false).then(() => undefined));
     });
     if (first) {
-      for (const a of started[0].addresses) this.log.info(`smtpd listening on ${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}`);
+      logListening(started[0].addresses);
     }
     return started.map((s) => s.w);
   }

@@ -17,7 +17,7 @@
 
 import { maillog, type Logger } from '../log/index.js';
 import { domainOf } from '../mail/index.js';
-import type { Verifier, VerifyResult } from './types.js';
+import type { VerifyResult } from './types.js';
 import type { VerifyStore } from './store.js';
 import { MemoryStore } from './store.js';
 import { DEFAULT_VERIFY_PARAMS, type VerifyParams } from './params.js';

@@ -233,6 +233,9 @@ export async function startLab(o: LabOptions): Promise<Lab> {
       try {
         const bs = await startBackstop({
           meter: true,
+          // BENCH_NODE_OPTIONS="--cpu-prof --cpu-prof-dir=/tmp/prof": every Backstop process
+          // (workers inherit the master's execArgv) writes a CPU profile when it exits.
+          nodeOptions: process.env.BENCH_NODE_OPTIONS?.split(/\s+/).filter(Boolean),
           services: [`127.0.0.1:${BACKSTOP_PORT} inet n - n - - smtpd`],
           main: { ...sharedParams({ ...o.params, ...o.backstopParams }), backstop_dns_servers: dns.servers },
         });

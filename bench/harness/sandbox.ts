@@ -55,6 +55,9 @@ export function dnsmasqArgs(zone: SandboxZone, address: string, dir: string, log
     '--keep-in-foreground', '--conf-file=/dev/null', '--no-resolv', '--no-hosts', '--no-poll',
     `--listen-address=${address}`, '--bind-interfaces', '--port=53', '--user=root', '--group=root',
     `--pid-file=${join(dir, 'dnsmasq.pid')}`, '--domain-needed', '--bogus-priv', '--cache-size=1000',
+    // dnsmasq answers its own records with TTL 0 unless told; real zones give minutes. Postfix has
+    // no DNS cache of its own (it asks every time either way); Backstop's resolver caches by TTL.
+    '--local-ttl=300',
   ];
   if (logQueries) args.push(`--log-facility=${join(dir, 'dnsmasq.log')}`, '--log-queries');
   else args.push(`--log-facility=${join(dir, 'dnsmasq.log')}`);

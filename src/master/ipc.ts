@@ -17,6 +17,7 @@ export type SmtpdMessage =
   | { t: 'accepted'; entry: QueueEntry }
   | { t: 'flush'; req: number; domain: string }
   | { t: 'watch'; address: string }
+  /** req 0: no limit applies, the worker does not wait for an answer. */
   | { t: 'anvil-connect'; req: number; ip: string; limits: ConnectionLimits }
   | { t: 'replace' }
   | { t: 'anvil-disconnect'; ip: string };

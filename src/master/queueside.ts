@@ -27,9 +27,9 @@ export interface QueueSide {
 export function faultHook(): ((write: WriteFn) => WriteFn) | undefined {
   const flag = process.env.BACKSTOP_FAULT_ENOSPC_FILE;
   if (!flag) return undefined;
-  return (write) => async (fh, buffers, position) => {
+  return (write) => (fd, buffers, position) => {
     if (existsSync(flag)) throw Object.assign(new Error('ENOSPC: no space left on device, write (BACKSTOP_FAULT_ENOSPC_FILE)'), { code: 'ENOSPC' });
-    return write(fh, buffers, position);
+    write(fd, buffers, position);
   };
 }
 

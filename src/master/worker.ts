@@ -139,13 +139,19 @@ async function runSmtpd(configDir: string, slot: number): Promise<void> {
   // The master's anvil counts this client's connections in every worker. When it does not
   // answer in time the connection is let through, as smtpd does when anvil is unavailable.
   const anvil: ConnectionCounter = {
-    connect: (ip, limits) =>
-      new Promise<AnvilVerdict>((resolve) => {
+    connect: (ip, limits) => {
+      // No limit to enforce: the master only counts; the session need not wait for its answer.
+      if (limits.count <= 0 && limits.rate <= 0) {
+        send({ t: 'anvil-connect', req: 0, ip, limits });
+        return Promise.resolve({ ok: true, count: 0, rate: 0 });
+      }
+      return new Promise<AnvilVerdict>((resolve) => {
         const id = ++req;
         const timer = setTimeout(() => anvilAnswers.delete(id) && resolve({ ok: true, count: 0, rate: 0 }), ANVIL_ANSWER_MS);
         anvilAnswers.set(id, (v) => (clearTimeout(timer), resolve(v)));
         send({ t: 'anvil-connect', req: id, ip, limits });
-      }),
+      });
+    },
     disconnect: (ip) => send({ t: 'anvil-disconnect', ip }),
   };
   const side = await startSmtpdSide(loaded, {

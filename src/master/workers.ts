@@ -228,7 +228,8 @@ export class Workers implements App {
       case 'anvil-connect': {
         const verdict = this.anvil.connect(m.ip, m.limits);
         w.clients.set(m.ip, (w.clients.get(m.ip) ?? 0) + 1);
-        this.toSmtpd(w, { t: 'anvil', req: m.req, verdict });
+        // req 0: a count without limits, nobody waits for the verdict.
+        if (m.req !== 0) this.toSmtpd(w, { t: 'anvil', req: m.req, verdict });
         break;
       }
       case 'anvil-disconnect': {

@@ -5,12 +5,13 @@
 // Trusts the Queue to serialize operations on one message (one writer per file) and to pass an
 // entry that is in its index; trusts nothing it reads back from disk (readQueueHeadSync checks).
 
-import { open, rename, unlink, copyFile, truncate } from 'node:fs/promises';
+import { openSync, closeSync, renameSync } from 'node:fs';
+import { unlink, copyFile, truncate } from 'node:fs/promises';
 import { join } from 'node:path';
 import { encodeUpdate, type QueueName, type RecipientStatus, type StateUpdate } from './file.js';
 import { readQueueHeadSync } from './read.js';
 import { STATUS_CHAR, QueueError, type QueueEntry } from './entry.js';
-import type { WriteFn } from './disk.js';
+import { fsyncFd, type WriteFn } from './disk.js';
 
 /** Result of one delivery attempt for some recipients. */
 export type RecipientResult =
@@ -43,15 +44,20 @@ export function recipientUpdate(e: QueueEntry, idx: number[], s: RecipientStatus
   return u;
 }
 
-/** Append `u` to the file, fsync it, then apply it to the entry (compacting when the journal is long). */
-export async function appendUpdate(store: JournalStore, e: QueueEntry, u: StateUpdate): Promise<void> {
+/**
+ * Append `u` to the file, fsync it, then apply it to the entry (compacting when the journal is
+ * long). `sync: false` leaves the fsync to the next update of the same file — only for updates
+ * whose loss changes nothing but a reason text (a recipient that stays pending: the deferral that
+ * follows in the same pass fsyncs the file, this record included).
+ */
+export async function appendUpdate(store: JournalStore, e: QueueEntry, u: StateUpdate, opts: { sync?: boolean } = {}): Promise<void> {
   const rec = encodeUpdate(u);
-  const fh = await open(store.path(e.queue, e.id), 'r+');
+  const fd = openSync(store.path(e.queue, e.id), 'r+');
   try {
-    await store.write(fh, [rec], e.fileSize);
-    await fh.sync();
+    store.write(fd, [rec], e.fileSize);
+    if (opts.sync !== false) await fsyncFd(fd);
   } finally {
-    await fh.close();
+    closeSync(fd);
   }
   e.fileSize += rec.length;
   if (u.r) {
@@ -73,14 +79,14 @@ async function compact(store: JournalStore, e: QueueEntry): Promise<void> {
   try {
     await copyFile(path, tmp);
     await truncate(tmp, h.journalOffset);
-    const fh = await open(tmp, 'r+');
+    const fd = openSync(tmp, 'r+');
     try {
-      await store.write(fh, [snap], h.journalOffset);
-      await fh.sync();
+      store.write(fd, [snap], h.journalOffset);
+      await fsyncFd(fd);
     } finally {
-      await fh.close();
+      closeSync(fd);
     }
-    await rename(tmp, path);
+    renameSync(tmp, path);
     await store.syncDir(e.queue);
   } catch (err) {
     await unlink(tmp).catch(() => undefined);

@@ -8,7 +8,7 @@
 
 import { EventEmitter } from 'node:events';
 import { mkdirSync } from 'node:fs';
-import { rename, unlink } from 'node:fs/promises';
+import { renameSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { reply, SmtpError, type Envelope } from '../mail/index.js';
@@ -231,7 +231,10 @@ export class Queue extends EventEmitter<QueueEvents> {
   private markRecipients(id: string, idx: number[], s: RecipientStatus, result: RecipientResult): Promise<void> {
     return this.serial(id, async () => {
       const e = this.entry(id);
-      await this.appendUpdate(e, recipientUpdate(e, idx, s, result));
+      // A recipient left pending loses nothing if this record is lost in a crash; the defer()
+      // that ends the pass fsyncs the file with it. Delivered and bounced results are fsync'd
+      // now: losing them would deliver or bounce twice.
+      await this.appendUpdate(e, recipientUpdate(e, idx, s, result), { sync: s !== 'pending' });
     });
   }
 
@@ -258,8 +261,8 @@ export class Queue extends EventEmitter<QueueEvents> {
     return this.updateRetry(id, { delayWarningSent: true });
   }
 
-  private async appendUpdate(e: QueueEntry, u: StateUpdate): Promise<void> {
-    await appendUpdate(this.store, e, u);
+  private async appendUpdate(e: QueueEntry, u: StateUpdate, opts: { sync?: boolean } = {}): Promise<void> {
+    await appendUpdate(this.store, e, u, opts);
     this.emit('updated', e.id, e);
   }
 
@@ -273,7 +276,7 @@ export class Queue extends EventEmitter<QueueEvents> {
   private async moveUnlocked(e: QueueEntry, to: QueueName): Promise<void> {
     const from = e.queue;
     if (from === to) return;
-    await rename(this.path(from, e.id), this.path(to, e.id));
+    renameSync(this.path(from, e.id), this.path(to, e.id));
     // A move between the two scheduling queues (active ↔ deferred) needs no directory fsync, as in
     // Postfix's qmgr: the message's state (recipients, retry time) lives in the file, fsync'd by
     // appendUpdate; a rename is one atomic journal transaction, so after a crash the name is in
@@ -318,7 +321,7 @@ export class Queue extends EventEmitter<QueueEvents> {
   remove(id: string, service = 'qmgr'): Promise<void> {
     return this.serial(id, async () => {
       const e = this.entry(id);
-      await unlink(this.path(e.queue, id));
+      unlinkSync(this.path(e.queue, id));
       await this.syncDir(e.queue);
       this.index.delete(id);
       logRemoved(service === 'qmgr' ? this.log.qmgr : this.maillog.logger(service), id);

@@ -7,12 +7,12 @@
 // Trusts its callers for envelope contents (smtpd checked them) and for CRLF-normalized,
 // dot-unstuffed content; trusts the Queue to hand it a reserved, unused id.
 
-import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { openSync, closeSync, renameSync, unlinkSync } from 'node:fs';
 import { crc32 } from 'node:zlib';
 import { reply, SmtpError, type Envelope } from '../mail/index.js';
 import { encodeHead, encodeSizeData, findMessageId, defaultRetry, type QueueName } from './file.js';
 import { REC, CONTENT_CHUNK, encodeRecord, writeHeader, varintSize } from './records.js';
-import type { WriteFn } from './disk.js';
+import { fsyncFd, closeQuietly, type WriteFn } from './disk.js';
 import type { QueueEntry } from './entry.js';
 
 /** One message on its way into the queue (maddy's delivery: body, then commit or abort). */
@@ -89,7 +89,7 @@ type State = 'open' | 'failed' | 'committed' | 'aborted';
 
 export class FileTransaction implements QueueTransaction {
   private readonly tmp: string;
-  private fh: FileHandle | null = null;
+  private fd: number | null = null;
   private state: State = 'open';
   private failure: SmtpError | null = null;
   /** write() and commit() run one at a time, in call order. */
@@ -160,7 +160,7 @@ export class FileTransaction implements QueueTransaction {
   private async writeNow(content: AsyncIterable<Buffer | string> | Iterable<Buffer | string>): Promise<void> {
     this.usable();
     try {
-      if (!this.fh) this.fh = await open(this.tmp, 'wx', 0o600);
+      this.fd ??= openSync(this.tmp, 'wx', 0o600);
     } catch (err) {
       throw await this.fail(err);
     }
@@ -172,7 +172,7 @@ export class FileTransaction implements QueueTransaction {
         if (failure) continue;
         try {
           if (this.state === 'aborted') throw new Error('transaction aborted');
-          await this.append(typeof raw === 'string' ? Buffer.from(raw, 'utf8') : raw);
+          this.append(typeof raw === 'string' ? Buffer.from(raw, 'utf8') : raw);
         } catch (err) {
           failure = err;
         }
@@ -183,7 +183,7 @@ export class FileTransaction implements QueueTransaction {
     if (failure) throw await this.fail(failure);
   }
 
-  private async append(chunk: Buffer): Promise<void> {
+  private append(chunk: Buffer): void {
     if (chunk.length === 0) return;
     this.size += chunk.length;
     const limit = this.store.sizeLimit;
@@ -198,7 +198,7 @@ export class FileTransaction implements QueueTransaction {
       this.crc = crc32(piece, crc32(rh, this.crc));
       this.push(rh, piece);
     }
-    if (this.pendingBytes >= FLUSH_BYTES) await this.flush();
+    if (this.pendingBytes >= FLUSH_BYTES) this.flush();
   }
 
   private scanHeader(chunk: Buffer): void {
@@ -219,8 +219,8 @@ export class FileTransaction implements QueueTransaction {
     }
   }
 
-  private async flush(): Promise<void> {
-    await this.store.write(this.fh!, this.pending, this.position);
+  private flush(): void {
+    this.store.write(this.fd!, this.pending, this.position);
     this.position += this.pendingBytes;
     this.pending = [];
     this.pendingBytes = 0;
@@ -232,17 +232,18 @@ export class FileTransaction implements QueueTransaction {
     const dest = this.store.path(target, this.id);
     let renamed = false;
     try {
-      if (!this.fh) this.fh = await open(this.tmp, 'wx', 0o600);
-      await this.finishFile();
-      await this.fh.sync();
-      await this.fh.close();
-      this.fh = null;
-      await rename(this.tmp, dest);
+      this.fd ??= openSync(this.tmp, 'wx', 0o600);
+      this.finishFile();
+      await fsyncFd(this.fd);
+      const fd = this.fd;
+      this.fd = null;
+      closeSync(fd);
+      renameSync(this.tmp, dest);
       renamed = true;
       await this.store.syncDir(target);
     } catch (err) {
       const e = await this.fail(err);
-      if (renamed) await unlink(dest).catch(() => undefined);
+      if (renamed) unlinkQuietly(dest);
       throw e;
     }
     this.state = 'committed';
@@ -263,7 +264,7 @@ export class FileTransaction implements QueueTransaction {
   }
 
   /** XTRA and END (with the checksum) after the content, then the real sizes into the SIZE record. */
-  private async finishFile(): Promise<void> {
+  private finishFile(): void {
     if (this.headerScan) this.messageId = findMessageId(Buffer.concat(this.headerScan));
     this.headerScan = null;
     const xtra = encodeRecord(REC.XTRA, '');
@@ -274,10 +275,10 @@ export class FileTransaction implements QueueTransaction {
     const sizeData = encodeSizeData(this.size, this.head.length, endOffset, this.env.recipients.length);
     if (!this.headWritten) {
       sizeData.copy(this.head, this.sizeDataOffset);
-      await this.flush();
+      this.flush();
     } else {
-      await this.flush();
-      await this.store.write(this.fh!, [sizeData], this.sizeDataOffset);
+      this.flush();
+      this.store.write(this.fd!, [sizeData], this.sizeDataOffset);
     }
   }
 
@@ -292,9 +293,16 @@ export class FileTransaction implements QueueTransaction {
   }
 
   private async discardFile(): Promise<void> {
-    const fh = this.fh;
-    this.fh = null;
-    if (fh) await fh.close().catch(() => undefined);
-    await unlink(this.tmp).catch(() => undefined);
+    closeQuietly(this.fd);
+    this.fd = null;
+    unlinkQuietly(this.tmp);
+  }
+}
+
+function unlinkQuietly(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch {
+    /* not there (never created, or already gone) */
   }
 }

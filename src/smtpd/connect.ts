@@ -33,6 +33,12 @@ export async function connectStage(c: BackstopConnection): Promise<boolean | 'cl
   c.bareLfExempt = await clientListed(ctx.networks.bareNewlineExclusions, st.clientName, ip, log);
   if (c._closing || c._closed) return 'closed';
   slog.logConnect(log, st.client);
+  // As smtpd.c: a client in smtpd_client_event_limit_exceptions never reaches anvil at all.
+  if (exempt) {
+    const v = await check(c, 'connect');
+    if (v.action === 'reject') st.connectVerdict = v;
+    return true;
+  }
   const a = await ctx.anvil.connect(ip, {
     count: s.connectionCountLimit,
     rate: s.connectionRateLimit,

@@ -104,17 +104,17 @@ test('concurrent accepts share directory fsyncs (group commit) and are all disti
 
 function failingWrite(code: string, afterBytes: number): (w: WriteFn) => WriteFn {
   let written = 0;
-  return (write) => async (fh, bufs, pos) => {
+  return (write) => (fd, bufs, pos) => {
     const total = bufs.reduce((a, b) => a + b.length, 0);
     if (written + total > afterBytes) {
       // Write what fits (a partial file), then fail like the kernel would.
       const fit = Math.max(0, afterBytes - written);
-      if (fit > 0) await write(fh, [Buffer.concat(bufs).subarray(0, fit)], pos);
+      if (fit > 0) write(fd, [Buffer.concat(bufs).subarray(0, fit)], pos);
       written += fit;
       throw Object.assign(new Error(`${code}: injected`), { code });
     }
     written += total;
-    await write(fh, bufs, pos);
+    write(fd, bufs, pos);
   };
 }
 

@@ -20,7 +20,8 @@ import { Anvil } from '../smtpd/index.js';
 import { validateAll } from '../check/index.js';
 import type { App } from './master.js';
 import type { Owner } from './owner.js';
-import { logListening } from './paths.js';
+import { configPath, logListening } from './paths.js';
+import { removeWriterFiles } from '../queue/index.js';
 import { WORKER_ENV, type QmgrMessage, type SmtpdMessage, type ToQmgr, type ToSmtpd } from './ipc.js';
 
 const here = fileURLToPath(import.meta.url);
@@ -194,6 +195,8 @@ export class Workers implements App {
         for (const [id, route] of this.flushRoutes) if (route.w === w) this.flushRoutes.delete(id);
         // Its sessions are gone with it: so are their places in anvil's counts.
         for (const [ip, n] of w.clients) for (let i = 0; i < n; i++) this.anvil.disconnect(ip);
+        const pid = worker.process.pid;
+        if (pid && (code !== 0 || signal)) removeWriterFiles(configPath(this.config, 'queue_directory'), pid, this.log);
         if (this.stopping || w.stopping) return;
         this.log.warning(exitText('smtpd', worker.process.pid, code, signal));
         if (settle && !w.ready) return reject(new Error(failure ?? `an smtpd worker did not start (${signal ? `signal ${signal}` : `exit status ${code}`})`));

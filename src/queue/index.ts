@@ -11,7 +11,7 @@ export { readQueueHeadSync } from './read.js';
 export type { WriteFn } from './disk.js';
 export { QueueError, type QueueEntry, type QueueEvents } from './entry.js';
 export type { RecipientResult } from './journal.js';
-export type { RecoveryReport } from './recovery.js';
+export { removeWriterFiles, type RecoveryReport } from './recovery.js';
 export type { QueueTransaction, BeginOptions, CommitOptions } from './writer.js';
 export { enqueue } from './enqueue.js';
 export * from './queue.js';

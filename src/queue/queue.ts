@@ -8,7 +8,7 @@
 
 import { EventEmitter } from 'node:events';
 import { mkdirSync } from 'node:fs';
-import { renameSync, unlinkSync } from 'node:fs';
+import { rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { reply, SmtpError, type Envelope } from '../mail/index.js';
@@ -16,6 +16,7 @@ import { maillog as defaultMaillog, type Maillog, type Logger } from '../log/ind
 import { QUEUE_NAMES, type QueueName, type RecipientStatus, type RetryState, type StateUpdate, type QueueFileHead } from './file.js';
 import { readQueueHeadSync, readContent } from './read.js';
 import { DirSyncer } from './dirsync.js';
+import { TmpFiles } from './tmpfiles.js';
 import { QueueIds } from './id.js';
 import { acquireQueueLock, type QueueLock } from './lock.js';
 import { writeAll, type WriteFn } from './disk.js';
@@ -41,6 +42,8 @@ export interface QueueOptions {
   lock?: boolean;
   /** How long to wait for the lock. Default 10 s. */
   lockWaitMs?: number;
+  /** Empty files kept ready in incoming/ for new messages (tmpfiles.ts); default 0. */
+  spareFiles?: number;
 }
 
 /** The queues the scheduler moves mail between (see moveUnlocked). */
@@ -52,13 +55,13 @@ export class Queue extends EventEmitter<QueueEvents> {
   private readonly index = new Map<string, QueueEntry>();
   private readonly ids = new QueueIds((id) => this.index.has(id));
   private readonly syncers = new Map<QueueName, DirSyncer>();
+  private readonly tmpFiles: TmpFiles;
   private readonly chains = new Map<string, Promise<unknown>>();
   /** What the writer and the journal see of this queue. */
   private readonly store: WriterStore & JournalStore;
   private readonly log: { smtpd: Logger; cleanup: Logger; qmgr: Logger };
   private readonly maillog: Maillog;
   private lock: QueueLock | null = null;
-  private tmpCounter = 0;
   private closed = false;
 
   private constructor(opts: QueueOptions) {
@@ -67,6 +70,7 @@ export class Queue extends EventEmitter<QueueEvents> {
     this.maillog = opts.maillog ?? defaultMaillog;
     this.log = { smtpd: this.maillog.logger('smtpd'), cleanup: this.maillog.logger('cleanup'), qmgr: this.maillog.logger('qmgr') };
     for (const q of QUEUE_NAMES) this.syncers.set(q, new DirSyncer(join(this.dir, q)));
+    this.tmpFiles = new TmpFiles(join(this.dir, 'incoming'), opts.spareFiles ?? 0);
     this.store = {
       dir: this.dir,
       write: opts.wrapWrite ? opts.wrapWrite(writeAll) : writeAll,
@@ -74,7 +78,7 @@ export class Queue extends EventEmitter<QueueEvents> {
       compactThreshold: opts.compactThreshold ?? 65536,
       path: (queue, id) => this.path(queue, id),
       syncDir: (queue) => this.syncDir(queue),
-      tmpPath: () => join(this.dir, 'incoming', `t${process.pid}.${++this.tmpCounter}`),
+      tmpFile: () => this.tmpFiles.take(),
       committed: (entry, env, messageId, client) => this.committed(entry, env, messageId, client),
       release: (id) => this.ids.release(id),
     };
@@ -98,6 +102,7 @@ export class Queue extends EventEmitter<QueueEvents> {
     if (this.closed) return;
     this.closed = true;
     await Promise.allSettled([...this.chains.values()]);
+    this.tmpFiles.close();
     for (const s of this.syncers.values()) await s.close();
     await this.lock?.release();
   }
@@ -276,7 +281,9 @@ export class Queue extends EventEmitter<QueueEvents> {
   private async moveUnlocked(e: QueueEntry, to: QueueName): Promise<void> {
     const from = e.queue;
     if (from === to) return;
-    renameSync(this.path(from, e.id), this.path(to, e.id));
+    // In the thread pool (unlike the writer's page-cache calls): a rename or unlink waits for the
+    // file system's journal when fsyncs are committing it, which would stall every delivery.
+    await rename(this.path(from, e.id), this.path(to, e.id));
     // A move between the two scheduling queues (active ↔ deferred) needs no directory fsync, as in
     // Postfix's qmgr: the message's state (recipients, retry time) lives in the file, fsync'd by
     // appendUpdate; a rename is one atomic journal transaction, so after a crash the name is in
@@ -321,7 +328,7 @@ export class Queue extends EventEmitter<QueueEvents> {
   remove(id: string, service = 'qmgr'): Promise<void> {
     return this.serial(id, async () => {
       const e = this.entry(id);
-      unlinkSync(this.path(e.queue, id));
+      await unlink(this.path(e.queue, id));
       await this.syncDir(e.queue);
       this.index.delete(id);
       logRemoved(service === 'qmgr' ? this.log.qmgr : this.maillog.logger(service), id);

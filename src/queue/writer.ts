@@ -7,12 +7,13 @@
 // Trusts its callers for envelope contents (smtpd checked them) and for CRLF-normalized,
 // dot-unstuffed content; trusts the Queue to hand it a reserved, unused id.
 
-import { openSync, closeSync, renameSync, unlinkSync } from 'node:fs';
+import { closeSync, renameSync, unlinkSync } from 'node:fs';
 import { crc32 } from 'node:zlib';
 import { reply, SmtpError, type Envelope } from '../mail/index.js';
 import { encodeHead, encodeSizeData, findMessageId, defaultRetry, type QueueName } from './file.js';
 import { REC, CONTENT_CHUNK, encodeRecord, writeHeader, varintSize } from './records.js';
 import { fsyncFd, closeQuietly, type WriteFn } from './disk.js';
+import type { TmpFile } from './tmpfiles.js';
 import type { QueueEntry } from './entry.js';
 
 /** One message on its way into the queue (maddy's delivery: body, then commit or abort). */
@@ -61,8 +62,8 @@ export interface WriterStore {
   path(queue: QueueName, id: string): string;
   /** fsync a queue's directory (shared between concurrent callers). */
   syncDir(queue: QueueName): Promise<void>;
-  /** A fresh path for a temporary file in incoming/. */
-  tmpPath(): string;
+  /** A fresh, empty temporary file in incoming/, open for writing (tmpfiles.ts). */
+  tmpFile(): Promise<TmpFile>;
   /** The message is durable in its queue: index it, log it, announce it. */
   committed(entry: QueueEntry, env: Envelope, messageId: string | undefined, logClient: boolean): void;
   /** Give a reserved id back. */
@@ -88,7 +89,8 @@ function storageError(err: unknown): SmtpError {
 type State = 'open' | 'failed' | 'committed' | 'aborted';
 
 export class FileTransaction implements QueueTransaction {
-  private readonly tmp: string;
+  /** The temporary file, from the first write (or the commit of an empty message). */
+  private tmp: string | null = null;
   private fd: number | null = null;
   private state: State = 'open';
   private failure: SmtpError | null = null;
@@ -115,7 +117,6 @@ export class FileTransaction implements QueueTransaction {
     private readonly env: Envelope,
     private readonly logClient: boolean,
   ) {
-    this.tmp = store.tmpPath();
     const { head, sizeDataOffset, crcStart } = encodeHead(env);
     this.head = head;
     this.sizeDataOffset = sizeDataOffset;
@@ -160,7 +161,7 @@ export class FileTransaction implements QueueTransaction {
   private async writeNow(content: AsyncIterable<Buffer | string> | Iterable<Buffer | string>): Promise<void> {
     this.usable();
     try {
-      this.fd ??= openSync(this.tmp, 'wx', 0o600);
+      await this.openFile();
     } catch (err) {
       throw await this.fail(err);
     }
@@ -181,6 +182,14 @@ export class FileTransaction implements QueueTransaction {
       failure = err; // the stream itself failed: the client went away, or the caller destroyed it
     }
     if (failure) throw await this.fail(failure);
+  }
+
+  private async openFile(): Promise<void> {
+    if (this.fd !== null) return;
+    const f = await this.store.tmpFile();
+    this.tmp = f.path;
+    this.fd = f.fd;
+    // Aborted while the file was being made: the abort's clean-up runs after this and removes it.
   }
 
   private append(chunk: Buffer): void {
@@ -232,13 +241,13 @@ export class FileTransaction implements QueueTransaction {
     const dest = this.store.path(target, this.id);
     let renamed = false;
     try {
-      this.fd ??= openSync(this.tmp, 'wx', 0o600);
+      await this.openFile();
       this.finishFile();
-      await fsyncFd(this.fd);
-      const fd = this.fd;
+      const fd = this.fd!;
+      await fsyncFd(fd);
       this.fd = null;
       closeSync(fd);
-      renameSync(this.tmp, dest);
+      renameSync(this.tmp!, dest);
       renamed = true;
       await this.store.syncDir(target);
     } catch (err) {
@@ -295,7 +304,8 @@ export class FileTransaction implements QueueTransaction {
   private async discardFile(): Promise<void> {
     closeQuietly(this.fd);
     this.fd = null;
-    unlinkQuietly(this.tmp);
+    if (this.tmp) unlinkQuietly(this.tmp);
+    this.tmp = null;
   }
 }
 

@@ -268,7 +268,7 @@ size('bounce', 'bounce_size_limit', '50000');
 const B = 'backstop';
 list(B, 'backstop_dns_servers', '');
 time(B, 'backstop_dns_timeout', '10s', { min: 1 });
-time(B, 'backstop_destination_probe_interval', '10s', { min: 1 });
+time(B, 'backstop_destination_probe_interval', '1s', { min: 1 });
 bool(B, 'backstop_destination_watch', 'yes');
 bool(B, 'backstop_verify_reprobe_on_return', 'yes');
 str(B, 'backstop_verify_sync_map', '');

@@ -37,6 +37,8 @@ export class Destination {
   deadDsn = '';
   /** The last failure was at the site level (unreachable): the watch probes it. */
   unreachable = false;
+  /** When it became unreachable (ms; 0 while reachable): the watch slows down after hours. */
+  downSince = 0;
   lastReason = '';
   /** Deferred messages with pending recipients here. */
   readonly deferred = new Set<string>();
@@ -64,6 +66,7 @@ export class Destination {
   success(): void {
     this.failedCohorts = 0;
     this.unreachable = false;
+    this.downSince = 0;
     this.deadUntil = 0;
     this.window = Math.min(this.limits.concurrencyLimit, this.window + 1 / Math.floor(this.window));
   }
@@ -73,7 +76,7 @@ export class Destination {
    * destination just became dead (for `suspendMs`).
    */
   failure(now: number, reason: string, suspendMs: number): boolean {
-    this.unreachable = true;
+    this.markDown(now);
     this.lastReason = reason;
     const w = Math.floor(this.window);
     this.failedCohorts += 1 / w;
@@ -93,6 +96,12 @@ export class Destination {
    */
   stillDown(now: number, suspendMs: number): void {
     if (this.failedCohorts >= this.limits.failedCohortLimit) this.deadUntil = Math.max(this.deadUntil, now + suspendMs);
+  }
+
+  /** Unreachable from `now` on (unless it already was: the outage keeps its start). */
+  markDown(now: number): void {
+    if (!this.unreachable || !this.downSince) this.downSince = now;
+    this.unreachable = true;
   }
 
   /** Back to life (dead time over, the watch saw a greeting, or a flush): slow start again. */

@@ -10,4 +10,5 @@ export * from './qmgr.js';
 export * from './notices.js';
 export * from './control.js';
 export { domainListMatch } from './flush.js';
+export { watchDelay, firstToAnswer, WATCH_MAX_INTERVAL_MS } from './deferred.js';
 export type { DeliverFn, ProbeFn } from './core.js';

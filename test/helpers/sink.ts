@@ -50,6 +50,8 @@ export interface SinkOptions {
   dataReply?: (msg: SinkMessage) => SinkReply | undefined;
   /** Delay before the 220 greeting, in milliseconds. */
   delayMs?: number;
+  /** Scripted greeting for the nth connection (1-based): a reply (e.g. 421) instead of 220, then close. */
+  connectReply?: (n: number) => SinkReply | undefined;
   /** Offer STARTTLS with this key and certificate (PEM). Without it STARTTLS is not offered. */
   tls?: { key: string | Buffer; cert: string | Buffer };
   /** SIZE limit to announce and enforce (0: none). */
@@ -126,8 +128,10 @@ export async function startSink(opts: SinkOptions = {}): Promise<Sink> {
       state.connections++;
       state.concurrent++;
       state.peakConnections = Math.max(state.peakConnections, state.concurrent);
-      if (opts.delayMs) setTimeout(() => cb(), opts.delayMs);
-      else cb();
+      const refuse = opts.connectReply?.(state.connections);
+      const go = () => (refuse ? cb(Object.assign(new Error(refuse.text), { responseCode: refuse.code })) : cb());
+      if (opts.delayMs) setTimeout(go, opts.delayMs);
+      else go();
     },
     onClose() {
       state.concurrent--;

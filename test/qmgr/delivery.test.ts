@@ -238,6 +238,29 @@ test('concurrency never exceeds the destination limit; recipients are batched pe
   }
 });
 
+test('a returning primary that answers 421 to every second connection: the flush slows down and completes, nothing lost or bounced', async () => {
+  const h = await startHarness({ ...FAST, default_destination_concurrency_limit: 10, initial_destination_concurrency: 5 }, { primary: false });
+  try {
+    const N = 60;
+    const ids: string[] = [];
+    for (let i = 0; i < N; i++) ids.push(await h.submit('s@sender.test', [`r${i}@example.test`]));
+    await until(() => ids.every((id) => h.queue.get(id)?.queue === 'deferred'), 10_000, 'all deferred while the primary is down');
+    const primary = await h.startPrimary({ connectReply: (n) => (n % 2 === 0 ? { code: 421, text: '4.3.2 Service shutting down, try again' } : undefined) });
+    await primary.waitFor(N, 40_000);
+    await until(() => h.queue.size === 0, 10_000, 'empty queue');
+    const got = primary.messages.map((m) => m.to[0]);
+    assert.equal(new Set(got).size, N, 'every message arrived');
+    assert.equal(got.length, N, 'none twice');
+    assert.ok(primary.connections >= 2, 'the 421s were met');
+    assert.ok(primary.peakConnections <= 10, `peak ${primary.peakConnections} within the limit`);
+    assert.ok(h.lines.some((l) => /status=deferred \(host mx1\.example\.test\[127\.0\.0\.2\] refused to talk to me: 421 4\.3\.2/.test(l)), 'a 421 greeting defers, as Postfix logs it');
+    assert.equal(h.lines.filter((l) => /status=bounced|sender non-delivery notification/.test(l)).length, 0, 'nothing bounced');
+    assert.equal(h.senderSink.messages.length, 0, 'no notice to the sender');
+  } finally {
+    await h.close();
+  }
+});
+
 test('start-up: active mail is scheduled at once, deferred mail when due', async () => {
   const h = await startHarness({ ...FAST, backstop_destination_watch: false }, { start: false });
   try {

@@ -20,7 +20,7 @@ test('QMGR_DEFAULTS: Postfix defaults, read from the registry', () => {
     bounce_queue_lifetime: 5 * 86400,
     delay_warning_time: 0,
     qmgr_message_active_limit: 20000,
-    backstop_destination_probe_interval: 10,
+    backstop_destination_probe_interval: 1,
     backstop_destination_watch: true,
     fast_flush_domains: [],
   });

@@ -1,15 +1,18 @@
 // Helper process for bench/qmgr-drain.ts: the primary MX (an SMTP sink on 127.0.0.2:PORT) in its
 // own process, as a real primary would be, so that its CPU does not count against the queue
-// manager. Prints "listening" once bound, then "n COUNT" per 100 messages and "done COUNT DUPS PEAK".
+// manager. Prints "listening" once bound, then "done COUNT DUPS PEAK CPU_MS" (its own CPU time
+// from listening to the last message).
 import { startSink } from '../test/helpers/sink.js';
 
 const port = Number(process.argv[2]);
 const n = Number(process.argv[3]);
 const sink = await startSink({ host: '127.0.0.2', port });
 process.stdout.write('listening\n');
+const cpu0 = process.cpuUsage();
 await sink.waitFor(n, 600_000);
 const unique = new Set(sink.messages.map((m) => m.to[0])).size;
-process.stdout.write(`done ${sink.messages.length} ${sink.messages.length - unique} ${sink.peakConnections}\n`);
+const cpu = process.cpuUsage(cpu0);
+process.stdout.write(`done ${sink.messages.length} ${sink.messages.length - unique} ${sink.peakConnections} ${((cpu.user + cpu.system) / 1000).toFixed(0)}\n`);
 await new Promise((r) => setTimeout(r, 300));
 await sink.close();
 process.exit(0);

@@ -3,10 +3,13 @@
 // bodies), by load() and by the listing commands. Synchronous on purpose: a head is one or two
 // small reads, and the start-up scan of 100,000 files is several times faster without a
 // thread-pool round trip per call. readContent streams the content for delivery and checks it
-// against the END record's checksum. Trusts nothing in the file: a bad one is a QueueFileError.
+// against the END record's checksum; its reads are synchronous too — a queue file being
+// delivered was written or scanned moments ago and is in the page cache, so each read is a copy
+// of at most 256 KB, where an asynchronous read costs two thread wake-ups (five per 1 KB message,
+// the largest share of the queue manager's CPU in a drain: bench/qmgr-drain.ts BENCH_PROFILE).
+// Trusts nothing in the file: a bad one is a QueueFileError.
 
 import { openSync, readSync, closeSync, fstatSync } from 'node:fs';
-import { open } from 'node:fs/promises';
 import { crc32 } from 'node:zlib';
 import { parseHead, parseTail, QueueFileError, type QueueFileHead } from './file.js';
 import { REC, readRecord } from './records.js';
@@ -77,10 +80,10 @@ export function readQueueHeadSync(path: string): QueueFileHead & { fileSize: num
 
 /** Stream the content of the queue file at `path`, verifying records and the END checksum. */
 export async function* readContent(path: string): AsyncGenerator<Buffer> {
-  const fh = await open(path, 'r');
+  const fd = openSync(path, 'r');
   try {
     const first = Buffer.allocUnsafe(16384);
-    let { bytesRead } = await fh.read(first, 0, first.length, 0);
+    let bytesRead = readSync(fd, first, 0, first.length, 0);
     let headBuf = first.subarray(0, bytesRead);
     let head: ReturnType<typeof parseHead>;
     for (;;) {
@@ -91,21 +94,31 @@ export async function* readContent(path: string): AsyncGenerator<Buffer> {
         if (!(err instanceof QueueFileError) || bytesRead < headBuf.length || !/truncated/.test(err.message)) throw err;
         const bigger = Buffer.allocUnsafe(headBuf.length * 4);
         headBuf.copy(bigger);
-        const r = await fh.read(bigger, headBuf.length, bigger.length - headBuf.length, headBuf.length);
-        bytesRead = headBuf.length + r.bytesRead;
+        const more = readSync(fd, bigger, headBuf.length, bigger.length - headBuf.length, headBuf.length);
+        bytesRead = headBuf.length + more;
         headBuf = bigger.subarray(0, bytesRead);
-        if (r.bytesRead === 0) throw err;
+        if (more === 0) throw err;
       }
     }
     let crc = crc32(headBuf.subarray(CRC_START, head.contentOffset));
     let pos = head.contentOffset;
     let carry: Buffer = Buffer.alloc(0);
     let sawXtra = false;
+    // The first read usually holds the whole content of a small message: no second read then.
+    let spare: Buffer | null = headBuf.length > head.contentOffset ? headBuf.subarray(head.contentOffset) : null;
     while (!sawXtra) {
-      const block = Buffer.allocUnsafe(Math.min(BLOCK_BYTES, Math.max(1, head.endOffset - pos - carry.length)));
-      const r = await fh.read(block, 0, block.length, pos + carry.length);
-      if (r.bytesRead === 0) throw new QueueFileError('file is truncated inside the message content');
-      const buf = carry.length ? Buffer.concat([carry, block.subarray(0, r.bytesRead)]) : block.subarray(0, r.bytesRead);
+      let got: Buffer;
+      if (spare && carry.length === 0) {
+        got = spare.subarray(0, Math.max(0, Math.min(spare.length, head.endOffset - pos)));
+        spare = null;
+        if (got.length === 0) continue;
+      } else {
+        const block = Buffer.allocUnsafe(Math.min(BLOCK_BYTES, Math.max(1, head.endOffset - pos - carry.length)));
+        const n = readSync(fd, block, 0, block.length, pos + carry.length);
+        if (n === 0) throw new QueueFileError('file is truncated inside the message content');
+        got = block.subarray(0, n);
+      }
+      const buf = carry.length ? Buffer.concat([carry, got]) : got;
       let off = 0;
       for (;;) {
         const rr = readRecord(buf, pos + off, pos);
@@ -129,12 +142,12 @@ export async function* readContent(path: string): AsyncGenerator<Buffer> {
       carry = Buffer.from(buf.subarray(off));
     }
     const endBuf = Buffer.allocUnsafe(10);
-    const er = await fh.read(endBuf, 0, 10, head.endOffset);
-    const end = readRecord(endBuf.subarray(0, er.bytesRead), 0);
+    const endRead = readSync(fd, endBuf, 0, 10, head.endOffset);
+    const end = readRecord(endBuf.subarray(0, endRead), 0);
     if (!end.ok || end.rec.type !== REC.END) throw new QueueFileError('file is truncated: no END record');
     const want = endBuf.subarray(end.rec.dataOffset, end.rec.end).toString('latin1');
     if (want !== crc.toString(16).padStart(8, '0')) throw new QueueFileError('checksum mismatch: the queue file is damaged');
   } finally {
-    await fh.close();
+    closeSync(fd);
   }
 }

@@ -5,7 +5,6 @@
 // deferred by the destination, not by its mailbox) feeds the destination's dead list. Trusts the
 // smtp module for per-recipient results and the queue for durability.
 
-import { Readable } from 'node:stream';
 import type { OutboundMessage, RecipientResult } from '../smtp/index.js';
 import type { Destination, Job } from './destination.js';
 import type { ActiveMsg, QmgrCore } from './core.js';
@@ -65,7 +64,7 @@ async function runJob(q: QmgrCore, dest: Destination, job: Job): Promise<void> {
       envid: env.envid,
       smtputf8: env.smtputf8,
       bodyType: env.body === '8BITMIME' ? '8BITMIME' : env.body === '7BIT' ? '7BIT' : undefined,
-      body: () => Readable.from(q.queue.content(msg.id), { objectMode: false }),
+      body: () => q.queue.content(msg.id),
       size: msg.head.messageSize,
       arrivalTime: env.arrivalTime,
       activeTime: msg.activeTime,

@@ -12,7 +12,12 @@ const CR = 0x0d;
 const LF = 0x0a;
 const DOT = 0x2e;
 
-export class DataEncoder extends Transform {
+/**
+ * The encoder itself, as plain calls: `encode()` each chunk of content in order, then `end()` for
+ * the terminator. The queue manager's delivery path uses it directly (no stream per message);
+ * DataEncoder below wraps it as a Transform.
+ */
+export class DotEncoder {
   /** True at the start of a line (also at the very start of the content). */
   private atLineStart = true;
   /** The previous byte was a CR that we already turned into CRLF: swallow a following LF. */
@@ -23,11 +28,9 @@ export class DataEncoder extends Transform {
   private column = 0;
 
   /** @param lineLimit smtp_line_length_limit; 0 = lines are never broken. */
-  constructor(private readonly lineLimit = 998) {
-    super();
-  }
+  constructor(private readonly lineLimit = 998) {}
 
-  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+  encode(chunk: Buffer): Buffer {
     this.bytesIn += chunk.length;
     // Worst case every byte doubles (all "\n" or all "." at line starts), plus 3 bytes per break.
     const limit = this.lineLimit;
@@ -72,21 +75,40 @@ export class DataEncoder extends Transform {
     this.atLineStart = atLineStart;
     this.afterCr = afterCr;
     this.column = column;
-    cb(null, out.subarray(0, o));
+    return out.subarray(0, o);
+  }
+
+  /** The terminator: content that does not end with a line ending gets one first. */
+  end(): Buffer {
+    return this.atLineStart ? Buffer.from('.\r\n') : Buffer.from('\r\n.\r\n');
+  }
+}
+
+export class DataEncoder extends Transform {
+  private readonly enc: DotEncoder;
+
+  /** @param lineLimit smtp_line_length_limit; 0 = lines are never broken. */
+  constructor(lineLimit = 998) {
+    super();
+    this.enc = new DotEncoder(lineLimit);
+  }
+
+  /** Bytes of content seen (before encoding). */
+  get bytesIn(): number {
+    return this.enc.bytesIn;
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    cb(null, this.enc.encode(chunk));
   }
 
   override _flush(cb: TransformCallback): void {
-    // Content that does not end with a line ending gets one before the terminator.
-    cb(null, this.atLineStart ? Buffer.from('.\r\n') : Buffer.from('\r\n.\r\n'));
+    cb(null, this.enc.end());
   }
 }
 
 /** Encodes a whole buffer at once (tests, small messages). */
 export function encodeData(content: Buffer | string, lineLimit = 998): Buffer {
-  const enc = new DataEncoder(lineLimit);
-  const parts: Buffer[] = [];
-  enc.on('data', (b: Buffer) => parts.push(b));
-  enc.write(typeof content === 'string' ? Buffer.from(content, 'utf8') : content);
-  enc.end();
-  return Buffer.concat(parts);
+  const enc = new DotEncoder(lineLimit);
+  return Buffer.concat([enc.encode(typeof content === 'string' ? Buffer.from(content, 'utf8') : content), enc.end()]);
 }

@@ -5,7 +5,6 @@
 // smtp_mx_session_limit sessions. Returns one result per recipient and logs Postfix's line for
 // each. Trusts the queue manager to own retries and bounces; this module only reports.
 
-import type { Readable } from 'node:stream';
 import { maillog, type Logger } from '../log/index.js';
 import type { EnvelopeRecipient } from '../mail/index.js';
 import { SmtpSession } from './client.js';
@@ -26,7 +25,8 @@ export interface OutboundMessage {
   smtputf8?: boolean;
   bodyType?: '7BIT' | '8BITMIME';
   /** The content (CRLF line endings expected; anything else is normalized). */
-  body: () => Readable;
+  /** The content, chunk by chunk (a Readable will do). */
+  body: () => AsyncIterable<Buffer | string>;
   /** Content size in bytes (SIZE=). */
   size: number;
   /** When the message arrived (ms since the epoch); default: now. */

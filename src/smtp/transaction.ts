@@ -5,9 +5,8 @@
 // probes). Trusts the handshake's features; the content goes through DataEncoder, so the peer sees
 // exactly one message with CRLF line endings.
 
-import type { Readable } from 'node:stream';
 import type { DsnNotify } from '../mail/index.js';
-import { DataEncoder } from './body.js';
+import { DotEncoder } from './body.js';
 import { SessionError, type Conn } from './conn.js';
 import type { Features } from './handshake.js';
 import type { ServerReply } from './replies.js';
@@ -28,8 +27,8 @@ export interface Transaction {
   bodyType?: '7BIT' | '8BITMIME';
   /** Message size in bytes, for SIZE=. */
   size?: number;
-  /** The content (CRLF or not; it is normalized). Absent: probe mode, no DATA. */
-  body?: () => Readable;
+  /** The content (CRLF or not; it is normalized); a Readable will do. Absent: probe mode, no DATA. */
+  body?: () => AsyncIterable<Buffer | string>;
 }
 
 /** The outcome for one recipient of a transaction. */
@@ -174,40 +173,48 @@ async function abortData(c: Conn): Promise<void> {
   await c.read(c.t.smtp_data_done_timeout, 'sending end of data -- message may be sent more than once');
 }
 
-/** Streams the content through the DATA encoder, each write bounded by smtp_data_xfer_timeout. */
-async function sendBody(c: Conn, body: () => Readable): Promise<void> {
+/**
+ * Streams the content through the DATA encoder, each write bounded by smtp_data_xfer_timeout.
+ * The content is read as an async iterable (no stream pipeline per message) and each encoded
+ * chunk is held back until the next one arrives, so that the last goes out with the terminator:
+ * a small message is one write.
+ */
+async function sendBody(c: Conn, body: () => AsyncIterable<Buffer | string>): Promise<void> {
   const stage = 'sending message body';
-  const enc = new DataEncoder(c.opts.smtpLineLengthLimit ?? 998);
-  const src = body();
-  src.on('error', (err) => enc.destroy(err));
-  src.pipe(enc);
-  const sock = c.socket;
+  const enc = new DotEncoder(c.opts.smtpLineLengthLimit ?? 998);
+  let held: Buffer | null = null;
   try {
-    for await (const chunk of enc) {
-      if (!c.alive) throw new SessionError('lost', '4.4.2', `lost connection with ${c.host} while ${stage}`);
-      if (!sock.write(chunk as Buffer)) {
-        await new Promise<void>((resolve, reject) => {
-          const timer = setTimeout(() => {
-            cleanup();
-            reject(new SessionError('timeout', '4.4.2', `conversation with ${c.host} timed out while ${stage}`));
-          }, c.t.smtp_data_xfer_timeout * 1000);
-          const onDrain = () => { cleanup(); resolve(); };
-          const onClose = () => { cleanup(); reject(new SessionError('lost', '4.4.2', `lost connection with ${c.host} while ${stage}`)); };
-          const cleanup = () => {
-            clearTimeout(timer);
-            sock.off('drain', onDrain);
-            sock.off('close', onClose);
-          };
-          sock.on('drain', onDrain);
-          sock.on('close', onClose);
-        });
-      }
+    for await (const chunk of body()) {
+      if (held) await send(c, held, stage);
+      held = enc.encode(typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk);
     }
+    await send(c, held ? Buffer.concat([held, enc.end()]) : enc.end(), stage);
   } catch (err) {
-    src.destroy();
     c.destroy();
     if (err instanceof SessionError) throw err;
     // The content could not be read (queue file problem): not the peer's fault, try later.
     throw new SessionError('policy', '4.3.0', `error reading message content: ${(err as Error).message}`);
   }
+}
+
+/** One write; when the socket's buffer is full, wait for it to drain (bounded by smtp_data_xfer_timeout). */
+async function send(c: Conn, data: Buffer, stage: string): Promise<void> {
+  if (!c.alive) throw new SessionError('lost', '4.4.2', `lost connection with ${c.host} while ${stage}`);
+  const sock = c.socket;
+  if (sock.write(data)) return;
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      cleanup();
+      reject(new SessionError('timeout', '4.4.2', `conversation with ${c.host} timed out while ${stage}`));
+    }, c.t.smtp_data_xfer_timeout * 1000);
+    const onDrain = () => { cleanup(); resolve(); };
+    const onClose = () => { cleanup(); reject(new SessionError('lost', '4.4.2', `lost connection with ${c.host} while ${stage}`)); };
+    const cleanup = () => {
+      clearTimeout(timer);
+      sock.off('drain', onDrain);
+      sock.off('close', onClose);
+    };
+    sock.on('drain', onDrain);
+    sock.on('close', onClose);
+  });
 }

@@ -113,10 +113,11 @@ export async function data(c: BackstopConnection, arg: string): Promise<boolean>
       content.once('drain', () => stream.resume());
     }
   });
-  const aborted = new SmtpError(reply(451, '4.3.0', 'Error: lost connection'));
-  stream.on('error', () => content.destroy(aborted));
+  // Made only when needed: an Error captures a stack trace, a cost every message would pay.
+  const aborted = () => new SmtpError(reply(451, '4.3.0', 'Error: lost connection'));
+  stream.on('error', () => content.destroy(aborted()));
   stream.on('close', () => {
-    if (!stream.readableEnded) content.destroy(aborted);
+    if (!stream.readableEnded) content.destroy(aborted());
   });
   stream.on('end', () => {
     c._handlerPending = true;

@@ -57,19 +57,29 @@ export class SmtpSession {
    * Runs one mail transaction and returns one outcome per recipient. Throws SessionError when the
    * session breaks (lost connection, timeout): the caller decides for the recipients left.
    */
-  async transaction(tx: Transaction): Promise<RecipientOutcome[]> {
+  async transaction(tx: Transaction, opts: { reuse?: boolean } = {}): Promise<RecipientOutcome[]> {
     this.lastUsed = Date.now();
+    this.resetDone = undefined;
     const refused = refuseBeforeMail(this.conn, this.features, tx);
     if (refused) return refused;
-    const results = await exchange(this.conn, this.features, tx);
+    const results = await exchange(this.conn, this.features, opts.reuse ? { ...tx, resetAfter: true, onReset: (ok) => (this.resetDone = ok) } : tx);
     this.uses++;
     return results;
   }
+
+  /** The outcome of an RSET pipelined with the last transaction's content (undefined: none was). */
+  private resetDone: boolean | undefined;
 
   /** RSET between transactions; false when the session is no longer usable. */
   async reset(): Promise<boolean> {
     const c = this.conn;
     if (!c.alive) return false;
+    const pipelined = this.resetDone;
+    this.resetDone = undefined;
+    if (pipelined !== undefined) {
+      if (!pipelined) this.destroy();
+      return pipelined;
+    }
     try {
       c.write('RSET\r\n', 'sending RSET probe');
       const r = await c.read(c.t.smtp_rset_timeout, 'sending RSET probe');

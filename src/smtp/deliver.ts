@@ -138,7 +138,7 @@ async function deliverToHop(
     const setupDone = Date.now();
     let outcomes: RecipientOutcome[];
     try {
-      outcomes = await session.transaction(build(left.map((p) => p.rcpt)));
+      outcomes = await session.transaction(build(left.map((p) => p.rcpt)), { reuse: !!opts.cache });
     } catch (err) {
       if (!(err instanceof SessionError)) throw err;
       last = { dsn: err.dsn, text: err.text, relay: session.relay, remoteMta: session.address.name, diagnostic: err.reply?.text, setupDone };

@@ -274,6 +274,51 @@ test('connection reuse: consecutive deliveries share one session (RSET between)'
   }
 });
 
+test('connection reuse with PIPELINING: RSET leaves with the end of data; a failed RSET drops the session, not the message', async () => {
+  let connections = 0;
+  const { port, server } = await rawServer(async (sock, got) => {
+    const n = ++connections;
+    sock.write('220 raw ESMTP\r\n');
+    await seen(got, 'EHLO');
+    sock.write('250-raw\r\n250 PIPELINING\r\n');
+    await seen(got, 'DATA\r\n');
+    sock.write('250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 go\r\n');
+    // Nothing is answered until RSET is in: a client that waited for the 250 of the end of data
+    // before sending RSET would hang here.
+    await seen(got, '\r\n.\r\nRSET\r\n');
+    if (n === 1) {
+      sock.write('250 2.0.0 queued as A\r\n250 2.0.0 Ok\r\n');
+      // The second message reuses this session: MAIL at once, no second RSET before it.
+      await waitFor(() => got().split('DATA\r\n').length === 3, 2000, 'the second transaction', 5);
+      assert.equal(got().split('RSET').length - 1, 1, 'no RSET before the second MAIL');
+      sock.write('250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 go\r\n');
+      await seen(got, 'queued twice\r\n.\r\nRSET\r\n');
+      sock.write('250 2.0.0 queued as B\r\n421 4.3.0 going away\r\n');
+      sock.end();
+    } else {
+      sock.write('250 2.0.0 queued as C\r\n250 2.0.0 Ok\r\n');
+      await seen(got, 'QUIT');
+      sock.end('221 bye\r\n');
+    }
+  }, '127.0.0.2');
+  const cache = new ConnectionCache({ idleSeconds: 5 });
+  try {
+    const deliverOne = async (rcpt: string, body: string) => {
+      const m = message([rcpt]);
+      return deliver({ ...m, body: () => Readable.from([Buffer.from(`Subject: x\r\n\r\n${body}\r\n`)]) }, options(port, { cache }));
+    };
+    assert.equal((await deliverOne('a@primary.test', 'queued once'))[0].status, 'sent');
+    assert.equal((await deliverOne('b@primary.test', 'queued twice'))[0].status, 'sent', 'a 421 to RSET does not undo a delivered message');
+    assert.equal(connections, 1);
+    // The session that failed RSET was not kept: the third message opens a new one.
+    assert.equal((await deliverOne('c@primary.test', 'queued thrice'))[0].status, 'sent');
+    assert.equal(connections, 2);
+  } finally {
+    await cache.closeAll();
+    server.close();
+  }
+});
+
 test('probe: deliverable, undeliverable and deferred, without DATA', async () => {
   const sink = await startSink({ users: ['user@primary.test'] });
   try {

@@ -5,6 +5,7 @@
 
 import { reply } from '../../mail/index.js';
 import type { BackstopConnection } from '../connection.js';
+import { tlsSessions } from '../../observe/index.js';
 
 export async function starttls(c: BackstopConnection, arg: string): Promise<boolean> {
   if (c.secure) {
@@ -22,5 +23,6 @@ export async function starttls(c: BackstopConnection, arg: string): Promise<bool
   await c.respond(reply(220, '2.0.0', 'Ready to start TLS'));
   c.state.forgetBeforeTls();
   await new Promise<void>((resolve) => c.upgrade(() => resolve()));
+  if (c.secure) tlsSessions.inc({ direction: 'in' });
   return true;
 }

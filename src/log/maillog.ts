@@ -4,7 +4,7 @@
 // the text; it only adds the prefix and the time. Lines can also be observed in-process (tests,
 // `backstop check`), which is how log formats get tested.
 
-import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
+import { createWriteStream, mkdirSync, openSync, type WriteStream } from 'node:fs';
 import { dirname } from 'node:path';
 import { hostname as osHostname } from 'node:os';
 
@@ -65,8 +65,15 @@ export class Maillog {
   reopen(): void {
     const old = this.stream;
     if (!old || !this.path) return;
-    mkdirSync(dirname(this.path), { recursive: true });
-    this.stream = createWriteStream(this.path, { flags: 'a' });
+    let fd: number;
+    try {
+      // Opened here and now (not in the background), so a failure keeps the old file in use.
+      fd = openSync(this.path, 'a', 0o600);
+    } catch (err) {
+      this.write('master', 'warning', `cannot reopen ${this.path}: ${(err as Error).message}; still writing to the old file`);
+      return;
+    }
+    this.stream = createWriteStream(this.path, { fd });
     old.end();
   }
 

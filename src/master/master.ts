@@ -12,7 +12,7 @@ import { maillog } from '../log/index.js';
 import { validateAll } from '../check/index.js';
 import { processAlive, QUEUE_NAMES } from '../queue/index.js';
 import { configPath, maillogPath, openMaillog, pidFile } from './paths.js';
-import { chownTree, unreachable, workerOwner } from './owner.js';
+import { chownTree, unreachable, workerOwner, type Owner } from './owner.js';
 import { Workers } from './workers.js';
 import type { Observation } from '../observe/index.js';
 import { enableProcessMetrics } from '../observe/index.js';
@@ -62,6 +62,19 @@ export function workerCount(loaded: LoadedConfig): number {
   return Math.max(1, Math.min(wanted, ...limits));
 }
 
+/** maillog_file exists (mode 600) and belongs to mail_owner, who writes to it from the workers. */
+function prepareMaillog(config: Config, owner: Owner | undefined): void {
+  const logPath = maillogPath(config);
+  if (!logPath || !owner) return;
+  try {
+    mkdirSync(dirname(logPath), { recursive: true });
+    closeSync(openSync(logPath, 'a', 0o600));
+    chownSync(logPath, owner.uid, owner.gid);
+  } catch (err) {
+    maillog.logger('master').warning(`maillog_file ${logPath}: ${(err as Error).message}`);
+  }
+}
+
 /** Runs until SIGTERM/SIGINT; resolves with the exit status. */
 export async function startMaster(configDir: string, opts: StartOptions): Promise<number> {
   const first = await loadValidated(configDir);
@@ -103,12 +116,7 @@ export async function startMaster(configDir: string, opts: StartOptions): Promis
     }
     // The workers write the queue, the verify cache and the maillog as mail_owner.
     for (const dir of [queueDir, dataDir]) chownTree(dir, who.owner);
-    const logPath = maillogPath(config);
-    if (logPath) {
-      mkdirSync(dirname(logPath), { recursive: true });
-      closeSync(openSync(logPath, 'a', 0o600));
-      chownSync(logPath, who.owner.uid, who.owner.gid);
-    }
+    prepareMaillog(config, who.owner);
   }
   openMaillog(config);
   const log = maillog.logger('master');
@@ -168,6 +176,8 @@ export async function startMaster(configDir: string, opts: StartOptions): Promis
   await http.reload(config);
   // logrotate (SIGUSR1, as Postfix's postlogd): reopen maillog_file here and in every worker.
   const onUsr1 = () => {
+    // The workers (mail_owner) may not create files where root keeps the log: the master does.
+    prepareMaillog(config, who.owner);
     maillog.reopen();
     app.reopenLogs();
     log.info('maillog_file reopened');

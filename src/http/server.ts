@@ -50,18 +50,16 @@ function json(res: ServerResponse, status: number, value: unknown): void {
   send(res, status, 'application/json; charset=utf-8', JSON.stringify(value) + '\n');
 }
 
-function readBody(req: IncomingMessage): Promise<string> {
+/** The body, or undefined when it is larger than BODY_LIMIT (the rest is read and dropped). */
+function readBody(req: IncomingMessage): Promise<string | undefined> {
   return new Promise((resolve, reject) => {
     let size = 0;
     const parts: Buffer[] = [];
     req.on('data', (c: Buffer) => {
       size += c.length;
-      if (size > BODY_LIMIT) {
-        reject(new Error('request body too large'));
-        req.destroy();
-      } else parts.push(c);
+      if (size <= BODY_LIMIT) parts.push(c);
     });
-    req.on('end', () => resolve(Buffer.concat(parts).toString('utf8')));
+    req.on('end', () => resolve(size > BODY_LIMIT ? undefined : Buffer.concat(parts).toString('utf8')));
     req.on('error', reject);
   });
 }
@@ -75,7 +73,8 @@ export function actionRequest(body: unknown): ControlRequest | string {
     if (typeof b.destination !== 'string' || !DOMAIN.test(b.destination)) return 'flush needs a destination (a domain name)';
     return { op: 'flush-site', site: b.destination.toLowerCase() };
   }
-  if (typeof b.id !== 'string' || !isValidQueueId(b.id)) return `${b.action} needs a queue id`;
+  // One message at a time: never ALL from a web page.
+  if (typeof b.id !== 'string' || b.id === 'ALL' || !isValidQueueId(b.id)) return `${b.action} needs a queue id`;
   return { op: b.action as 'hold' | 'release' | 'requeue' | 'delete', ids: [b.id] };
 }
 
@@ -100,9 +99,11 @@ export function startHttp(initial: HttpOptions): Promise<HttpServer> {
       const refused = refuseAction(opts.auth, { authorization: req.headers.authorization, origin: req.headers.origin, host: req.headers.host });
       if (refused) return json(res, refused.status, { error: refused.error });
       if (!/^application\/json\b/i.test(req.headers['content-type'] ?? '')) return json(res, 415, { error: 'the body must be application/json' });
+      const text = await readBody(req);
+      if (text === undefined) return json(res, 413, { error: `the body is larger than ${BODY_LIMIT} bytes` });
       let body: unknown;
       try {
-        body = JSON.parse(await readBody(req));
+        body = JSON.parse(text);
       } catch (err) {
         return json(res, 400, { error: `bad request body: ${(err as Error).message}` });
       }

@@ -31,6 +31,7 @@ function withQueue(run: (args: ParsedArgs, io: QueueCommandIo) => Promise<number
       configDir: io.configDir,
       queueDirectory: configPath(config, 'queue_directory'),
       stdin: process.stdin,
+      tty: Boolean(process.stderr.isTTY),
     });
   };
 }

@@ -11,7 +11,7 @@ import type { Observation } from '../observe/index.js';
 import { controlRequest, controlSocketPath, ControlUnavailableError, type ControlRequest } from '../control/index.js';
 import { isValidQueueId } from '../queue/index.js';
 import { refuseAction, type ActionAuth } from './auth.js';
-import { formatListen, type ListenAddress } from './listen.js';
+import { formatListen, isLoopback, type ListenAddress } from './listen.js';
 import { DASHBOARD_HTML } from './page.js';
 import { systemMetrics, systemStatus, type MasterFacts } from './status.js';
 
@@ -64,6 +64,13 @@ function readBody(req: IncomingMessage): Promise<string | undefined> {
   });
 }
 
+/** The name in a Host header: `h:1`, `[::1]:1` → `h`, `::1`. */
+function hostName(host: string | undefined): string {
+  if (!host) return '';
+  const m = /^\[([^\]]+)\](?::\d+)?$/.exec(host) ?? /^([^:]+)(?::\d+)?$/.exec(host);
+  return m ? m[1] : '';
+}
+
 /** The control request for an action, or why it is malformed. */
 export function actionRequest(body: unknown): ControlRequest | string {
   if (typeof body !== 'object' || body === null) return 'the body must be a JSON object';
@@ -83,6 +90,9 @@ export function startHttp(initial: HttpOptions): Promise<HttpServer> {
   const route = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const path = (req.url ?? '/').split('?')[0];
     const method = req.method ?? 'GET';
+    // DNS rebinding: another site's name pointed at 127.0.0.1 must not read the queue through the
+    // visitor's browser. On loopback, only loopback names are ours.
+    if (isLoopback(opts.listen.host) && !isLoopback(hostName(req.headers.host))) return json(res, 421, { error: `Host ${req.headers.host ?? '(none)'} is not this listener` });
     if (path === '/' && (method === 'GET' || method === 'HEAD')) {
       return send(res, 200, 'text/html; charset=utf-8', DASHBOARD_HTML, { 'content-security-policy': "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'" });
     }

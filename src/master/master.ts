@@ -15,8 +15,7 @@ import { configPath, maillogPath, openMaillog, pidFile } from './paths.js';
 import { chownTree, unreachable, workerOwner, type Owner } from './owner.js';
 import { Workers } from './workers.js';
 import type { Observation } from '../observe/index.js';
-import { enableProcessMetrics } from '../observe/index.js';
-import { formatListen, loadActionAuth, parseListen, startHttp, type HttpServer } from '../http/index.js';
+import { HttpListener } from './httplistener.js';
 
 /** The running services as one unit; built from a validated configuration. */
 export interface App {
@@ -172,7 +171,7 @@ export async function startMaster(configDir: string, opts: StartOptions): Promis
     return 1;
   }
   started(app);
-  const http = new HttpListener(app, log);
+  const http = new HttpListener(app, VERSION);
   await http.reload(config);
   // logrotate (SIGUSR1, as Postfix's postlogd): reopen maillog_file here and in every worker.
   const onUsr1 = () => {
@@ -195,68 +194,6 @@ export async function startMaster(configDir: string, opts: StartOptions): Promis
   rmSync(pf, { force: true });
   await maillog.close();
   return 0;
-}
-
-/**
- * The master's HTTP listener (backstop_http_listen), started after the services and moved or
- * stopped on reload. A listener that cannot bind is logged and the mail system runs without it:
- * mail matters more than its dashboard.
- */
-class HttpListener {
-  private server: HttpServer | undefined;
-  private bound = '';
-  private readonly started = Date.now();
-
-  constructor(private readonly app: App, private readonly log: ReturnType<typeof maillog.logger>) {
-    enableProcessMetrics();
-  }
-
-  private chain: Promise<void> = Promise.resolve();
-
-  /** Serialized: a SIGHUP during the first start waits for it. */
-  reload(config: Config): Promise<void> {
-    this.chain = this.chain.then(() => this.apply(config));
-    return this.chain;
-  }
-
-  private async apply(config: Config): Promise<void> {
-    const want = config.str('backstop_http_listen').trim();
-    const auth = loadActionAuth(config.str('backstop_http_action_token_file') ? configPath(config, 'backstop_http_action_token_file') : '');
-    if (auth.problem) this.log.warning(auth.problem);
-    const queueDirectory = configPath(config, 'queue_directory');
-    if (this.server && want === this.bound) {
-      this.server.update({ auth, queueDirectory });
-      return;
-    }
-    let listen;
-    try {
-      listen = parseListen(want);
-    } catch (err) {
-      this.log.error(`backstop_http_listen: ${(err as Error).message}`);
-      return;
-    }
-    if (!listen) return;
-    await this.shut();
-    try {
-      this.server = await startHttp({ listen, auth, queueDirectory, master: { version: VERSION, pid: process.pid, started: this.started }, observe: () => this.app.observe() });
-      this.bound = want;
-      this.log.info(`http listening on ${formatListen(this.server.address())}${auth.digest ? '' : ' (read-only)'}`);
-    } catch (err) {
-      this.log.error(`${(err as Error).message}: no metrics or dashboard`);
-    }
-  }
-
-  close(): Promise<void> {
-    this.chain = this.chain.then(() => this.shut());
-    return this.chain;
-  }
-
-  private async shut(): Promise<void> {
-    const s = this.server;
-    this.server = undefined;
-    this.bound = '';
-    await s?.close();
-  }
 }
 
 /** Send a signal to the running master: `backstop reload` (SIGHUP) / `backstop stop` (SIGTERM). */

@@ -6,6 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { request } from 'node:http';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -153,6 +154,11 @@ test('the HTTP server: routes, every refusal with its status, no queue manager i
     assert.equal((await post('x'.repeat(10_000))).status, 413);
     assert.equal((await post('{"action":"hold","id":"ALL"}')).status, 400);
     assert.equal((await fetch(`${base}/api/action`)).status, 405);
+    // DNS rebinding: a foreign Host on a loopback listener is refused.
+    const rebound = await new Promise<number>((resolve, reject) => {
+      request({ host: '127.0.0.1', port, path: '/api/status', headers: { host: `evil.example:${port}` } }, (r) => (r.resume(), resolve(r.statusCode ?? 0))).on('error', reject).end();
+    });
+    assert.equal(rebound, 421);
     const down = await post('{"action":"flush","destination":"relay.test"}');
     assert.equal(down.status, 503);
     assert.deepEqual(await down.json(), { error: 'the queue manager is not answering' });

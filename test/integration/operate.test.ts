@@ -163,3 +163,44 @@ test('metrics, status and read-only actions through the real server', { timeout:
   assert.match(gone.stderr, /not running/);
   server.cleanup();
 });
+
+test('backstop_single_process = yes: the same metrics and status from the one process', { timeout: 90_000 }, async () => {
+  const port = await freePort();
+  const httpPort = await freePort();
+  const primaryPort = await freePort('127.0.0.2');
+  const dir = makeConfigDir({
+    'main.cf': [
+      'myhostname = mx2.backup.test',
+      'mydestination =',
+      'inet_interfaces = 127.0.0.1',
+      'mynetworks = 127.0.0.254/32',
+      'queue_directory = spool',
+      'data_directory = data',
+      'relay_domains = relay.test',
+      `transport_maps = inline:{ relay.test=smtp:[127.0.0.2]:${primaryPort} }`,
+      'smtpd_recipient_restrictions = reject_unauth_destination',
+      'backstop_single_process = yes',
+      `backstop_http_listen = 127.0.0.1:${httpPort}`,
+    ].join('\n') + '\n',
+    'master.cf': `127.0.0.1:${port} inet n - n - - smtpd\n`,
+  });
+  const server = await startServer(dir, port);
+  try {
+    await server.waitForLog(/http listening on/);
+    const id = await send(port, 'solo@relay.test');
+    await server.waitForLog(new RegExp(`${id}: to=<solo@relay.test>.*status=deferred`), 30_000);
+    const text = await waitFor(async () => {
+      const t = await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text();
+      return sample(t, 'backstop_queue_messages', { queue: 'deferred' }) === 1 ? t : undefined;
+    }, 20_000, 'deferred = 1');
+    assert.equal(sample(text, 'backstop_smtpd_messages_accepted_total'), 1, 'counted once, not twice');
+    assert.equal(sample(text, 'backstop_destination_queued_messages', { destination: 'relay.test' }), 1);
+    const st = await runCli(['status', '-c', dir]);
+    assert.equal(st.code, 0, st.stderr);
+    assert.match(st.stdout, /workers: none \(backstop_single_process = yes/);
+    assert.match(st.stdout, /relay\.test: UNREACHABLE since/);
+  } finally {
+    await server.stop();
+    server.cleanup();
+  }
+});

@@ -4,7 +4,7 @@
 // greeting); read by the queue manager's status view. "Reachable" means a next hop answered:
 // relay=none (no connection, or a dead destination's deferral without an attempt) means down.
 
-import { bounces, deliveryAttempts } from './metrics.js';
+import { deliveryAttempts } from './metrics.js';
 
 export interface DestinationState {
   up?: boolean;
@@ -49,7 +49,6 @@ export function delivered(recipient: string, relay: string, status: string, text
   if (status !== 'sent' && status !== 'deferred' && status !== 'bounced') return;
   const domain = domainOf(recipient);
   deliveryAttempts.inc({ destination: domain, status });
-  if (status === 'bounced') bounces.inc();
   const s = state(domain);
   s.lastAttempt = now;
   setUp(s, relay !== 'none', now);

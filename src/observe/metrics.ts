@@ -27,7 +27,7 @@ export const smtpdConnections = counter('backstop_smtpd_connections_total', 'SMT
 export const smtpdAccepted = counter('backstop_smtpd_messages_accepted_total', 'Messages smtpd answered 250 queued as.');
 export const smtpdRejects = counter('backstop_smtpd_rejects_total', 'smtpd rejects by reply code and the restriction that decided.', ['code', 'restriction']);
 export const deliveryAttempts = counter('backstop_delivery_attempts_total', 'Delivery results per recipient by destination (recipient domain) and status.', ['destination', 'status']);
-export const bounces = counter('backstop_bounces_total', 'Recipients returned to the sender (status=bounced).');
+export const bounces = counter('backstop_bounces_total', 'Recipients returned to the sender in a non-delivery notice (refused or expired).');
 export const verifyLookups = counter('backstop_verify_cache_lookups_total', 'Address verification lookups answered from the cache (hit) or waiting for a probe (miss).', ['result']);
 export const verifyProbes = counter('backstop_verify_probes_total', 'Address verification probes by result.', ['status']);
 export const tlsSessions = counter('backstop_tls_sessions_total', 'TLS sessions established, in (smtpd STARTTLS) and out (delivery).', ['direction']);

@@ -11,11 +11,11 @@ import { makeConfigDir, startServer } from '../helpers/server.js';
 import { startSink } from '../helpers/sink.js';
 import { runCli } from '../helpers/cli.js';
 
-async function send(port: number, rcpt: string): Promise<string> {
+async function send(port: number, rcpt: string, sender = 'a@sender.test'): Promise<string> {
   const s = await talk(port);
   try {
     await s.cmd('EHLO client.test');
-    await s.cmd('MAIL FROM:<a@sender.test>');
+    await s.cmd(`MAIL FROM:<${sender}>`);
     assert.match(await s.cmd(`RCPT TO:<${rcpt}>`), /^250/);
     await s.cmd('DATA');
     const r = await s.data(`Subject: ${rcpt}\r\n\r\nbody\r\n`);
@@ -138,15 +138,21 @@ test('metrics, status and read-only actions through the real server', { timeout:
     assert.equal((await fetch(`${base}/nothing`)).status, 404);
 
     // The primary comes back: the watch flushes, deferred reads 0, the destination is up.
-    sink = await startSink({ host: '127.0.0.2', port: primaryPort });
+    sink = await startSink({ host: '127.0.0.2', port: primaryPort, users: [...ids.map((_, i) => `u${i}@relay.test`), 'sender@relay.test'] });
     await sink.waitFor(5, 30_000);
+    // One the primary refuses: returned to its sender (whose mailbox is on the primary too).
+    const refusedId = await send(port, 'nobody@relay.test', 'sender@relay.test');
+    await server.waitForLog(new RegExp(`${refusedId}: to=<nobody@relay.test>.*status=bounced`), 30_000);
+    await sink.waitFor(6, 30_000);
     const m0 = await waitFor(async () => {
       const t = await metrics();
       return sample(t, 'backstop_queue_messages', { queue: 'deferred' }) === 0 && sample(t, 'backstop_queue_messages', { queue: 'active' }) === 0 ? t : undefined;
     }, 20_000, 'deferred = 0');
     assert.equal(sample(m0, 'backstop_destination_up', { destination: 'relay.test' }), 1);
     assert.equal(sample(m0, 'backstop_destination_queued_messages', { destination: 'relay.test' }), 0);
-    assert.equal(sample(m0, 'backstop_delivery_attempts_total', { destination: 'relay.test', status: 'sent' }), 5);
+    assert.equal(sample(m0, 'backstop_delivery_attempts_total', { destination: 'relay.test', status: 'sent' }), 6, 'five, and the bounce notice');
+    assert.equal(sample(m0, 'backstop_delivery_attempts_total', { destination: 'relay.test', status: 'bounced' }), 1);
+    assert.equal(sample(m0, 'backstop_bounces_total'), 1);
     const last = sample(m0, 'backstop_destination_last_delivery_timestamp_seconds', { destination: 'relay.test' }) ?? 0;
     assert.ok(Math.abs(last - Date.now() / 1000) < 120, `last delivery ${last}`);
     const after = await runCli(['status', '-c', dir]);

@@ -1,8 +1,9 @@
 // The dashboard in a real browser: Debian's headless Chromium driven by playwright-core (no
 // browser download). The real server (two smtpd workers and a queue manager) holds a deferred
 // message for a primary that is down; the page shows it with its last error; an action without
-// the token is refused and changes nothing; with the token, "Flush" delivers it to the primary
-// (back by then) and the page updates itself to an empty queue, without a reload.
+// the token is refused and changes nothing; with the token, a second message is held, released
+// and deleted, and "Flush" delivers the first to the primary (back by then); the page follows each
+// change by itself, without a reload.
 // BACKSTOP_DASHBOARD_SCREENSHOT=FILE keeps a screenshot of the page (docs/dashboard.png).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -33,7 +34,7 @@ async function send(port: number, rcpt: string): Promise<string> {
   }
 }
 
-test('the dashboard shows a deferred message, refuses an action without the token, flushes with it', { skip: !CHROMIUM && 'Debian package chromium is not installed', timeout: 150_000 }, async () => {
+test('the dashboard shows deferred mail, refuses an action without the token, holds, releases, deletes and flushes with it', { skip: !CHROMIUM && 'Debian package chromium is not installed', timeout: 150_000 }, async () => {
   const port = await freePort();
   const httpPort = await freePort();
   const primaryPort = await freePort('127.0.0.2');
@@ -65,6 +66,8 @@ test('the dashboard shows a deferred message, refuses an action without the toke
     await server.waitForLog(new RegExp(`http listening on 127\\.0\\.0\\.1:${httpPort}$`, 'm'));
     const id = await send(port, 'bob@relay.test');
     await server.waitForLog(new RegExp(`${id}: to=<bob@relay.test>.*status=deferred`), 30_000);
+    const other = await send(port, 'carol@relay.test');
+    await server.waitForLog(new RegExp(`${other}: to=<carol@relay.test>.*status=deferred`), 30_000);
 
     browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox'] });
     const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
@@ -94,8 +97,20 @@ test('the dashboard shows a deferred message, refuses an action without the toke
     const before = await page.locator('body').getAttribute('data-updated');
     await page.getByLabel('Action token').fill(TOKEN);
     await page.getByRole('button', { name: 'Use token' }).click();
+    // Hold, release and delete the other message, each seen on the page and on disk.
+    const otherRow = page.locator('#messages tr', { hasText: other });
+    await page.getByRole('button', { name: `Hold ${other}` }).click();
+    const queueCell = (name: string) => otherRow.locator('td:nth-child(2)', { hasText: new RegExp(`^${name}$`) });
+    await queueCell('hold').waitFor({ timeout: 15_000 });
+    assert.ok(existsSync(join(dir, 'spool', 'hold', other)));
+    await page.getByRole('button', { name: `Release ${other}` }).click();
+    await queueCell('deferred').waitFor({ timeout: 15_000 });
+    await page.getByRole('button', { name: `Delete ${other}` }).click();
+    await otherRow.waitFor({ state: 'detached', timeout: 15_000 });
+    assert.ok(!existsSync(join(dir, 'spool', 'deferred', other)), 'deleted');
     await page.getByRole('button', { name: 'Flush relay.test' }).click();
     await sink.waitFor(1, 30_000);
+    assert.equal(sink.messages.length, 1);
     assert.equal(sink.messages[0].to[0], 'bob@relay.test');
     await page.locator('#messages', { hasText: 'No queued mail.' }).waitFor({ timeout: 15_000 });
     await page.locator('#destinations tr', { hasText: /relay\.test\s*reachable since/ }).waitFor({ timeout: 15_000 });

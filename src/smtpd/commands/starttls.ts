@@ -22,7 +22,7 @@ export async function starttls(c: BackstopConnection, arg: string): Promise<bool
   }
   await c.respond(reply(220, '2.0.0', 'Ready to start TLS'));
   c.state.forgetBeforeTls();
-  await new Promise<void>((resolve) => c.upgrade(() => resolve()));
-  if (c.secure) tlsSessions.inc({ direction: 'in' });
+  // The second callback runs once the handshake is done (the session is secure).
+  await new Promise<void>((resolve) => c.upgrade(() => resolve(), () => tlsSessions.inc({ direction: 'in' })));
   return true;
 }

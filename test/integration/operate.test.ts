@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { talk } from '../helpers/smtp-client.js';
 import { freePort, waitFor } from '../helpers/net.js';
 import { makeConfigDir, startServer } from '../helpers/server.js';
-import { startSink } from '../helpers/sink.js';
+import { makeTestCert, startSink } from '../helpers/sink.js';
 import { runCli } from '../helpers/cli.js';
 
 async function send(port: number, rcpt: string, sender = 'a@sender.test'): Promise<string> {
@@ -69,9 +69,11 @@ test('metrics, status and read-only actions through the real server', { timeout:
       'backstop_destination_probe_interval = 1s',
       'mail_owner = nobody',
       `backstop_http_listen = 127.0.0.1:${httpPort}`,
+      'smtp_tls_security_level = may',
     ].join('\n') + '\n',
     'master.cf': `127.0.0.1:${port} inet n - n - - smtpd\n`,
   });
+  const cert = makeTestCert(['mx1.relay.test'], ['127.0.0.2']);
   const server = await startServer(dir, port);
   const base = `http://127.0.0.1:${httpPort}`;
   let sink: Awaited<ReturnType<typeof startSink>> | undefined;
@@ -138,7 +140,7 @@ test('metrics, status and read-only actions through the real server', { timeout:
     assert.equal((await fetch(`${base}/nothing`)).status, 404);
 
     // The primary comes back: the watch flushes, deferred reads 0, the destination is up.
-    sink = await startSink({ host: '127.0.0.2', port: primaryPort, users: [...ids.map((_, i) => `u${i}@relay.test`), 'sender@relay.test'] });
+    sink = await startSink({ host: '127.0.0.2', port: primaryPort, users: [...ids.map((_, i) => `u${i}@relay.test`), 'sender@relay.test'], tls: { key: cert.key, cert: cert.cert } });
     await sink.waitFor(5, 30_000);
     // One the primary refuses: returned to its sender (whose mailbox is on the primary too).
     const refusedId = await send(port, 'nobody@relay.test', 'sender@relay.test');
@@ -153,6 +155,7 @@ test('metrics, status and read-only actions through the real server', { timeout:
     assert.equal(sample(m0, 'backstop_delivery_attempts_total', { destination: 'relay.test', status: 'sent' }), 6, 'five, and the bounce notice');
     assert.equal(sample(m0, 'backstop_delivery_attempts_total', { destination: 'relay.test', status: 'bounced' }), 1);
     assert.equal(sample(m0, 'backstop_bounces_total'), 1);
+    assert.ok((sample(m0, 'backstop_tls_sessions_total', { direction: 'out' }) ?? 0) >= 1, 'STARTTLS to the primary');
     const last = sample(m0, 'backstop_destination_last_delivery_timestamp_seconds', { destination: 'relay.test' }) ?? 0;
     assert.ok(Math.abs(last - Date.now() / 1000) < 120, `last delivery ${last}`);
     const after = await runCli(['status', '-c', dir]);
@@ -161,6 +164,7 @@ test('metrics, status and read-only actions through the real server', { timeout:
   } finally {
     await server.stop();
     await sink?.close();
+    cert.remove();
   }
   // The master is gone: exit 1 with one line.
   const gone = await runCli(['status', '-c', dir]);

@@ -70,8 +70,3 @@ export function recentDestinations(now = Date.now()): string[] {
 export function destinationState(domain: string): DestinationState {
   return states.get(domain) ?? {};
 }
-
-/** Tests only: forget everything. */
-export function resetDestinations(): void {
-  states.clear();
-}

@@ -12,6 +12,8 @@ import { runVerify, verifySpec } from './cli/verify.js';
 import { runPostmap, postmapSpec } from './cli/postmap.js';
 import { runPostqueue, postqueueSpec, runMailq, mailqSpec, type QueueCommandIo } from './cli/postqueue.js';
 import { runPostsuper, postsuperSpec } from './cli/postsuper.js';
+import { runStatus, statusSpec } from './cli/status.js';
+import { rotateMaillog } from './master/logrotate.js';
 import { loadConfig } from './config/index.js';
 import { startMaster, signalMaster, VERSION } from './master/master.js';
 import { configPath } from './master/paths.js';
@@ -29,6 +31,7 @@ function withQueue(run: (args: ParsedArgs, io: QueueCommandIo) => Promise<number
       configDir: io.configDir,
       queueDirectory: configPath(config, 'queue_directory'),
       stdin: process.stdin,
+      tty: Boolean(process.stderr.isTTY),
     });
   };
 }
@@ -55,6 +58,8 @@ const COMMANDS = new Map<string, { spec: CommandSpec; run: Handler }>(
     ),
     serverCommand('reload', 'reload the running mail system (SIGHUP)', (io) => signalMaster(io.configDir, 'SIGHUP', io.stderr)),
     serverCommand('stop', 'stop the running mail system (SIGTERM)', (io) => signalMaster(io.configDir, 'SIGTERM', io.stderr)),
+    serverCommand('logrotate', 'rename maillog_file with a date suffix and have every process reopen it (SIGUSR1)', (io) => rotateMaillog(io.configDir, io.stderr)),
+    { spec: statusSpec, run: runStatus },
     { spec: checkSpec, run: runCheck },
     { spec: verifySpec, run: runVerify },
     { spec: postconfSpec, run: runPostconf },

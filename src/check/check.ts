@@ -6,6 +6,7 @@
 // Reads files and opens tables; never talks to the network.
 
 import { readFileSync } from 'node:fs';
+import { isAbsolute, resolve } from 'node:path';
 import { Config, formatDiagnostic, PARAMS, validateConfig, type Diagnostic, type LoadedConfig } from '../config/index.js';
 import { Resolver } from '../dns/index.js';
 import { Maillog } from '../log/index.js';
@@ -13,6 +14,7 @@ import { parsePolicySpec, parseEndpoint } from '../policy/index.js';
 import { createRestrictionEngine, MatchList, parseElements, restrictionValidator, RESTRICTIONS, type ParsedElement } from '../smtpd/check/index.js';
 import { openTable, TABLE_TYPES } from '../tables/index.js';
 import { checkVerifyStoreFile } from '../verify/index.js';
+import { isLoopback, loadActionAuth, parseListen } from '../http/index.js';
 
 const REJECTS = Object.entries(RESTRICTIONS).filter(([, d]) => d.countsAsReject).map(([n]) => n);
 const VERIFY_CHECKS = new Set(['reject_unverified_recipient', 'reject_unlisted_recipient']);
@@ -141,6 +143,29 @@ export function lintBackupMx(config: Config, where = ''): Diagnostic[] {
   return out;
 }
 
+/**
+ * backstop_http_listen: a bad address is an error; an address other hosts can reach is allowed,
+ * but without an action token anyone there reads the queue, and with one the token crosses the
+ * network in clear text (put a TLS proxy in front): warn unless actions are protected.
+ */
+function lintHttp(config: Config, mainCf: string): Diagnostic[] {
+  const at = config.origin('backstop_http_listen') ?? { file: mainCf, line: 0 };
+  let listen;
+  try {
+    listen = parseListen(config.str('backstop_http_listen'));
+  } catch (err) {
+    return [{ severity: 'error', ...at, message: `parameter backstop_http_listen: ${(err as Error).message}` }];
+  }
+  if (!listen || isLoopback(listen.host)) return [];
+  const tokenFile = config.str('backstop_http_action_token_file');
+  if (tokenFile) {
+    const auth = loadActionAuth(isAbsolute(tokenFile) ? tokenFile : resolve(config.dir, tokenFile));
+    if (!auth.problem) return [];
+    return [{ severity: 'warning', ...at, message: `${auth.problem}; backstop_http_listen ${config.str('backstop_http_listen')} is reachable from other hosts` }];
+  }
+  return [{ severity: 'warning', ...at, message: `backstop_http_listen ${config.str('backstop_http_listen')} is reachable from other hosts and no backstop_http_action_token_file protects the dashboard's actions: anyone who reaches it reads the queue; listen on 127.0.0.1 behind an authenticating proxy, or set an action token` }];
+}
+
 /** Everything `backstop check` reports, sorted by file and line. */
 export function checkConfig(loaded: LoadedConfig): Diagnostic[] {
   const out: Diagnostic[] = [...loaded.diagnostics];
@@ -184,6 +209,7 @@ export function checkConfig(loaded: LoadedConfig): Diagnostic[] {
     }
   }
   out.push(...lintBackupMx(config, loaded.mainCfPath));
+  out.push(...lintHttp(config, loaded.mainCfPath));
   for (const s of loaded.services) {
     if (!Object.keys(s.overrides).some((k) => k.startsWith('smtpd_') || k.startsWith('permit_mx'))) continue;
     const own = new Set(lintBackupMx(config, loaded.mainCfPath).map((d) => d.message));

@@ -14,6 +14,8 @@ export interface QueueCommandIo {
   queueDirectory: string;
   /** Standard input, for postsuper's "-" (queue IDs one per line). */
   stdin?: AsyncIterable<Buffer | string>;
+  /** Standard error is a terminal: long operations show a progress bar there. */
+  tty?: boolean;
 }
 
 const EX_USAGE = 64;

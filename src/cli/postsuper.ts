@@ -4,12 +4,15 @@
 // the command takes the queue lock and works on the files itself. Output follows Postfix:
 // "postsuper: ID: removed" per ID, then "postsuper: Deleted: N message(s)", on standard error.
 
-import { Queue, QueueLockedError, acquireQueueLock, applyAdmin, isValidQueueId, ADMIN_DONE_TEXT, QUEUE_NAMES } from '../queue/index.js';
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { Queue, QueueLockedError, acquireQueueLock, applyAdmin, isValidQueueId, ADMIN_DEFAULT_QUEUES, ADMIN_DONE_TEXT, QUEUE_NAMES } from '../queue/index.js';
 import type { AdminOp, AdminResult, AdminSelection, QueueName } from '../queue/index.js';
 import { Maillog } from '../log/index.js';
 import { controlRequest, controlSocketPath, ControlUnavailableError } from '../control/index.js';
 import type { QueueCommandIo } from './postqueue.js';
 import { invoke, type CommandSpec, type ParsedArgs } from './args.js';
+import { startProgress } from './progress.js';
 
 const USAGE =
   'usage: postsuper [-c config_dir] [-d queue_id (delete)] [-h queue_id (hold)] [-H queue_id (un-hold)] ' +
@@ -98,10 +101,68 @@ export async function runPostsuper(args: ParsedArgs, io: QueueCommandIo): Promis
   return 0;
 }
 
+/** Messages per request when ALL is done in steps to show progress. */
+const PROGRESS_BATCH = 200;
+
+/** Queue IDs in the folders of the queues an ALL selection covers (corrupt/ is not indexed). */
+function idsOnDisk(queueDirectory: string, op: AdminOp, sel: AdminSelection): string[] {
+  const queues = sel.queues && sel.queues.length ? sel.queues : ADMIN_DEFAULT_QUEUES[op];
+  const ids: string[] = [];
+  for (const q of queues) {
+    if (q === 'corrupt' || q === 'incoming') continue;
+    try {
+      for (const name of readdirSync(join(queueDirectory, q))) if (isValidQueueId(name)) ids.push(name);
+    } catch {
+      // A queue folder that is not there holds nothing.
+    }
+  }
+  return ids;
+}
+
+/**
+ * ALL on a terminal, with a progress bar: the messages there now, in steps of PROGRESS_BATCH IDs
+ * (each step limited to the same queues), then once more those that arrived meanwhile, and with
+ * -d the corrupt/ folder as ALL empties it — the same result as one ALL request. (Not ALL itself
+ * at the end: a requeued message is still in deferred/ and would be requeued twice.)
+ */
+async function allWithProgress(path: string, io: QueueCommandIo, op: AdminOp, sel: AdminSelection): Promise<AdminResult> {
+  const ids = idsOnDisk(io.queueDirectory, op, sel);
+  const bar = startProgress({ write: (s) => io.stderr.write(s), tty: true, format: `postsuper: ${TOTAL_TEXT[op].toLowerCase()} [{bar}] {value}/{total} ({percentage}%, eta {eta_formatted})`, total: ids.length });
+  const total: AdminResult = { ids: [], count: 0 };
+  const add = (r: AdminResult) => {
+    total.ids.push(...r.ids);
+    total.count += r.count;
+  };
+  try {
+    const queues = sel.queues && sel.queues.length ? sel.queues : undefined;
+    const request = async (req: Parameters<typeof controlRequest>[1]) => {
+      const res = await controlRequest(path, req);
+      if (!res.ok) throw new Error(`server error: ${res.error}`);
+      add(res.result ?? { ids: [], count: 0 });
+    };
+    for (let i = 0; i < ids.length; i += PROGRESS_BATCH) {
+      const batch = ids.slice(i, i + PROGRESS_BATCH);
+      await request({ op, ids: batch, queues });
+      bar.tick(batch.length);
+    }
+    const seen = new Set(ids);
+    const late = idsOnDisk(io.queueDirectory, op, sel).filter((id) => !seen.has(id));
+    if (late.length) await request({ op, ids: late, queues });
+    if (op === 'delete' && queues?.includes('corrupt')) await request({ op, ids: 'ALL', queues: ['corrupt'] });
+  } finally {
+    bar.stop();
+  }
+  return total;
+}
+
 async function viaServer(io: QueueCommandIo, plan: { op: AdminOp; sel: AdminSelection }[]): Promise<AdminResult[]> {
   const path = controlSocketPath(io.queueDirectory);
   const out: AdminResult[] = [];
   for (const { op, sel } of plan) {
+    if (sel.ids === 'ALL' && io.tty) {
+      out.push(await allWithProgress(path, io, op, sel));
+      continue;
+    }
     const res = await controlRequest(path, { op, ids: sel.ids, queues: sel.queues && sel.queues.length ? sel.queues : undefined });
     if (!res.ok) throw new Error(`server error: ${res.error}`);
     out.push(res.result ?? { ids: [], count: 0 });

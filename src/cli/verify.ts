@@ -21,6 +21,7 @@ import {
 import { openCompiledDict, resolveTablePath } from '../tables/index.js';
 import type { CommandIo } from './io.js';
 import { invoke, type CommandSpec, type ParsedArgs } from './args.js';
+import { startProgress } from './progress.js';
 
 export interface VerifyIo extends CommandIo {
   /** Standard input for `warm -` (default process.stdin). */
@@ -83,19 +84,36 @@ async function* lines(input: Readable): AsyncIterable<string> {
   }
 }
 
-function progress(io: VerifyIo, what: string) {
+/** How many addresses a list file holds (for the progress bar's total; 0 when unknown). */
+async function countAddresses(file: string | undefined): Promise<number> {
+  if (!file || file === '-') return 0;
+  let n = 0;
+  try {
+    for await (const _ of lines(createReadStream(file))) n++;
+  } catch {
+    return 0;
+  }
+  return n;
+}
+
+/** A progress bar on a terminal (cli.progress.ts); quiet otherwise. */
+async function progress(io: VerifyIo, what: string, file?: string) {
   const tty = io.tty ?? Boolean(process.stderr.isTTY);
-  let last = 0;
+  const total = tty ? await countAddresses(file) : 0;
+  const counts = '{deliverable} deliverable, {undeliverable} undeliverable, {deferred} deferred, {cached} cached';
+  const bar = startProgress({
+    write: io.stderr,
+    tty,
+    format: total ? `${what} [{bar}] {value}/{total} ({percentage}%, eta {eta_formatted}): ${counts}` : `${what}: {value} done: ${counts}`,
+    total,
+    payload: { deliverable: 0, undeliverable: 0, deferred: 0, cached: 0 },
+  });
   return {
     onResult(_r: unknown, t: WarmTotals) {
-      if (!tty) return;
-      const now = Date.now();
-      if (now - last < 100) return;
-      last = now;
-      io.stderr(`\r${what}: ${t.total} done: ${t.deliverable} deliverable, ${t.undeliverable} undeliverable, ${t.deferred} deferred, ${t.cached} cached`);
+      bar.tick(1, { deliverable: t.deliverable, undeliverable: t.undeliverable, deferred: t.deferred, cached: t.cached });
     },
     end() {
-      if (tty) io.stderr('\r\x1b[K');
+      bar.stop();
     },
   };
 }
@@ -307,7 +325,7 @@ export async function runVerify(parsed: ParsedArgs, io: VerifyIo): Promise<numbe
       case 'show':
         return await show(ctx, args[0], io);
       case 'warm': {
-        const p = progress(io, 'warm');
+        const p = await progress(io, 'warm', args[0]);
         const totals = await warmAddresses(ctx.verifier, lines(input!), { concurrency, force, onResult: p.onResult });
         p.end();
         io.stdout(`verify warm: ${formatTotals(totals)}\n`);

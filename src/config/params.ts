@@ -278,6 +278,11 @@ int(B, 'backstop_verify_probe_concurrency', '20', { min: 1 });
 // limit) and one queue manager process; `yes` runs everything in the master instead.
 int(B, 'backstop_smtpd_workers', '0', { max: 256 });
 bool(B, 'backstop_single_process', 'no');
+// Operating it (docs/operating.md): the master's HTTP listener for /metrics, the dashboard and its
+// API (empty: off), and the file holding the dashboard's action token (empty: read-only).
+str(B, 'backstop_http_listen', '127.0.0.1:9025');
+str(B, 'backstop_http_action_token_file', '');
+str(G, 'maillog_file_rotate_suffix', '%Y%m%d-%H%M%S');
 
 defs.sort((a, b) => a.name.localeCompare(b.name));
 

@@ -4,7 +4,7 @@
 // the text; it only adds the prefix and the time. Lines can also be observed in-process (tests,
 // `backstop check`), which is how log formats get tested.
 
-import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
+import { createWriteStream, mkdirSync, openSync, type WriteStream } from 'node:fs';
 import { dirname } from 'node:path';
 import { hostname as osHostname } from 'node:os';
 
@@ -36,6 +36,7 @@ export function syslogTime(d: Date): string {
 
 export class Maillog {
   private stream: WriteStream | null = null;
+  private path: string | undefined;
   private toStdout = true;
   private readonly sinks = new Set<LogSink>();
   private host = osHostname().split('.')[0] || 'localhost';
@@ -46,6 +47,7 @@ export class Maillog {
   open(file: string | undefined, opts: { quiet?: boolean; hostname?: string } = {}): void {
     this.close();
     if (opts.hostname) this.host = opts.hostname.split('.')[0];
+    this.path = file || undefined;
     if (file) {
       mkdirSync(dirname(file), { recursive: true });
       this.stream = createWriteStream(file, { flags: 'a' });
@@ -53,6 +55,26 @@ export class Maillog {
     } else {
       this.toStdout = !opts.quiet;
     }
+  }
+
+  /**
+   * Postfix's `postfix logrotate` / SIGUSR1: open maillog_file again by name (it was renamed) and
+   * write every later line there. No line is lost: the old stream is ended only after the new one
+   * took over, and what it still buffers goes to the renamed file.
+   */
+  reopen(): void {
+    const old = this.stream;
+    if (!old || !this.path) return;
+    let fd: number;
+    try {
+      // Opened here and now (not in the background), so a failure keeps the old file in use.
+      fd = openSync(this.path, 'a', 0o600);
+    } catch (err) {
+      this.write('master', 'warning', `cannot reopen ${this.path}: ${(err as Error).message}; still writing to the old file`);
+      return;
+    }
+    this.stream = createWriteStream(this.path, { fd });
+    old.end();
   }
 
   /** Stop writing to the file; resolves once every line written so far is in it. */

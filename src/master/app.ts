@@ -11,6 +11,7 @@ import { logListening } from './paths.js';
 import { startQueueSide } from './queueside.js';
 import { startSmtpdSide } from './smtpdside.js';
 import type { App } from './master.js';
+import { observeQueueSide, observeSmtpdSide } from './observeside.js';
 
 export async function createApp(loaded: LoadedConfig): Promise<App> {
   // The verify cache first: when it cannot be opened, nothing has started and queued mail is untouched.
@@ -39,7 +40,16 @@ export async function createApp(loaded: LoadedConfig): Promise<App> {
   }
   logListening(smtpdSide.smtpd.addresses());
   const running = smtpdSide;
+  const queueReport = observeQueueSide(loaded.config, queue, qmgr);
+  const smtpdReport = observeSmtpdSide(store);
   return {
+    // One process: its own report is the whole system's.
+    async observe() {
+      const [q, s] = await Promise.all([queueReport(), smtpdReport()]);
+      return { workers: [], reports: [{ ...q, role: 'all', verifyCacheSize: s.verifyCacheSize }], missing: 0 };
+    },
+    // The master reopens the maillog itself; there is no other process.
+    reopenLogs: () => undefined,
     async reload(next) {
       running.reload(next.config);
     },

@@ -7,6 +7,7 @@
 
 import type { QueueEntry } from '../queue/index.js';
 import type { AnvilVerdict, ConnectionLimits } from '../smtpd/index.js';
+import type { WorkerReport } from '../observe/index.js';
 
 export type WorkerRole = 'smtpd' | 'qmgr';
 
@@ -20,14 +21,19 @@ export type SmtpdMessage =
   /** req 0: no limit applies, the worker does not wait for an answer. */
   | { t: 'anvil-connect'; req: number; ip: string; limits: ConnectionLimits }
   | { t: 'replace' }
-  | { t: 'anvil-disconnect'; ip: string };
+  | { t: 'anvil-disconnect'; ip: string }
+  | { t: 'observed'; req: number; report: WorkerReport };
 
 /** From the queue manager worker to the master. */
 export type QmgrMessage =
   | { t: 'ready' }
   | { t: 'failed'; message: string }
   | { t: 'flushed'; req: number; ok: boolean }
-  | { t: 'destination-up'; domain: string; nexthop?: string };
+  | { t: 'destination-up'; domain: string; nexthop?: string }
+  | { t: 'observed'; req: number; report: WorkerReport };
+
+/** Both kinds of worker: report yourself (metrics, status); reopen maillog_file (logrotate). */
+export type ToWorker = { t: 'observe'; req: number } | { t: 'reopen' };
 
 /** From the master to an smtpd worker (retire: a reload replaced it; finish the sessions, then exit). */
 export type ToSmtpd =
@@ -35,14 +41,16 @@ export type ToSmtpd =
   | { t: 'destination-up'; domain: string; nexthop?: string }
   | { t: 'anvil'; req: number; verdict: AnvilVerdict }
   | { t: 'stop' }
-  | { t: 'retire' };
+  | { t: 'retire' }
+  | ToWorker;
 
 /** From the master to the queue manager worker. */
 export type ToQmgr =
   | { t: 'accepted'; entry: QueueEntry }
   | { t: 'flush'; req: number; domain: string }
   | { t: 'watch'; address: string }
-  | { t: 'stop' };
+  | { t: 'stop' }
+  | ToWorker;
 
 /** The environment a worker process starts with. */
 export const WORKER_ENV = {

@@ -12,13 +12,19 @@ import { maillog } from '../log/index.js';
 import { validateAll } from '../check/index.js';
 import { processAlive, QUEUE_NAMES } from '../queue/index.js';
 import { configPath, maillogPath, openMaillog, pidFile } from './paths.js';
-import { chownTree, unreachable, workerOwner } from './owner.js';
+import { chownTree, unreachable, workerOwner, type Owner } from './owner.js';
 import { Workers } from './workers.js';
+import type { Observation } from '../observe/index.js';
+import { HttpListener } from './httplistener.js';
 
 /** The running services as one unit; built from a validated configuration. */
 export interface App {
   reload(loaded: LoadedConfig): Promise<void>;
   stop(): Promise<void>;
+  /** Every process's report for the metrics and the status. */
+  observe(): Promise<Observation>;
+  /** logrotate: every worker reopens maillog_file (the master reopens its own first). */
+  reopenLogs(): void;
 }
 
 export type AppFactory = (loaded: LoadedConfig) => Promise<App>;
@@ -53,6 +59,19 @@ export function workerCount(loaded: LoadedConfig): number {
   const limits = loaded.services.map((s) => s.maxproc).filter((n): n is number => n !== undefined && n > 0);
   const wanted = config.int('backstop_smtpd_workers') || availableParallelism();
   return Math.max(1, Math.min(wanted, ...limits));
+}
+
+/** maillog_file exists (mode 600) and belongs to mail_owner, who writes to it from the workers. */
+function prepareMaillog(config: Config, owner: Owner | undefined): void {
+  const logPath = maillogPath(config);
+  if (!logPath || !owner) return;
+  try {
+    mkdirSync(dirname(logPath), { recursive: true });
+    closeSync(openSync(logPath, 'a', 0o600));
+    chownSync(logPath, owner.uid, owner.gid);
+  } catch (err) {
+    maillog.logger('master').warning(`maillog_file ${logPath}: ${(err as Error).message}`);
+  }
 }
 
 /** Runs until SIGTERM/SIGINT; resolves with the exit status. */
@@ -96,12 +115,7 @@ export async function startMaster(configDir: string, opts: StartOptions): Promis
     }
     // The workers write the queue, the verify cache and the maillog as mail_owner.
     for (const dir of [queueDir, dataDir]) chownTree(dir, who.owner);
-    const logPath = maillogPath(config);
-    if (logPath) {
-      mkdirSync(dirname(logPath), { recursive: true });
-      closeSync(openSync(logPath, 'a', 0o600));
-      chownSync(logPath, who.owner.uid, who.owner.gid);
-    }
+    prepareMaillog(config, who.owner);
   }
   openMaillog(config);
   const log = maillog.logger('master');
@@ -130,6 +144,7 @@ export async function startMaster(configDir: string, opts: StartOptions): Promis
       }
       try {
         await app.reload(next.loaded);
+        await http.reload(next.loaded.config);
         log.info(`reload -- version ${VERSION}, configuration ${next.loaded.config.dir}`);
       } catch (err) {
         log.error(`reload failed: ${(err as Error).message}; the running configuration stays in force`);
@@ -156,12 +171,25 @@ export async function startMaster(configDir: string, opts: StartOptions): Promis
     return 1;
   }
   started(app);
+  const http = new HttpListener(app, VERSION);
+  await http.reload(config);
+  // logrotate (SIGUSR1, as Postfix's postlogd): reopen maillog_file here and in every worker.
+  const onUsr1 = () => {
+    // The workers (mail_owner) may not create files where root keeps the log: the master does.
+    prepareMaillog(config, who.owner);
+    maillog.reopen();
+    app.reopenLogs();
+    log.info('maillog_file reopened');
+  };
+  process.on('SIGUSR1', onUsr1);
   log.info(`daemon started -- version ${VERSION}, configuration ${config.dir}`);
 
   const signal = await stopSignal;
   log.info(`terminating on signal ${signal}`);
   process.off('SIGHUP', onHup);
+  process.off('SIGUSR1', onUsr1);
   await reloading;
+  await http.close();
   await app.stop();
   rmSync(pf, { force: true });
   await maillog.close();

@@ -35,6 +35,8 @@ export interface SmtpdSideDeps {
 export interface SmtpdSide {
   smtpd: Smtpd;
   verifier: VerifyService;
+  /** The verify cache (its size for the status). */
+  store: VerifyStore;
   reload(config: Config): void;
   /** Stop now (sessions get smtpd's close grace), or, with `retire`, once the last session ends. */
   stop(opts?: { retire?: boolean }): Promise<void>;
@@ -98,6 +100,7 @@ export async function startSmtpdSide(loaded: LoadedConfig, deps: SmtpdSideDeps):
   return {
     smtpd,
     verifier,
+    store,
     reload: (next) => running.reload(next),
     async stop(opts = {}) {
       await (opts.retire ? running.retire() : running.close());

@@ -20,6 +20,7 @@ import type { AnvilVerdict, ConnectionCounter } from '../smtpd/index.js';
 import { configPath, openMaillog } from './paths.js';
 import { faultHook, startQueueSide } from './queueside.js';
 import { startSmtpdSide } from './smtpdside.js';
+import { observeQueueSide, observeSmtpdSide } from './observeside.js';
 import { WORKER_ENV, type QmgrMessage, type SmtpdMessage, type ToQmgr, type ToSmtpd } from './ipc.js';
 
 /** How long an ETRN waits for the queue manager's answer before it counts as "not now". */
@@ -90,6 +91,7 @@ async function runQmgr(configDir: string): Promise<void> {
   openMaillog(config);
   const side = await startQueueSide(config);
   side.qmgr.on('destinationUp', (domain, nexthop) => send({ t: 'destination-up', domain, nexthop }));
+  const report = observeQueueSide(config, side.queue, side.qmgr);
   process.on('message', (m: ToQmgr) => {
     switch (m.t) {
       case 'accepted':
@@ -103,6 +105,12 @@ async function runQmgr(configDir: string): Promise<void> {
         break;
       case 'watch':
         void side.qmgr.watchAddress(m.address);
+        break;
+      case 'observe':
+        void report().then((r) => send({ t: 'observed', req: m.req, report: r }));
+        break;
+      case 'reopen':
+        maillog.reopen();
         break;
     }
   });
@@ -135,7 +143,10 @@ async function runSmtpd(configDir: string, slot: number): Promise<void> {
       anvilAnswers.get(m.req)?.(m.verdict);
       anvilAnswers.delete(m.req);
     } else if (m.t === 'destination-up') destinations.emit('destinationUp', m.domain, m.nexthop);
+    else if (m.t === 'observe') void report().then((r) => send({ t: 'observed', req: m.req, report: r }));
+    else if (m.t === 'reopen') maillog.reopen();
   });
+  let report = observeSmtpdSide();
   // The master's anvil counts this client's connections in every worker. When it does not
   // answer in time the connection is let through, as smtpd does when anvil is unavailable.
   const anvil: ConnectionCounter = {
@@ -171,6 +182,8 @@ async function runSmtpd(configDir: string, slot: number): Promise<void> {
     // One worker runs the verify sync, so each address is probed once per interval.
     verifySync: process.env[WORKER_ENV.verifySync] === '1',
   });
+  // The verify cache is counted by one worker (they share it).
+  if (process.env[WORKER_ENV.verifySync] === '1') report = observeSmtpdSide(side.store);
   onStop(
     async (retire) => {
       await side.stop({ retire });

@@ -22,7 +22,8 @@ import type { App } from './master.js';
 import type { Owner } from './owner.js';
 import { configPath, logListening } from './paths.js';
 import { removeWriterFiles } from '../queue/index.js';
-import { WORKER_ENV, type QmgrMessage, type SmtpdMessage, type ToQmgr, type ToSmtpd } from './ipc.js';
+import { WORKER_ENV, type QmgrMessage, type SmtpdMessage, type ToQmgr, type ToSmtpd, type ToWorker } from './ipc.js';
+import type { Observation, WorkerInfo, WorkerReport } from '../observe/index.js';
 
 const here = fileURLToPath(import.meta.url);
 /** worker.js next to this file (worker.ts when the sources run through tsx). */
@@ -30,6 +31,8 @@ const WORKER_ENTRY = join(dirname(here), `worker${extname(here)}`);
 /** How long a worker may take to start, and how long stop waits before SIGKILL. */
 const START_LIMIT_MS = 30_000;
 const STOP_LIMIT_MS = 30_000;
+/** How long the master waits for a worker's report (metrics, status). */
+const OBSERVE_LIMIT_MS = 3_000;
 
 type Proc = ChildProcess | Worker['process'];
 
@@ -43,6 +46,7 @@ interface SmtpdWorker {
   clients: Map<string, number>;
   slot: number;
   generation: number;
+  started: number;
   ready: boolean;
   stopping: boolean;
 }
@@ -59,6 +63,9 @@ export class Workers implements App {
   }
   private qmgr: ChildProcess | undefined;
   private qmgrReady = false;
+  private qmgrStarted = 0;
+  private readonly observeWaits = new Map<number, (r: WorkerReport) => void>();
+  private observeSeq = 0;
   private readonly forQmgr: ToQmgr[] = [];
   private readonly smtpd = new Set<SmtpdWorker>();
   private readonly flushRoutes = new Map<number, { w: SmtpdWorker; req: number }>();
@@ -111,6 +118,7 @@ export class Workers implements App {
     const child = fork(WORKER_ENTRY, [], { env: this.env('qmgr') });
     this.qmgr = child;
     this.qmgrReady = false;
+    this.qmgrStarted = Date.now();
     let failure: string | undefined;
     return new Promise<void>((resolve, reject) => {
       const limit = setTimeout(() => child.kill('SIGKILL'), START_LIMIT_MS);
@@ -148,7 +156,7 @@ export class Workers implements App {
       if (route) this.toSmtpd(route.w, { t: 'flushed', req: route.req, ok: m.ok });
     } else if (m.t === 'destination-up') {
       for (const w of this.smtpd) this.toSmtpd(w, m);
-    }
+    } else if (m.t === 'observed') this.observed(m.req, m.report);
   }
 
   // ---------------------------------------------------------------- the smtpd workers
@@ -176,7 +184,7 @@ export class Workers implements App {
   private startSmtpd(generation: number, verifySync: boolean, settle: boolean): Promise<{ w: SmtpdWorker; addresses: Array<{ host: string; port: number }> }> {
     const slot = ++this.slotSeq;
     const worker = cluster.fork(this.env('smtpd', { [WORKER_ENV.slot]: String(slot), ...(verifySync ? { [WORKER_ENV.verifySync]: '1' } : {}) }));
-    const w: SmtpdWorker = { worker, verifySync, clients: new Map(), slot, generation, ready: false, stopping: false };
+    const w: SmtpdWorker = { worker, verifySync, clients: new Map(), slot, generation, started: Date.now(), ready: false, stopping: false };
     this.smtpd.add(w);
     let failure: string | undefined;
     return new Promise((resolve, reject) => {
@@ -228,6 +236,9 @@ export class Workers implements App {
       case 'replace':
         void this.replace(w);
         break;
+      case 'observed':
+        this.observed(m.req, m.report);
+        break;
       case 'anvil-connect': {
         const verdict = this.anvil.connect(m.ip, m.limits);
         w.clients.set(m.ip, (w.clients.get(m.ip) ?? 0) + 1);
@@ -268,6 +279,44 @@ export class Workers implements App {
     } finally {
       w.replacing = false;
     }
+  }
+
+  // ---------------------------------------------------------------- observing
+
+  private observed(req: number, report: WorkerReport): void {
+    this.observeWaits.get(req)?.(report);
+    this.observeWaits.delete(req);
+  }
+
+  /** Every serving worker's report (metrics, last hour, the queue), each wait bounded. */
+  async observe(): Promise<Observation> {
+    const targets: Array<{ info: WorkerInfo; send: (m: ToWorker) => void }> = [];
+    const q = this.qmgr;
+    if (q?.pid && this.qmgrReady && q.connected) targets.push({ info: { pid: q.pid, role: 'qmgr', started: this.qmgrStarted, ready: true }, send: (m) => q.send(m) });
+    for (const w of this.smtpd) {
+      const pid = w.worker.process.pid;
+      if (pid && w.ready && !w.stopping && w.worker.isConnected()) targets.push({ info: { pid, role: 'smtpd', started: w.started, ready: true }, send: (m) => this.toSmtpd(w, m) });
+    }
+    const answers = await Promise.all(
+      targets.map(
+        (t) =>
+          new Promise<WorkerReport | undefined>((resolve) => {
+            const req = ++this.observeSeq;
+            const timer = setTimeout(() => this.observeWaits.delete(req) && resolve(undefined), OBSERVE_LIMIT_MS);
+            this.observeWaits.set(req, (r) => (clearTimeout(timer), resolve(r)));
+            t.send({ t: 'observe', req });
+          }),
+      ),
+    );
+    const reports = answers.filter((r): r is WorkerReport => r !== undefined);
+    return { workers: targets.map((t) => t.info), reports, missing: answers.length - reports.length };
+  }
+
+  /** logrotate: every worker reopens maillog_file. */
+  reopenLogs(): void {
+    const q = this.qmgr;
+    if (q?.connected) q.send({ t: 'reopen' } satisfies ToWorker);
+    for (const w of this.smtpd) this.toSmtpd(w, { t: 'reopen' });
   }
 
   // ---------------------------------------------------------------- restarts

@@ -10,6 +10,7 @@ import { enqueue } from '../queue/index.js';
 import { backoffDelay, delayWarningDue, isExpired, lifetimeFor } from './backoff.js';
 import type { ActiveMsg, QmgrCore } from './core.js';
 import type { NoticeRecipient } from './types.js';
+import { bounces } from '../observe/index.js';
 
 /** One piece of a message's work is done; the last one ends the pass. */
 export async function workDone(q: QmgrCore, msg: ActiveMsg): Promise<void> {
@@ -62,6 +63,7 @@ async function finishInner(q: QmgrCore, msg: ActiveMsg): Promise<void> {
       pending = pending.concat(rcpts).sort((a, b) => a - b);
     } else {
       q.counters.bounced += rcpts.length;
+      bounces.inc(rcpts.length);
       // When the file is removed right after, the removal is the durable record.
       if (pending.length) {
         for (const i of rcpts) {

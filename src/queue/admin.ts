@@ -26,7 +26,7 @@ export interface AdminResult {
 }
 
 /** Postfix's default queues: -d and -r look everywhere, -h in the queues a message can be held from, -H in hold. */
-const ADMIN_DEFAULT_QUEUES: Record<AdminOp, QueueName[]> = {
+export const ADMIN_DEFAULT_QUEUES: Readonly<Record<AdminOp, readonly QueueName[]>> = {
   delete: ['hold', 'active', 'deferred'],
   requeue: ['hold', 'active', 'deferred'],
   hold: ['active', 'deferred'],

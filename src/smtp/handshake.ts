@@ -7,6 +7,7 @@
 import { connect as tlsConnect, checkServerIdentity, type TLSSocket, type PeerCertificate } from 'node:tls';
 import { SessionError, type Conn } from './conn.js';
 import { formatTlsLine } from './log.js';
+import { tlsSessions } from '../observe/index.js';
 import type { TlsLevel } from './options.js';
 
 export interface Features {
@@ -141,5 +142,6 @@ async function startTls(c: Conn, level: TlsLevel): Promise<void> {
   c.socket = tls;
   c.attach(tls);
   const cipher = tls.getCipher();
+  tlsSessions.inc({ direction: 'out' });
   c.opts.logger?.info(formatTlsLine(trust, c.relay, tls.getProtocol() ?? 'TLS', cipher.standardName ?? cipher.name));
 }

@@ -5,6 +5,7 @@
 // resolution limit (delay_logging_resolution_limit, default 2 decimals), whole seconds from 100s.
 
 import type { Logger } from '../log/index.js';
+import { delivered } from '../observe/index.js';
 
 /** Postfix's format_tv(sec, usec, sig_dig, max_dig). */
 export function formatTv(seconds: number, sigDig = 2, maxDig = 2): string {
@@ -85,6 +86,8 @@ export function formatDeliveryLine(e: DeliveryLogEntry, maxDig = 2): string {
 
 export function logDelivery(log: Logger, e: DeliveryLogEntry, maxDig = 2): void {
   log.info(formatDeliveryLine(e, maxDig));
+  // Every delivery result passes here once: the metrics and the destination view count it.
+  delivered(e.recipient, e.relay, e.status, e.text);
 }
 
 /** `connect to NAME[IP]:PORT: reason` (smtp_connect.c), logged for each failed address. */

@@ -8,6 +8,7 @@ import type { BackstopConnection } from './connection.js';
 import { check } from './verdict.js';
 import { clientListed } from './networks.js';
 import * as slog from './log.js';
+import { smtpdConnections } from '../observe/index.js';
 
 /** Look-ups of the client name wait this long at most (then the name is a temporary 'unknown'). */
 const NAME_LOOKUP_MS = 10_000;
@@ -33,6 +34,7 @@ export async function connectStage(c: BackstopConnection): Promise<boolean | 'cl
   c.bareLfExempt = await clientListed(ctx.networks.bareNewlineExclusions, st.clientName, ip, log);
   if (c._closing || c._closed) return 'closed';
   slog.logConnect(log, st.client);
+  smtpdConnections.inc();
   // As smtpd.c: a client in smtpd_client_event_limit_exceptions never reaches anvil at all.
   if (exempt) {
     const v = await check(c, 'connect');

@@ -8,6 +8,7 @@ import { reply, type Reply } from '../mail/index.js';
 import type { SessionInfo, Stage, Verdict } from './check/types.js';
 import type { BackstopConnection } from './connection.js';
 import * as slog from './log.js';
+import { countReject } from '../observe/index.js';
 
 /** The engine's verdict at `stage` for this session (`extra` overrides what the session says). */
 export async function check(c: BackstopConnection, stage: Stage, extra: Partial<SessionInfo> = {}): Promise<Verdict> {
@@ -40,6 +41,7 @@ export async function applyVerdict(c: BackstopConnection, v: Verdict, stage: str
     return true;
   }
   const r = v.reply as Reply;
+  countReject(r.code, v.restriction);
   slog.logReject(c.log, st.rejectCtx(stage, recipient), r);
   await c.respond(r);
   return false;

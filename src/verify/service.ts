@@ -17,6 +17,7 @@
 
 import { maillog, type Logger } from '../log/index.js';
 import { domainOf } from '../mail/index.js';
+import { countVerifyLookup, verifyProbes } from '../observe/index.js';
 import type { VerifyResult } from './types.js';
 import type { VerifyStore } from './store.js';
 import { MemoryStore } from './store.js';
@@ -134,6 +135,7 @@ class VerifyServiceImpl implements VerifyService {
     if (typeof raw === 'string') {
       const rec = parseRecord(raw);
       if (rec !== undefined && rec.status !== STAT_TODO && (now - rec.probed <= PROBE_TTL || (!isExpired(rec, this.times, now) && !needsRefresh(rec, this.times, now)))) {
+        countVerifyLookup('hit');
         return Promise.resolve(toResult(rec));
       }
     }
@@ -149,6 +151,7 @@ class VerifyServiceImpl implements VerifyService {
       this.log.warning(`${PROBLEM}: ${(err as Error).message}`);
       return { status: 'tempfail', text: PROBLEM, problem: true };
     }
+    countVerifyLookup(rec.status !== STAT_TODO ? 'hit' : 'miss');
     if (rec.status !== STAT_TODO) return toResult(rec);
     return this.waitFor(key);
   }
@@ -193,6 +196,7 @@ class VerifyServiceImpl implements VerifyService {
     const run = this.limiter
       .run(this.destinationOf(address), () => this.sendProbe(address))
       .then(async (result) => {
+        verifyProbes.inc({ status: result.status });
         try {
           await this.update(key, result);
         } catch (err) {

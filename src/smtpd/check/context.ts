@@ -112,6 +112,9 @@ export interface EvalState {
   bcc: string[];
   info: string[];
   depth: number;
+  /** The restriction whose reject (or defer_if_permit) decided: the innermost one (metrics). */
+  decidedBy?: string;
+  deferIfPermitBy?: string;
 }
 
 export interface Ctx {

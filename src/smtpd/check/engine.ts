@@ -245,7 +245,10 @@ class Engine implements RestrictionEngine {
             return { kind: 'permit' };
           case 'defer_if_permit':
             if (warn) st.warnings.push(`${d.reply.code} ${d.reply.dsn} ${d.reply.text}`);
-            else st.deferIfPermit ??= makeReply(d.reply.code, d.reply.dsn, d.reply.text);
+            else if (!st.deferIfPermit) {
+              st.deferIfPermit = makeReply(d.reply.code, d.reply.dsn, d.reply.text);
+              st.deferIfPermitBy = el.name;
+            }
             continue;
           case 'defer_if_reject':
             if (warn) st.warnings.push(`${d.reply.code} ${d.reply.dsn} ${d.reply.text}`);
@@ -253,7 +256,10 @@ class Engine implements RestrictionEngine {
             continue;
           case 'reject': {
             const r = this.finish(st, d.reply, warn);
-            if (r) return { kind: 'reject', reply: r };
+            if (r) {
+              st.decidedBy ??= el.name;
+              return { kind: 'reject', reply: r };
+            }
             continue;
           }
         }
@@ -294,7 +300,10 @@ class Engine implements RestrictionEngine {
 
   private verdict(st: EvalState, reply?: Reply): Verdict {
     const v: Verdict = { action: reply ? 'reject' : 'accept' };
-    if (reply) v.reply = reply;
+    if (reply) {
+      v.reply = reply;
+      v.restriction = st.decidedBy ?? 'smtpd_helo_required';
+    }
     if (st.hold !== undefined) v.hold = st.hold;
     if (st.discard !== undefined) v.discard = st.discard;
     if (st.prepend.length) v.prepend = st.prepend;
@@ -313,7 +322,10 @@ class Engine implements RestrictionEngine {
       const o = await this.list(n, s, st);
       if (o.kind === 'reject') return this.verdict(st, o.reply);
     }
-    if (st.deferIfPermit) return this.verdict(st, st.deferIfPermit);
+    if (st.deferIfPermit) {
+      st.decidedBy = st.deferIfPermitBy;
+      return this.verdict(st, st.deferIfPermit);
+    }
     return this.verdict(st);
   }
 
@@ -327,7 +339,7 @@ class Engine implements RestrictionEngine {
     if (v.action !== 'accept' || code === false || !s.recipient) return v;
     const r = await this.env.resolve(s.recipient);
     if (r.class !== 'local') return v;
-    return { ...v, action: 'reject', reply: classReply(code, '5.1.1', s.recipient, CLASS.recipient, 'User unknown in local recipient table') };
+    return { ...v, action: 'reject', restriction: 'smtpd_reject_unlisted_recipient', reply: classReply(code, '5.1.1', s.recipient, CLASS.recipient, 'User unknown in local recipient table') };
   }
 
   async check(s: SessionInfo): Promise<Verdict> {

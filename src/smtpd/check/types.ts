@@ -42,6 +42,8 @@ export interface Verdict {
   bcc?: string[];
   /** access(5) INFO/WARN log texts. */
   info?: string[];
+  /** For reject: the restriction that decided (e.g. reject_unauth_destination), for the metrics. */
+  restriction?: string;
   /** A 421/521 reply: disconnect after sending it. */
   disconnect?: boolean;
 }

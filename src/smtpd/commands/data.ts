@@ -14,6 +14,7 @@ import type { MessageTransaction } from '../types.js';
 import { LineEndingNormalizer, receivedHeader } from '../body.js';
 import { R } from '../replies.js';
 import * as slog from '../log.js';
+import { smtpdAccepted } from '../../observe/index.js';
 
 export async function data(c: BackstopConnection, arg: string): Promise<boolean> {
   const { settings: s, state: st } = c;
@@ -174,6 +175,7 @@ async function endOfData(c: BackstopConnection, d: DataInProgress): Promise<void
     else id = await d.tx.commit(st.holdText !== undefined ? { queue: 'hold' } : {});
     c.count('data', true);
     c.errorCount = 0;
+    smtpdAccepted.inc();
     await c.respond(reply(250, '2.0.0', `Ok: queued as ${id}`));
   } catch (err) {
     await d.tx.abort();

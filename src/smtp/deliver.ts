@@ -15,6 +15,7 @@ import type { RecipientOutcome, Transaction } from './transaction.js';
 import { logConnectFailure, logDelivery, type Delays, type DeliveryStatus } from './log.js';
 import { chooseNextHop, resolveNextHop, NextHopSyntaxError, type NextHop, type RouteFailure, type RoutingOptions } from './nexthop.js';
 import type { ConnectionCache } from './pool.js';
+import { openSecured, type OutboundTls } from './tls-session.js';
 
 export interface OutboundMessage {
   queueId: string;
@@ -47,6 +48,10 @@ export interface DeliveryOptions extends RoutingOptions {
   logger?: Logger;
   /** delay_logging_resolution_limit (default 2). */
   delayResolution?: number;
+  /** Policy maps, DANE, MTA-STS (tls-session.ts); absent: session.tlsLevel alone. */
+  tls?: OutboundTls;
+  /** minimal_backoff_time in seconds: a message older than this may retry TLS failures in plain text at `may`. */
+  minimalBackoffSec?: number;
 }
 
 export type RecipientStatus = 'sent' | 'deferred' | 'bounced';
@@ -129,6 +134,7 @@ async function deliverToHop(
   build: (rcpts: EnvelopeRecipient[]) => Transaction,
   opts: DeliveryOptions,
   log: Logger,
+  plainRetryOk = true,
 ): Promise<Map<number, Outcome>> {
   const out = new Map<number, Outcome>();
   let left = pending.slice();
@@ -183,12 +189,14 @@ async function deliverToHop(
         const a = addrs[i];
         let session: SmtpSession;
         try {
-          session = await SmtpSession.open(a, { ...opts.session, logger: opts.session.logger ?? log });
+          session = await openSecured(hop, a, { ...opts.session, logger: opts.session.logger ?? log }, opts.tls, log, plainRetryOk);
         } catch (err) {
           if (!(err instanceof SessionError)) throw err;
           if (err.kind === 'connect') logConnectFailure(log, err.text);
-          // relay=none when no greeting was seen, as Postfix logs connect failures.
-          last = { dsn: err.dsn, text: err.text, relay: err.kind === 'connect' ? 'none' : `${a.name}[${a.ip}]:${a.port}`, remoteMta: err.kind === 'connect' ? undefined : a.name, diagnostic: err.reply?.text };
+          // relay=none when no greeting was seen (connect failures, and TLS policy decided
+          // before connecting), as Postfix logs them.
+          const noPeer = err.kind === 'connect' || err.kind === 'policy';
+          last = { dsn: err.dsn, text: err.text, relay: noPeer ? 'none' : `${a.name}[${a.ip}]:${a.port}`, remoteMta: noPeer ? undefined : a.name, diagnostic: err.reply?.text };
           continue;
         }
         sessions++;
@@ -252,7 +260,9 @@ export async function deliver(msg: OutboundMessage, opts: DeliveryOptions): Prom
   });
   await Promise.all(
     [...groups.values()].map(async ({ hop, pending }) => {
-      const out = await deliverToHop(hop, pending, build, opts, log);
+      // Postfix's PLAINTEXT_FALLBACK_OK: only mail that has already waited minimal_backoff_time.
+      const plainRetryOk = active - arrival >= (opts.minimalBackoffSec ?? 300) * 1000;
+      const out = await deliverToHop(hop, pending, build, opts, log, plainRetryOk);
       for (const [index, o] of out) record(index, o);
     }),
   );

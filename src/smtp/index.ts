@@ -13,3 +13,5 @@ export * from './client.js';
 export * from './pool.js';
 export * from './deliver.js';
 export * from './log.js';
+export { openSecured, resolveSessionTls, type OutboundTls, type StsSource, type StsVerdict } from './tls-session.js';
+export { lookupTlsPolicy, parsePolicyEntry, protocolRange, type TlsPolicy } from './tls-policy.js';

@@ -9,7 +9,7 @@ import type { Config } from '../config/index.js';
 import { Resolver } from '../dns/index.js';
 import { TableList } from '../tables/index.js';
 import { SecureDns } from '../dns/index.js';
-import { ConnectionCache, smtpTimeoutsFrom, type DeliveryOptions, type OutboundTls, type TlsLevel } from '../smtp/index.js';
+import { ConnectionCache, MtaStsCache, smtpTimeoutsFrom, type DeliveryOptions, type OutboundTls, type TlsLevel } from '../smtp/index.js';
 import { maillog } from '../log/index.js';
 import { normalizeIp, parseIp } from '../mail/index.js';
 
@@ -95,7 +95,7 @@ export function deliveryOptions(config: Config, deps: { dns: Resolver; cache: Co
     mxAddressLimit: config.int('smtp_mx_address_limit'),
     mxSessionLimit: config.int('smtp_mx_session_limit'),
     delayResolution: config.time('delay_logging_resolution_limit'),
-    tls: outboundTls(config),
+    tls: outboundTls(config, { mtaSts: config.bool('backstop_smtp_mta_sts') ? new MtaStsCache({ dns: deps.dns, log: maillog.logger('smtp') }) : undefined }),
     minimalBackoffSec: config.time('minimal_backoff_time'),
     session: {
       heloName: config.str('smtp_helo_name'),

@@ -78,8 +78,8 @@ export async function resolveSessionTls(hop: NextHop, a: MxAddress, cfg: Outboun
     }
   }
 
-  // MTA-STS applies to a recipient domain's MX hosts when no policy-table entry names it.
-  if (cfg.mtaSts && policy.source === 'smtp_tls_security_level' && hop.source === 'recipient domain' && hop.destinations[0]?.mx) {
+  // MTA-STS applies to a domain's MX hosts when no policy-table entry names the destination.
+  if (cfg.mtaSts && policy.source === 'smtp_tls_security_level' && hop.destinations[0]?.mx) {
     const sts = await cfg.mtaSts.policy(nexthop);
     if (sts && sts.mode !== 'none') {
       if (!sts.mxMatches(a.name)) {

@@ -104,6 +104,8 @@ export function deliveryOptions(config: Config, deps: { dns: Resolver; cache: Co
       bindAddress: config.str('smtp_bind_address') || undefined,
       lineLengthLimit: config.int('line_length_limit'),
       smtpLineLengthLimit: config.int('smtp_line_length_limit'),
+      xforward: config.bool('smtp_send_xforward_command'),
+      xclient: config.bool('backstop_smtp_send_xclient'),
       timeouts: smtpTimeoutsFrom(config),
     },
   };

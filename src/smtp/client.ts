@@ -12,10 +12,11 @@
 // Trusts nothing from the peer (see replies.ts and transaction.ts).
 
 import { Conn, connectSocket } from './conn.js';
-import { handshake, noFeatures, type Features } from './handshake.js';
+import { handshake, hello, noFeatures, type Features } from './handshake.js';
 import type { MxAddress } from './nexthop.js';
 import type { SessionOptions } from './options.js';
 import { exchange, refuseBeforeMail, type RecipientOutcome, type Transaction } from './transaction.js';
+import { sendOriginalClient, type OriginalClient } from './xforward.js';
 
 export class SmtpSession {
   readonly address: MxAddress;
@@ -29,6 +30,12 @@ export class SmtpSession {
   readonly createdAt = Date.now();
   lastUsed = Date.now();
   secure = false;
+  /**
+   * XCLIENT made the peer take this session for a message's original client. It is never reused:
+   * the peer now judges this session's authority by that client's address, so a second XCLIENT is
+   * refused and the next message would go out under the first one's name (seen with Postfix).
+   */
+  private impersonating = false;
 
   private constructor(private readonly conn: Conn) {
     this.address = conn.address;
@@ -57,10 +64,16 @@ export class SmtpSession {
    * Runs one mail transaction and returns one outcome per recipient. Throws SessionError when the
    * session breaks (lost connection, timeout): the caller decides for the recipients left.
    */
-  async transaction(tx: Transaction): Promise<RecipientOutcome[]> {
+  async transaction(tx: Transaction, origin?: OriginalClient): Promise<RecipientOutcome[]> {
     this.lastUsed = Date.now();
     const refused = refuseBeforeMail(this.conn, this.features, tx);
     if (refused) return refused;
+    const o = this.conn.opts;
+    if (origin && (o.xforward || o.xclient)) {
+      const sent = await sendOriginalClient(this.conn, this.features, origin, { xforward: !!o.xforward, xclient: !!o.xclient, rehello: () => hello(this.conn, origin.helo || undefined) });
+      this.features = sent.features;
+      this.impersonating ||= sent.impersonating;
+    }
     const results = await exchange(this.conn, this.features, tx);
     this.uses++;
     return results;
@@ -69,7 +82,7 @@ export class SmtpSession {
   /** RSET between transactions; false when the session is no longer usable. */
   async reset(): Promise<boolean> {
     const c = this.conn;
-    if (!c.alive) return false;
+    if (!c.alive || this.impersonating) return false;
     try {
       c.write('RSET\r\n', 'sending RSET probe');
       const r = await c.read(c.t.smtp_rset_timeout, 'sending RSET probe');

@@ -16,6 +16,7 @@ import { logConnectFailure, logDelivery, type Delays, type DeliveryStatus } from
 import { chooseNextHop, resolveNextHop, NextHopSyntaxError, type NextHop, type RouteFailure, type RoutingOptions } from './nexthop.js';
 import type { ConnectionCache } from './pool.js';
 import { openSecured, type OutboundTls } from './tls-session.js';
+import type { OriginalClient } from './xforward.js';
 
 export interface OutboundMessage {
   queueId: string;
@@ -30,6 +31,8 @@ export interface OutboundMessage {
   body: () => Readable;
   /** Content size in bytes (SIZE=). */
   size: number;
+  /** The client that gave us the message (for XFORWARD/XCLIENT). */
+  client?: OriginalClient;
   /** When the message arrived (ms since the epoch); default: now. */
   arrivalTime?: number;
   /** When the queue manager made it active (ms since the epoch); default: the call time. */
@@ -135,6 +138,7 @@ async function deliverToHop(
   opts: DeliveryOptions,
   log: Logger,
   plainRetryOk = true,
+  origin?: OriginalClient,
 ): Promise<Map<number, Outcome>> {
   const out = new Map<number, Outcome>();
   let left = pending.slice();
@@ -144,7 +148,7 @@ async function deliverToHop(
     const setupDone = Date.now();
     let outcomes: RecipientOutcome[];
     try {
-      outcomes = await session.transaction(build(left.map((p) => p.rcpt)));
+      outcomes = await session.transaction(build(left.map((p) => p.rcpt)), origin);
     } catch (err) {
       if (!(err instanceof SessionError)) throw err;
       last = { dsn: err.dsn, text: err.text, relay: session.relay, remoteMta: session.address.name, diagnostic: err.reply?.text, setupDone };
@@ -262,7 +266,7 @@ export async function deliver(msg: OutboundMessage, opts: DeliveryOptions): Prom
     [...groups.values()].map(async ({ hop, pending }) => {
       // Postfix's PLAINTEXT_FALLBACK_OK: only mail that has already waited minimal_backoff_time.
       const plainRetryOk = active - arrival >= (opts.minimalBackoffSec ?? 300) * 1000;
-      const out = await deliverToHop(hop, pending, build, opts, log, plainRetryOk);
+      const out = await deliverToHop(hop, pending, build, opts, log, plainRetryOk, msg.client);
       for (const [index, o] of out) record(index, o);
     }),
   );

@@ -17,11 +17,14 @@ export interface Features {
   smtputf8: boolean;
   eightBitMime: boolean;
   starttls: boolean;
+  /** Attributes announced with XFORWARD / XCLIENT (empty: not offered). */
+  xforward: string[];
+  xclient: string[];
 }
 
 /** What a peer that said HELO (or nothing yet) supports. */
 export function noFeatures(): Features {
-  return { esmtp: false, pipelining: false, size: undefined, dsn: false, smtputf8: false, eightBitMime: false, starttls: false };
+  return { esmtp: false, pipelining: false, size: undefined, dsn: false, smtputf8: false, eightBitMime: false, starttls: false, xforward: [], xclient: [] };
 }
 
 /** What the session knows after its handshake. */
@@ -64,8 +67,7 @@ export function sessionTls(opts: SessionOptions): SessionTls {
 }
 
 /** EHLO, or HELO when EHLO gets a 5xx; returns the features the peer announced. */
-async function hello(c: Conn): Promise<Features> {
-  const heloName = c.opts.heloName;
+export async function hello(c: Conn, heloName = c.opts.heloName): Promise<Features> {
   c.write(`EHLO ${heloName}\r\n`, 'performing the EHLO handshake');
   let r = await c.read(c.t.smtp_helo_timeout, 'performing the EHLO handshake');
   if (r.code >= 500) {
@@ -86,6 +88,8 @@ async function hello(c: Conn): Promise<Features> {
     else if (kw === 'SMTPUTF8') f.smtputf8 = true;
     else if (kw === '8BITMIME') f.eightBitMime = true;
     else if (kw === 'STARTTLS') f.starttls = true;
+    else if (kw === 'XFORWARD') f.xforward = words.slice(1).map((w) => w.toUpperCase());
+    else if (kw === 'XCLIENT') f.xclient = words.slice(1).map((w) => w.toUpperCase());
     else if (kw === 'SIZE') {
       const n = Number(words[1]);
       f.size = Number.isFinite(n) && n > 0 ? n : 0;

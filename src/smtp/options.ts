@@ -79,6 +79,10 @@ export interface SessionOptions {
   logger?: Logger;
   /** Longest reply line kept (longer lines are truncated), Postfix's line_length_limit. */
   lineLengthLimit?: number;
+  /** smtp_send_xforward_command: XFORWARD the original client when the server offers it. */
+  xforward?: boolean;
+  /** backstop_smtp_send_xclient: XCLIENT the original client when the server offers it. */
+  xclient?: boolean;
   /** smtp_line_length_limit: longer message lines are broken with CRLF SPACE (default 998; 0 = never). */
   smtpLineLengthLimit?: number;
 }

@@ -89,11 +89,11 @@ export async function sendOriginalClient(c: Conn, f: Features, client: OriginalC
   }
   if (o.xforward && f.xforward.length) {
     const cmds = xforwardCommands(f.xforward, client);
-    const what = ['XFORWARD name/address command', 'XFORWARD helo/protocol command'];
-    for (let i = 0; i < cmds.length; i++) {
-      c.write(`${cmds[i]}\r\n`, 'sending XFORWARD');
+    for (const cmd of cmds) {
+      c.write(`${cmd}\r\n`, 'sending XFORWARD');
       const r = await c.read(c.t.smtp_mail_timeout, 'sending XFORWARD');
-      if (r.code < 200 || r.code >= 300) warn(r.text, cmds.length === 2 ? what[i] : cmds[i].includes('NAME=') || cmds[i].includes('ADDR=') ? what[0] : what[1]);
+      // Postfix's names for the two commands (xfer_request[] in smtp_proto.c).
+      if (r.code < 200 || r.code >= 300) warn(r.text, / (NAME|ADDR)=/.test(cmd) ? 'XFORWARD name/address command' : 'XFORWARD helo/protocol command');
     }
   }
   return { features: f, impersonating: false };

@@ -124,7 +124,8 @@ str(S, 'smtpd_tls_security_level', '', { oneOf: ['', 'none', 'may', 'encrypt'] }
 str(S, 'smtpd_tls_cert_file', '');
 str(S, 'smtpd_tls_key_file', '$smtpd_tls_cert_file');
 str(S, 'smtpd_tls_CAfile', '');
-str(S, 'smtpd_tls_protocols', '>=TLSv1');
+// Deliberate difference: TLS 1.2 or newer (Postfix 3.7: >=TLSv1); docs/configuration.md.
+str(S, 'smtpd_tls_protocols', '>=TLSv1.2');
 int(S, 'smtpd_tls_loglevel', '0');
 bool(S, 'smtpd_tls_received_header', 'no');
 bool(S, 'smtpd_tls_auth_only', 'no');

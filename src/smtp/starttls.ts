@@ -9,6 +9,7 @@
 // so no command is ever sent in plain text after a failed mandatory handshake.
 
 import { connect as tlsConnect, type PeerCertificate, type TLSSocket } from 'node:tls';
+import { cipherBits } from '../mail/index.js';
 import { SessionError, type Conn } from './conn.js';
 import { daneVerify } from './dane.js';
 import { formatTlsLine } from './log.js';
@@ -20,13 +21,6 @@ export class TlsHandshakeError extends SessionError {
   constructor(text: string, readonly retryPlain: boolean) {
     super('tls', '4.7.5', text);
   }
-}
-
-/** Secret bits of a cipher, from its name (OpenSSL's "256/256 bits" in Postfix's line). */
-function cipherBits(name: string): number | undefined {
-  if (/CHACHA20|AES_?256|CAMELLIA_?256/i.test(name)) return 256;
-  if (/AES_?128|CAMELLIA_?128/i.test(name)) return 128;
-  return undefined;
 }
 
 /** The TLS handshake over the connection's socket, which it then replaces; logs Postfix's TLS line. */

@@ -9,6 +9,9 @@
 // table it is given; never talks to the network.
 
 import { checkServerIdentity, type PeerCertificate } from 'node:tls';
+import { protocolRange } from '../mail/index.js';
+
+export { protocolRange };
 
 /** Postfix's levels in their order of strength (tls_level.c), minus `fingerprint`. */
 export const TLS_LEVELS = ['none', 'may', 'encrypt', 'dane', 'dane-only', 'verify', 'secure'] as const;
@@ -144,40 +147,6 @@ export async function lookupTlsPolicy(dest: string, opts: TlsPolicyOptions): Pro
     }
   }
   return { level: globalLevel, source: 'smtp_tls_security_level' };
-}
-
-const PROTOCOLS = ['SSLv2', 'SSLv3', 'TLSv1', 'TLSv1.1', 'TLSv1.2', 'TLSv1.3'] as const;
-type NodeTls = 'TLSv1' | 'TLSv1.1' | 'TLSv1.2' | 'TLSv1.3';
-
-/**
- * Postfix's protocol list (tls_protocol_mask): ">=TLSv1.2", "<=TLSv1.3", "!SSLv3, !TLSv1" or a
- * list of the protocols to allow, as Node's version range. Node takes a range, not a set, so a
- * hole ("!TLSv1.1" alone) widens to the range around it. Throws with Postfix-like text.
- */
-export function protocolRange(spec: string): { minVersion: NodeTls; maxVersion: NodeTls } {
-  const idx = (p: string): number => {
-    const i = PROTOCOLS.findIndex((x) => x.toLowerCase() === p.toLowerCase());
-    if (i < 0) throw new Error(`invalid TLS protocol name "${p}" in "${spec}"`);
-    return i;
-  };
-  const allowed = new Set<number>(PROTOCOLS.map((_, i) => i));
-  const include = new Set<number>();
-  for (const tok of spec.split(/[\s,:]+/).filter(Boolean)) {
-    if (tok.startsWith('>=')) {
-      const n = idx(tok.slice(2));
-      for (let i = 0; i < n; i++) allowed.delete(i);
-    } else if (tok.startsWith('<=')) {
-      const n = idx(tok.slice(2));
-      for (let i = n + 1; i < PROTOCOLS.length; i++) allowed.delete(i);
-    } else if (tok.startsWith('!')) {
-      allowed.delete(idx(tok.slice(1)));
-    } else {
-      include.add(idx(tok));
-    }
-  }
-  const usable = [...allowed].filter((i) => i >= 2 && (!include.size || include.has(i))).sort((a, b) => a - b);
-  if (!usable.length) throw new Error(`no TLS protocol left in "${spec}"`);
-  return { minVersion: PROTOCOLS[usable[0]] as NodeTls, maxVersion: PROTOCOLS[usable[usable.length - 1]] as NodeTls };
 }
 
 /** The DNS names a certificate is for: its subjectAltName DNS entries, else its CN. */

@@ -11,8 +11,11 @@ import { join } from 'node:path';
 import { Resolver } from '../../src/dns/index.js';
 import { Maillog } from '../../src/log/index.js';
 import { TableList } from '../../src/tables/index.js';
-import { deliver, lookupTlsPolicy, parsePolicyEntry, protocolRange, type DeliveryOptions, type OutboundMessage, type OutboundTls } from '../../src/smtp/index.js';
+import { ConnectionCache, deliver, lookupTlsPolicy, parsePolicyEntry, protocolRange, type DeliveryOptions, type OutboundMessage, type OutboundTls } from '../../src/smtp/index.js';
 import { startDnsServer, type TestDnsServer } from '../helpers/dnsserver.js';
+import { runCli } from '../helpers/cli.js';
+import { Config } from '../../src/config/index.js';
+import { deliveryOptions, outboundTls } from '../../src/master/wiring.js';
 import { makeTestCert, startSink, type TestCert } from '../helpers/sink.js';
 
 let dns: TestDnsServer;
@@ -279,4 +282,28 @@ test('smtp_tls_mandatory_protocols decides the protocol versions offered at mand
   } finally {
     await good.close();
   }
+});
+
+test('main.cf: postconf -d says may; smtp_tls_* parameters reach the delivery client', async () => {
+  const r = await runCli(['postconf', '-d', 'smtp_tls_security_level', 'backstop_smtp_mta_sts', 'smtp_send_xforward_command']);
+  assert.equal(r.stdout, 'smtp_tls_security_level = may\nbackstop_smtp_mta_sts = yes\nsmtp_send_xforward_command = no\n');
+  const table = tableFile('example.test  secure match=.example.test\n');
+  const config = Config.fromText([
+    `smtp_tls_policy_maps = ${table}`,
+    'smtp_tls_mandatory_protocols = >=TLSv1.2',
+    'smtp_tls_verify_cert_match = hostname, nexthop',
+    'smtp_dns_support_level = dnssec',
+    'backstop_dns_servers = 127.0.0.1:53000',
+  ].join('\n') + '\n', cert.dir);
+  const tls = outboundTls(config);
+  assert.equal(tls.level, 'may');
+  assert.equal(tls.mandatoryProtocols, '>=TLSv1.2');
+  assert.deepEqual(tls.verifyMatch, ['hostname', 'nexthop']);
+  assert.deepEqual(tls.secureMatch, ['nexthop', 'dot-nexthop']);
+  assert.ok(tls.dnssec && tls.secureDns);
+  assert.equal(await tls.policyMaps!('example.test'), 'secure match=.example.test');
+  const d = deliveryOptions(config, { dns: resolver, cache: new ConnectionCache() });
+  assert.equal(d.tls?.level, 'may');
+  assert.ok(d.tls?.mtaSts, 'MTA-STS on by default');
+  assert.equal(d.session.xforward, false);
 });

@@ -266,7 +266,10 @@ export async function deliver(msg: OutboundMessage, opts: DeliveryOptions): Prom
     [...groups.values()].map(async ({ hop, pending }) => {
       // Postfix's PLAINTEXT_FALLBACK_OK: only mail that has already waited minimal_backoff_time.
       const plainRetryOk = active - arrival >= (opts.minimalBackoffSec ?? 300) * 1000;
-      const out = await deliverToHop(hop, pending, build, opts, log, plainRetryOk, msg.client);
+      // Our own mail (notices, local submission) has no client worth forwarding: on the primary,
+      // our address would stand for a client on its own network (or for itself).
+      const origin = msg.client && !opts.isSelf(msg.client.address) ? msg.client : undefined;
+      const out = await deliverToHop(hop, pending, build, opts, log, plainRetryOk, origin);
       for (const [index, o] of out) record(index, o);
     }),
   );

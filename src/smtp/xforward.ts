@@ -74,6 +74,9 @@ export interface ClientAttrOptions {
  * (XCLIENT accepted). Throws SessionError only when the session breaks.
  */
 export async function sendOriginalClient(c: Conn, f: Features, client: OriginalClient, o: ClientAttrOptions): Promise<{ features: Features; impersonating: boolean }> {
+  // Mail we made ourselves (bounces, delay notices) has no client to tell about (Postfix: "send
+  // client attribute information only if it exists").
+  if (!known(client.address)) return { features: f, impersonating: false };
   const warn = (text: string, cmd: string) => c.opts.logger?.warning(`host ${c.relay} said: ${text} (in reply to ${cmd})`);
   if (o.xclient && f.xclient.length) {
     const cmd = xclientCommand(f.xclient, client);

@@ -106,3 +106,19 @@ test('refused XFORWARD/XCLIENT: a warning, the mail goes; after an accepted XCLI
     }
   }
 });
+
+test('no XFORWARD/XCLIENT for mail from this host itself or without a client address', async () => {
+  const p = await peer(false);
+  try {
+    const dns = { mx: async () => ({ status: 'notFound' as const }), a: async () => ({ status: 'notFound' as const }), aaaa: async () => ({ status: 'notFound' as const }) };
+    const opts = { dns, isSelf: (ip: string) => ip === '127.0.0.1', relayhost: `[127.0.0.3]:${p.port}`, session: { heloName: 'mx2.backup.test', xforward: true, xclient: true } };
+    const own = { ...message(), client: { name: 'localhost', address: '127.0.0.1', helo: 'mx2.backup.test', protocol: 'SMTP' } };
+    const none = { ...message(), client: { name: '', address: '', helo: '', protocol: 'SMTP' } };
+    assert.equal((await deliver(own, opts))[0].status, 'sent');
+    assert.equal((await deliver(none, opts))[0].status, 'sent');
+    assert.equal(p.seen.length, 2);
+    for (const s of p.seen) assert.ok(!s.some((l) => /^X(FORWARD|CLIENT)/.test(l)), s.join('\n'));
+  } finally {
+    await p.close();
+  }
+});

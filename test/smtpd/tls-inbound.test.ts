@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
 import { Config } from '../../src/config/index.js';
-import { lintCertificate } from '../../src/check/certificate.js';
+import { lintCertificate, lintOutboundTls } from '../../src/check/tls.js';
 import { makeTestCert, type TestCert } from '../helpers/sink.js';
 import { BASE_MAIN_CF, startHarness } from './harness.js';
 
@@ -128,4 +128,12 @@ describe('smtpd inbound TLS', () => {
     assert.match(missing[0].message, /^parameter smtpd_tls_cert_file: cannot use \/nonexistent\/cert\.pem: ENOENT/);
     assert.deepEqual(lintCertificate(Config.fromText('myhostname = x.test\n'), 'main.cf'), []);
   });
+});
+
+test('backstop check: dane without DNSSEC lookups is a warning', () => {
+  const at = (text: string) => lintOutboundTls(Config.fromText(text, '/etc/backstop'), '/etc/backstop/main.cf').map((d) => [d.severity, d.line, d.message]);
+  assert.deepEqual(at('smtp_tls_security_level = dane\n'), [['warning', 1, 'smtp_tls_security_level = dane needs smtp_dns_support_level = dnssec and a local validating resolver: mail goes out with opportunistic TLS (may) only']]);
+  assert.deepEqual(at('x = 1\nsmtp_tls_security_level = dane-only\n'), [['warning', 2, 'smtp_tls_security_level = dane-only needs smtp_dns_support_level = dnssec and a local validating resolver: every delivery is deferred']]);
+  assert.deepEqual(at('smtp_tls_security_level = dane\nsmtp_dns_support_level = dnssec\n'), []);
+  assert.deepEqual(at('smtp_tls_security_level = verify\n'), []);
 });

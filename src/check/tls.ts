@@ -1,7 +1,9 @@
-// `backstop check` on the server certificate (smtpd_tls_cert_file): a certificate that expires
-// within 14 days, has expired, or does not name myhostname is a warning — senders at `verify`
-// or DANE-TA levels, and MTA-STS `enforce` domains pointing at us, would stop delivering.
-// An unreadable or unparsable file is an error (smtpd would refuse to start). Reads files only.
+// `backstop check` on TLS. The server certificate (smtpd_tls_cert_file): one that expires within
+// 14 days, has expired, or does not name myhostname is a warning — senders at `verify` or DANE-TA
+// levels, and MTA-STS `enforce` domains pointing at us, would stop delivering; an unreadable or
+// unparsable file is an error (smtpd would refuse to start). The client: `dane` without DNSSEC
+// lookups is opportunistic TLS only, which the administrator who asked for DANE should hear
+// before the first delivery does. Reads files only.
 
 import { readFileSync } from 'node:fs';
 import { X509Certificate } from 'node:crypto';
@@ -36,4 +38,13 @@ function certNames(cert: X509Certificate): string {
   const san = (cert.subjectAltName ?? '').split(/,\s*/).filter((s) => s.startsWith('DNS:')).map((s) => s.slice(4));
   if (san.length) return san.join(', ');
   return /CN=([^\n,]+)/.exec(cert.subject)?.[1] ?? 'no host name';
+}
+
+/** `dane`/`dane-only` need smtp_dns_support_level = dnssec (Postfix warns at delivery time). */
+export function lintOutboundTls(config: Config, mainCfPath: string): Diagnostic[] {
+  const level = config.str('smtp_tls_security_level');
+  if (!level.startsWith('dane') || config.str('smtp_dns_support_level') === 'dnssec') return [];
+  const at = config.origin('smtp_tls_security_level') ?? { file: mainCfPath, line: 0 };
+  const effect = level === 'dane' ? 'mail goes out with opportunistic TLS (may) only' : 'every delivery is deferred';
+  return [{ severity: 'warning', ...at, message: `smtp_tls_security_level = ${level} needs smtp_dns_support_level = dnssec and a local validating resolver: ${effect}` }];
 }

@@ -125,8 +125,11 @@ test('levels against real peers: what each requires, the Postfix log line, never
   }
 });
 
-/** A peer that offers STARTTLS and then answers the handshake with garbage; plain SMTP otherwise. */
-async function brokenTlsPeer(): Promise<{ port: number; delivered: number; connections: number; close(): Promise<void> }> {
+/**
+ * A peer that offers STARTTLS and then answers the handshake with garbage (or, with `refuse`,
+ * answers STARTTLS itself with 454); plain SMTP otherwise.
+ */
+async function brokenTlsPeer(refuse = false): Promise<{ port: number; delivered: number; connections: number; close(): Promise<void> }> {
   const state = { delivered: 0, connections: 0 };
   const socks = new Set<Socket>();
   const server: Server = createServer((s) => {
@@ -156,6 +159,7 @@ async function brokenTlsPeer(): Promise<{ port: number; delivered: number; conne
         }
         const cmd = line.slice(0, 4).toUpperCase();
         if (cmd === 'EHLO') s.write('250-broken.test\r\n250 STARTTLS\r\n');
+        else if (cmd === 'STAR' && refuse) s.write('454 4.7.0 TLS not available due to local problem\r\n');
         else if (cmd === 'STAR') { tls = true; s.write('220 2.0.0 Ready to start TLS\r\n'); }
         else if (cmd === 'DATA') { inData = true; s.write('354 go ahead\r\n'); }
         else if (cmd === 'QUIT') { s.end('221 2.0.0 Bye\r\n'); }
@@ -189,6 +193,21 @@ test('a failed handshake: may defers new mail and retries older mail in plain te
     const [enc] = await deliver(message('u@primary.test', { arrivalTime: old, activeTime: Date.now() }), options(peer.port, tlsCfg({ level: 'encrypt' }), relay));
     assert.deepEqual([enc.status, enc.dsn, enc.text], ['deferred', '4.7.5', 'Cannot start TLS: handshake failure']);
     assert.equal(peer.connections, connections + 1, 'no second connection at encrypt');
+    assert.equal(peer.delivered, 1);
+  } finally {
+    await peer.close();
+  }
+});
+
+test('STARTTLS refused: may goes on in plain text, encrypt defers with the reply', async () => {
+  const peer = await brokenTlsPeer(true);
+  try {
+    const relay = { relayhost: `[127.0.0.3]:${peer.port}` };
+    const [may] = await deliver(message('u@primary.test'), options(peer.port, tlsCfg({ level: 'may' }), relay));
+    assert.equal(may.status, 'sent');
+    assert.equal(peer.delivered, 1);
+    const [enc] = await deliver(message('u@primary.test'), options(peer.port, tlsCfg({ level: 'encrypt' }), relay));
+    assert.deepEqual([enc.status, enc.dsn, enc.text], ['deferred', '4.7.0', 'TLS is required, but host 127.0.0.3[127.0.0.3] refused to start TLS: 454 4.7.0 TLS not available due to local problem']);
     assert.equal(peer.delivered, 1);
   } finally {
     await peer.close();

@@ -26,13 +26,12 @@ export interface TestUnbound {
   close(): Promise<void>;
 }
 
-/** True when unbound and ldns-signzone are installed (.ci/run installs them). */
-export function haveUnbound(): boolean {
+/** Throws, naming the Debian packages, unless unbound and ldns-signzone are installed (.ci/run installs them). */
+export function requireUnbound(): void {
   try {
     execFileSync('sh', ['-c', 'command -v ldns-signzone && test -x /usr/sbin/unbound'], { stdio: 'ignore' });
-    return true;
   } catch {
-    return false;
+    throw new Error('the DANE tests need unbound and ldns-signzone: apt-get install unbound ldnsutils');
   }
 }
 

@@ -16,9 +16,8 @@ import { Maillog } from '../../src/log/index.js';
 import { deliver, type DeliveryOptions, type OutboundMessage, type OutboundTls } from '../../src/smtp/index.js';
 import { makeTestCert, startSink, type Sink, type TestCert } from '../helpers/sink.js';
 import { freePort } from '../helpers/net.js';
-import { haveUnbound, startUnbound, type TestUnbound } from '../helpers/unbound.js';
+import { requireUnbound, startUnbound, type TestUnbound } from '../helpers/unbound.js';
 
-const skip = haveUnbound() ? false : 'unbound and ldnsutils are not installed (.ci/run installs them)';
 const log = new Maillog();
 log.open(undefined, { quiet: true });
 const lines: string[] = [];
@@ -44,7 +43,7 @@ function makeChain(name: string): { dir: string; key: string; chain: string; caD
 }
 
 before(async () => {
-  if (skip) return;
+  requireUnbound();
   ee = makeTestCert(['mx.dane.test'], []);
   const ta = makeChain('ta.dane.test');
   chainDir = ta.dir;
@@ -79,13 +78,12 @@ before(async () => {
 });
 
 after(async () => {
-  if (skip) return;
-  resolver.close();
-  await sinkEE.close();
-  await sinkTA.close();
-  await unbound.close();
-  ee.remove();
-  rmSync(chainDir, { recursive: true, force: true });
+  resolver?.close();
+  await sinkEE?.close();
+  await sinkTA?.close();
+  await unbound?.close();
+  ee?.remove();
+  if (chainDir) rmSync(chainDir, { recursive: true, force: true });
 });
 
 function options(level: string): DeliveryOptions {
@@ -107,7 +105,7 @@ function message(rcpt: string): OutboundMessage {
   return { queueId: 'DANE1', sender: 's@client.test', recipients: [{ address: rcpt }], body: () => Readable.from([Buffer.from(content)]), size: content.length };
 }
 
-test('the resolver reports DNSSEC status: secure, insecure, bogus', { skip }, async () => {
+test('the resolver reports DNSSEC status: secure, insecure, bogus', async () => {
   const a = await secureDns.query('mx.dane.test', 'A');
   assert.deepEqual(a, { status: 'ok', records: ['127.0.0.2'], ttl: 300, secure: true });
   const insecure = await secureDns.query('mx.plain.test', 'A');
@@ -118,7 +116,7 @@ test('the resolver reports DNSSEC status: secure, insecure, bogus', { skip }, as
   assert.equal((await secureDns.query('nothing.dane.test', 'A')).status, 'notFound');
 });
 
-test('DANE levels against real peers, each case as Postfix decides it', { skip }, async () => {
+test('DANE levels against real peers, each case as Postfix decides it', async () => {
   const p = () => sinkEE.port;
   const cases: Array<{ desc: string; level: string; rcpt: string; status: string; text?: string; line?: RegExp }> = [
     { desc: 'DANE-EE record matches', level: 'dane', rcpt: 'u@dane.test', status: 'sent', line: /^Verified TLS connection established to mx\.dane\.test\[127\.0\.0\.2\]:\d+: TLSv1\.3 with cipher / },
@@ -145,7 +143,7 @@ test('DANE levels against real peers, each case as Postfix decides it', { skip }
   assert.ok([...sinkEE.messages, ...sinkTA.messages].every((m) => m.secure));
 });
 
-test('dane without DNSSEC lookups (smtp_dns_support_level) is opportunistic TLS, with a warning', { skip }, async () => {
+test('dane without DNSSEC lookups (smtp_dns_support_level) is opportunistic TLS, with a warning', async () => {
   lines.length = 0;
   const opts = options('dane');
   opts.tls = { ...opts.tls!, dnssec: false };

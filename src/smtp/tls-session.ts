@@ -95,13 +95,11 @@ export async function resolveSessionTls(hop: NextHop, a: MxAddress, cfg: Outboun
     }
   }
 
-  const lvl = level;
-  const defaultMatch = lvl === 'verify' ? cfg.verifyMatch : cfg.secureMatch;
   return {
-    level: lvl,
-    match: match ?? defaultMatch,
+    level,
+    match: match ?? (level === 'verify' ? cfg.verifyMatch : cfg.secureMatch),
     nexthop,
-    protocols: policy.protocols ?? (lvl === 'may' ? cfg.protocols : cfg.mandatoryProtocols),
+    protocols: policy.protocols ?? (level === 'may' ? cfg.protocols : cfg.mandatoryProtocols),
     because,
   };
 }

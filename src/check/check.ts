@@ -15,6 +15,7 @@ import { createRestrictionEngine, MatchList, parseElements, restrictionValidator
 import { openTable, TABLE_TYPES } from '../tables/index.js';
 import { checkVerifyStoreFile } from '../verify/index.js';
 import { isLoopback, loadActionAuth, parseListen } from '../http/index.js';
+import { lintCertificate, lintOutboundTls } from './tls.js';
 
 const REJECTS = Object.entries(RESTRICTIONS).filter(([, d]) => d.countsAsReject).map(([n]) => n);
 const VERIFY_CHECKS = new Set(['reject_unverified_recipient', 'reject_unlisted_recipient']);
@@ -210,6 +211,7 @@ export function checkConfig(loaded: LoadedConfig): Diagnostic[] {
   }
   out.push(...lintBackupMx(config, loaded.mainCfPath));
   out.push(...lintHttp(config, loaded.mainCfPath));
+  out.push(...lintCertificate(config, loaded.mainCfPath), ...lintOutboundTls(config, loaded.mainCfPath));
   for (const s of loaded.services) {
     if (!Object.keys(s.overrides).some((k) => k.startsWith('smtpd_') || k.startsWith('permit_mx'))) continue;
     const own = new Set(lintBackupMx(config, loaded.mainCfPath).map((d) => d.message));

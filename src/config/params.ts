@@ -124,7 +124,8 @@ str(S, 'smtpd_tls_security_level', '', { oneOf: ['', 'none', 'may', 'encrypt'] }
 str(S, 'smtpd_tls_cert_file', '');
 str(S, 'smtpd_tls_key_file', '$smtpd_tls_cert_file');
 str(S, 'smtpd_tls_CAfile', '');
-str(S, 'smtpd_tls_protocols', '>=TLSv1');
+// Deliberate difference: TLS 1.2 or newer (Postfix 3.7: >=TLSv1); docs/configuration.md.
+str(S, 'smtpd_tls_protocols', '>=TLSv1.2');
 int(S, 'smtpd_tls_loglevel', '0');
 bool(S, 'smtpd_tls_received_header', 'no');
 bool(S, 'smtpd_tls_auth_only', 'no');
@@ -248,7 +249,16 @@ int(C, 'smtp_mx_address_limit', '5');
 int(C, 'smtp_mx_session_limit', '2');
 bool(C, 'smtp_randomize_addresses', 'yes');
 str(C, 'smtp_address_preference', 'any', { oneOf: ['any', 'ipv4', 'ipv6'] });
-str(C, 'smtp_tls_security_level', '', { oneOf: ['', 'none', 'may', 'encrypt', 'verify', 'secure', 'dane'] });
+// Deliberate difference: `may` (opportunistic TLS) where Postfix 3.7's built-in default is empty
+// (none) — what Debian's and most distributions' shipped main.cf set (docs/configuration.md).
+str(C, 'smtp_tls_security_level', 'may', { oneOf: ['', 'none', 'may', 'encrypt', 'dane', 'dane-only', 'verify', 'secure'] });
+maps(C, 'smtp_tls_policy_maps', '');
+str(C, 'smtp_tls_protocols', '>=TLSv1');
+str(C, 'smtp_tls_mandatory_protocols', '>=TLSv1');
+str(C, 'smtp_tls_verify_cert_match', 'hostname');
+str(C, 'smtp_tls_secure_cert_match', 'nexthop, dot-nexthop');
+str(C, 'smtp_dns_support_level', '', { oneOf: ['', 'disabled', 'enabled', 'dnssec'] });
+bool(C, 'smtp_send_xforward_command', 'no');
 str(C, 'smtp_tls_CAfile', '');
 str(C, 'smtp_tls_cert_file', '');
 str(C, 'smtp_tls_key_file', '$smtp_tls_cert_file');
@@ -276,6 +286,10 @@ time(B, 'backstop_verify_sync_interval', '1h', { min: 1 });
 int(B, 'backstop_verify_probe_concurrency', '20', { min: 1 });
 // The process model: N smtpd worker processes (0: one per core, at most master.cf's process
 // limit) and one queue manager process; `yes` runs everything in the master instead.
+// Outbound trust (docs/delivery.md, TLS): MTA-STS policies (RFC 8461) of recipient domains, and
+// XCLIENT (the original client for the primary's own restrictions) when the primary offers it.
+bool(B, 'backstop_smtp_mta_sts', 'yes');
+bool(B, 'backstop_smtp_send_xclient', 'no');
 int(B, 'backstop_smtpd_workers', '0', { max: 256 });
 bool(B, 'backstop_single_process', 'no');
 // Operating it (docs/operating.md): the master's HTTP listener for /metrics, the dashboard and its

@@ -13,3 +13,4 @@ export type {
   MxResult,
   RblResult,
 } from './types.js';
+export { SecureDns, type SecureDnsOptions, type SecureResult, type TlsaRecord } from './dnssec.js';

@@ -5,3 +5,4 @@ export * from './date.js';
 export * from './ip.js';
 export * from './hostname.js';
 export * from './envelope.js';
+export * from './tls-protocols.js';

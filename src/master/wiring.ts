@@ -8,7 +8,8 @@ import { networkInterfaces } from 'node:os';
 import type { Config } from '../config/index.js';
 import { Resolver } from '../dns/index.js';
 import { TableList } from '../tables/index.js';
-import { ConnectionCache, smtpTimeoutsFrom, type DeliveryOptions, type TlsLevel } from '../smtp/index.js';
+import { SecureDns } from '../dns/index.js';
+import { ConnectionCache, MtaStsCache, smtpTimeoutsFrom, type DeliveryOptions, type OutboundTls, type TlsLevel } from '../smtp/index.js';
 import { maillog } from '../log/index.js';
 import { normalizeIp, parseIp } from '../mail/index.js';
 
@@ -53,7 +54,28 @@ function protocols(config: Config): Array<'ipv4' | 'ipv6'> {
 
 function tlsLevel(config: Config): TlsLevel {
   const v = config.str('smtp_tls_security_level');
-  return (v === '' || v === 'dane' ? 'none' : v) as TlsLevel;
+  return (v === '' ? 'none' : v.startsWith('dane') ? 'may' : v) as TlsLevel;
+}
+
+/** smtp_tls_* and friends for tls-session.ts: policy maps, DANE's resolver, MTA-STS. */
+export function outboundTls(config: Config, extras: { mtaSts?: OutboundTls['mtaSts'] } = {}): OutboundTls {
+  const refs = config.list('smtp_tls_policy_maps');
+  const warn = (m: string) => maillog.logger('smtp').warning(m);
+  const tables = refs.length ? TableList.open(refs, { baseDir: config.dir, warn }) : undefined;
+  const dnssec = config.str('smtp_dns_support_level') === 'dnssec';
+  const split = (v: string) => v.split(/[\s,:]+/).filter(Boolean);
+  return {
+    level: config.str('smtp_tls_security_level'),
+    policyMaps: tables ? (key) => tables.get(key) : undefined,
+    policyMapsTitle: refs.join(' '),
+    protocols: config.str('smtp_tls_protocols'),
+    mandatoryProtocols: config.str('smtp_tls_mandatory_protocols'),
+    verifyMatch: split(config.str('smtp_tls_verify_cert_match')),
+    secureMatch: split(config.str('smtp_tls_secure_cert_match')),
+    dnssec,
+    secureDns: dnssec ? new SecureDns({ servers: config.list('backstop_dns_servers'), timeoutMs: config.time('backstop_dns_timeout') * 1000 }) : undefined,
+    mtaSts: extras.mtaSts,
+  };
 }
 
 /** The delivery client's options; `verify` uses address_verify_relayhost / _transport_maps. */
@@ -73,6 +95,8 @@ export function deliveryOptions(config: Config, deps: { dns: Resolver; cache: Co
     mxAddressLimit: config.int('smtp_mx_address_limit'),
     mxSessionLimit: config.int('smtp_mx_session_limit'),
     delayResolution: config.time('delay_logging_resolution_limit'),
+    tls: outboundTls(config, { mtaSts: config.bool('backstop_smtp_mta_sts') ? new MtaStsCache({ dns: deps.dns, log: maillog.logger('smtp') }) : undefined }),
+    minimalBackoffSec: config.time('minimal_backoff_time'),
     session: {
       heloName: config.str('smtp_helo_name'),
       tlsLevel: tlsLevel(config),
@@ -80,6 +104,8 @@ export function deliveryOptions(config: Config, deps: { dns: Resolver; cache: Co
       bindAddress: config.str('smtp_bind_address') || undefined,
       lineLengthLimit: config.int('line_length_limit'),
       smtpLineLengthLimit: config.int('smtp_line_length_limit'),
+      xforward: config.bool('smtp_send_xforward_command'),
+      xclient: config.bool('backstop_smtp_send_xclient'),
       timeouts: smtpTimeoutsFrom(config),
     },
   };

@@ -68,6 +68,7 @@ async function runJob(q: QmgrCore, dest: Destination, job: Job): Promise<void> {
       size: msg.head.messageSize,
       arrivalTime: env.arrivalTime,
       activeTime: msg.activeTime,
+      client: env.client,
     };
     try {
       results = await q.deliverFn(out, q.delivery);

@@ -12,10 +12,11 @@
 // Trusts nothing from the peer (see replies.ts and transaction.ts).
 
 import { Conn, connectSocket } from './conn.js';
-import { handshake, noFeatures, type Features } from './handshake.js';
+import { handshake, hello, noFeatures, type Features } from './handshake.js';
 import type { MxAddress } from './nexthop.js';
 import type { SessionOptions } from './options.js';
 import { exchange, refuseBeforeMail, type RecipientOutcome, type Transaction } from './transaction.js';
+import { sendOriginalClient, type OriginalClient } from './xforward.js';
 
 export class SmtpSession {
   readonly address: MxAddress;
@@ -29,6 +30,12 @@ export class SmtpSession {
   readonly createdAt = Date.now();
   lastUsed = Date.now();
   secure = false;
+  /**
+   * XCLIENT made the peer take this session for a message's original client. It is never reused:
+   * the peer now judges this session's authority by that client's address, so a second XCLIENT is
+   * refused and the next message would go out under the first one's name (seen with Postfix).
+   */
+  private impersonating = false;
 
   private constructor(private readonly conn: Conn) {
     this.address = conn.address;
@@ -57,12 +64,20 @@ export class SmtpSession {
    * Runs one mail transaction and returns one outcome per recipient. Throws SessionError when the
    * session breaks (lost connection, timeout): the caller decides for the recipients left.
    */
-  async transaction(tx: Transaction, opts: { reuse?: boolean } = {}): Promise<RecipientOutcome[]> {
+  async transaction(tx: Transaction, origin?: OriginalClient, opts: { reuse?: boolean } = {}): Promise<RecipientOutcome[]> {
     this.lastUsed = Date.now();
     this.resetDone = undefined;
     const refused = refuseBeforeMail(this.conn, this.features, tx);
     if (refused) return refused;
-    const results = await exchange(this.conn, this.features, opts.reuse ? { ...tx, resetAfter: true, onReset: (ok) => (this.resetDone = ok) } : tx);
+    const o = this.conn.opts;
+    if (origin && (o.xforward || o.xclient)) {
+      const sent = await sendOriginalClient(this.conn, this.features, origin, { xforward: !!o.xforward, xclient: !!o.xclient, rehello: () => hello(this.conn, origin.helo || undefined) });
+      this.features = sent.features;
+      this.impersonating ||= sent.impersonating;
+    }
+    // A session that said XCLIENT is never reused (Postfix refuses a second XCLIENT), so no RSET rides along.
+    const reuse = !!opts.reuse && !this.impersonating;
+    const results = await exchange(this.conn, this.features, reuse ? { ...tx, resetAfter: true, onReset: (ok) => (this.resetDone = ok) } : tx);
     this.uses++;
     return results;
   }
@@ -73,7 +88,7 @@ export class SmtpSession {
   /** RSET between transactions; false when the session is no longer usable. */
   async reset(): Promise<boolean> {
     const c = this.conn;
-    if (!c.alive) return false;
+    if (!c.alive || this.impersonating) return false;
     const pipelined = this.resetDone;
     this.resetDone = undefined;
     if (pipelined !== undefined) {

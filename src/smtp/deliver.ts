@@ -14,6 +14,8 @@ import type { RecipientOutcome, Transaction } from './transaction.js';
 import { logConnectFailure, logDelivery, type Delays, type DeliveryStatus } from './log.js';
 import { chooseNextHop, resolveNextHop, NextHopSyntaxError, type NextHop, type RouteFailure, type RoutingOptions } from './nexthop.js';
 import type { ConnectionCache } from './pool.js';
+import { openSecured, type OutboundTls } from './tls-session.js';
+import type { OriginalClient } from './xforward.js';
 
 export interface OutboundMessage {
   queueId: string;
@@ -29,6 +31,8 @@ export interface OutboundMessage {
   body: () => AsyncIterable<Buffer | string>;
   /** Content size in bytes (SIZE=). */
   size: number;
+  /** The client that gave us the message (for XFORWARD/XCLIENT). */
+  client?: OriginalClient;
   /** When the message arrived (ms since the epoch); default: now. */
   arrivalTime?: number;
   /** When the queue manager made it active (ms since the epoch); default: the call time. */
@@ -47,6 +51,10 @@ export interface DeliveryOptions extends RoutingOptions {
   logger?: Logger;
   /** delay_logging_resolution_limit (default 2). */
   delayResolution?: number;
+  /** Policy maps, DANE, MTA-STS (tls-session.ts); absent: session.tlsLevel alone. */
+  tls?: OutboundTls;
+  /** minimal_backoff_time in seconds: a message older than this may retry TLS failures in plain text at `may`. */
+  minimalBackoffSec?: number;
 }
 
 export type RecipientStatus = 'sent' | 'deferred' | 'bounced';
@@ -129,6 +137,8 @@ async function deliverToHop(
   build: (rcpts: EnvelopeRecipient[]) => Transaction,
   opts: DeliveryOptions,
   log: Logger,
+  plainRetryOk = true,
+  origin?: OriginalClient,
 ): Promise<Map<number, Outcome>> {
   const out = new Map<number, Outcome>();
   let left = pending.slice();
@@ -138,7 +148,7 @@ async function deliverToHop(
     const setupDone = Date.now();
     let outcomes: RecipientOutcome[];
     try {
-      outcomes = await session.transaction(build(left.map((p) => p.rcpt)), { reuse: !!opts.cache });
+      outcomes = await session.transaction(build(left.map((p) => p.rcpt)), origin, { reuse: !!opts.cache });
     } catch (err) {
       if (!(err instanceof SessionError)) throw err;
       last = { dsn: err.dsn, text: err.text, relay: session.relay, remoteMta: session.address.name, diagnostic: err.reply?.text, setupDone };
@@ -183,12 +193,14 @@ async function deliverToHop(
         const a = addrs[i];
         let session: SmtpSession;
         try {
-          session = await SmtpSession.open(a, { ...opts.session, logger: opts.session.logger ?? log });
+          session = await openSecured(hop, a, { ...opts.session, logger: opts.session.logger ?? log }, opts.tls, log, plainRetryOk);
         } catch (err) {
           if (!(err instanceof SessionError)) throw err;
           if (err.kind === 'connect') logConnectFailure(log, err.text);
-          // relay=none when no greeting was seen, as Postfix logs connect failures.
-          last = { dsn: err.dsn, text: err.text, relay: err.kind === 'connect' ? 'none' : `${a.name}[${a.ip}]:${a.port}`, remoteMta: err.kind === 'connect' ? undefined : a.name, diagnostic: err.reply?.text };
+          // relay=none when no greeting was seen (connect failures, and TLS policy decided
+          // before connecting), as Postfix logs them.
+          const noPeer = err.kind === 'connect' || err.kind === 'policy';
+          last = { dsn: err.dsn, text: err.text, relay: noPeer ? 'none' : `${a.name}[${a.ip}]:${a.port}`, remoteMta: noPeer ? undefined : a.name, diagnostic: err.reply?.text };
           continue;
         }
         sessions++;
@@ -252,7 +264,12 @@ export async function deliver(msg: OutboundMessage, opts: DeliveryOptions): Prom
   });
   await Promise.all(
     [...groups.values()].map(async ({ hop, pending }) => {
-      const out = await deliverToHop(hop, pending, build, opts, log);
+      // Postfix's PLAINTEXT_FALLBACK_OK: only mail that has already waited minimal_backoff_time.
+      const plainRetryOk = active - arrival >= (opts.minimalBackoffSec ?? 300) * 1000;
+      // Our own mail (notices, local submission) has no client worth forwarding: on the primary,
+      // our address would stand for a client on its own network (or for itself).
+      const origin = msg.client && !opts.isSelf(msg.client.address) ? msg.client : undefined;
+      const out = await deliverToHop(hop, pending, build, opts, log, plainRetryOk, origin);
       for (const [index, o] of out) record(index, o);
     }),
   );

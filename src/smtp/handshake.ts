@@ -1,14 +1,12 @@
 // The start of an outbound session, as smtp(8) runs it: the 220 greeting, EHLO (HELO when EHLO
-// gets a 5xx) with the peer's features, and STARTTLS per smtp_tls_security_level — "may" carries
-// on in plain text when TLS is not offered or refused, "encrypt" requires it, "verify"/"secure"
-// also require a certificate that a CA vouches for and that names the MX host. Trusts the CA
-// file for the certificate check and nothing the peer says about itself.
+// gets a 5xx) with the peer's features, and STARTTLS per the session's TLS (tls-session.ts) —
+// "may" carries on in plain text when TLS is not offered or refused, every stronger level
+// requires it and defers otherwise (never plain text); starttls.ts judges the certificate.
+// Trusts nothing the peer says about itself.
 
-import { connect as tlsConnect, checkServerIdentity, type TLSSocket, type PeerCertificate } from 'node:tls';
 import { SessionError, type Conn } from './conn.js';
-import { formatTlsLine } from './log.js';
-import { tlsSessions } from '../observe/index.js';
-import type { TlsLevel } from './options.js';
+import type { SessionOptions, SessionTls } from './options.js';
+import { startTls } from './starttls.js';
 
 export interface Features {
   esmtp: boolean;
@@ -19,11 +17,14 @@ export interface Features {
   smtputf8: boolean;
   eightBitMime: boolean;
   starttls: boolean;
+  /** Attributes announced with XFORWARD / XCLIENT (empty: not offered). */
+  xforward: string[];
+  xclient: string[];
 }
 
 /** What a peer that said HELO (or nothing yet) supports. */
 export function noFeatures(): Features {
-  return { esmtp: false, pipelining: false, size: undefined, dsn: false, smtputf8: false, eightBitMime: false, starttls: false };
+  return { esmtp: false, pipelining: false, size: undefined, dsn: false, smtputf8: false, eightBitMime: false, starttls: false, xforward: [], xclient: [] };
 }
 
 /** What the session knows after its handshake. */
@@ -40,7 +41,8 @@ export async function handshake(c: Conn, state: HandshakeState): Promise<void> {
     throw new SessionError('greeting', greeting.dsn, `host ${c.host} refused to talk to me: ${greeting.text}`, greeting);
   }
   state.features = await hello(c);
-  const level = c.opts.tlsLevel ?? 'none';
+  const tls = sessionTls(c.opts);
+  const level = tls.level;
   if (level === 'none') return;
   if (!state.features.starttls) {
     if (level === 'may') return;
@@ -50,16 +52,22 @@ export async function handshake(c: Conn, state: HandshakeState): Promise<void> {
   const r = await c.read(c.t.smtp_helo_timeout, 'sending STARTTLS');
   if (r.code !== 220) {
     if (level === 'may') return; // opportunistic: carry on in plain text
-    throw new SessionError('tls', r.code >= 500 ? '4.7.5' : r.dsn, c.said(r, 'STARTTLS'), r);
+    throw new SessionError('tls', r.code >= 500 ? '4.7.5' : r.dsn, `TLS is required, but host ${c.host} refused to start TLS: ${r.text}`, r);
   }
-  await startTls(c, level);
+  await startTls(c, tls);
   state.secure = true;
   state.features = await hello(c);
 }
 
+/** The session's TLS: resolved by tls-session.ts, or the bare tlsLevel (none when absent). */
+export function sessionTls(opts: SessionOptions): SessionTls {
+  if (opts.tls) return opts.tls;
+  const level = opts.tlsLevel ?? 'none';
+  return { level, match: ['hostname'], nexthop: '', protocols: '>=TLSv1' };
+}
+
 /** EHLO, or HELO when EHLO gets a 5xx; returns the features the peer announced. */
-async function hello(c: Conn): Promise<Features> {
-  const heloName = c.opts.heloName;
+export async function hello(c: Conn, heloName = c.opts.heloName): Promise<Features> {
   c.write(`EHLO ${heloName}\r\n`, 'performing the EHLO handshake');
   let r = await c.read(c.t.smtp_helo_timeout, 'performing the EHLO handshake');
   if (r.code >= 500) {
@@ -80,68 +88,12 @@ async function hello(c: Conn): Promise<Features> {
     else if (kw === 'SMTPUTF8') f.smtputf8 = true;
     else if (kw === '8BITMIME') f.eightBitMime = true;
     else if (kw === 'STARTTLS') f.starttls = true;
+    else if (kw === 'XFORWARD') f.xforward = words.slice(1).map((w) => w.toUpperCase());
+    else if (kw === 'XCLIENT') f.xclient = words.slice(1).map((w) => w.toUpperCase());
     else if (kw === 'SIZE') {
       const n = Number(words[1]);
       f.size = Number.isFinite(n) && n > 0 ? n : 0;
     }
   }
   return f;
-}
-
-/** The TLS handshake over the connection's socket, which it then replaces; logs Postfix's TLS line. */
-async function startTls(c: Conn, level: TlsLevel): Promise<void> {
-  const verify = level === 'verify' || level === 'secure';
-  const name = c.address.name;
-  const servername = /^[\d.]+$|:/.test(name) ? undefined : name;
-  const plain = c.socket;
-  plain.removeAllListeners('data');
-  plain.removeAllListeners('close');
-  c.reader.reset();
-  const tls = await new Promise<TLSSocket>((resolve, reject) => {
-    const s = tlsConnect({
-      socket: plain,
-      servername,
-      ca: c.opts.tlsCa,
-      rejectUnauthorized: false,
-      // The name check is ours (below), against the MX host name; Node's default would
-      // check "localhost" when there is no SNI name and fold that into `authorized`.
-      checkServerIdentity: () => undefined,
-      minVersion: 'TLSv1',
-    });
-    const timer = setTimeout(() => {
-      s.destroy();
-      reject(new SessionError('timeout', '4.4.2', `conversation with ${c.host} timed out while performing the STARTTLS handshake`));
-    }, c.t.smtp_starttls_timeout * 1000);
-    s.once('secureConnect', () => {
-      clearTimeout(timer);
-      s.removeAllListeners('error');
-      resolve(s);
-    });
-    s.once('error', (err: Error) => {
-      clearTimeout(timer);
-      reject(new SessionError('tls', '4.7.5', `TLS handshake failed with ${c.host}: ${err.message}`));
-    });
-  }).catch((err) => {
-    c.dead = true;
-    plain.destroy();
-    throw err;
-  });
-  let trust: 'Verified' | 'Trusted' | 'Untrusted' = 'Untrusted';
-  const cert = tls.getPeerCertificate() as PeerCertificate;
-  if (tls.authorized) {
-    // smtp_tls_verify_cert_match = hostname: the MX host name must match the certificate.
-    const mismatch = checkServerIdentity(name, cert);
-    trust = mismatch ? 'Trusted' : 'Verified';
-  }
-  if (verify && trust !== 'Verified') {
-    tls.destroy();
-    c.dead = true;
-    const why = tls.authorized ? 'hostname mismatch' : `untrusted issuer: ${tls.authorizationError ?? 'unknown'}`;
-    throw new SessionError('tls', '4.7.5', `Server certificate not verified (${why}) for ${c.host}`);
-  }
-  c.socket = tls;
-  c.attach(tls);
-  const cipher = tls.getCipher();
-  tlsSessions.inc({ direction: 'out' });
-  c.opts.logger?.info(formatTlsLine(trust, c.relay, tls.getProtocol() ?? 'TLS', cipher.standardName ?? cipher.name));
 }

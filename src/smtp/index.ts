@@ -13,3 +13,7 @@ export * from './client.js';
 export * from './pool.js';
 export * from './deliver.js';
 export * from './log.js';
+export { openSecured, resolveSessionTls, type OutboundTls, type StsSource, type StsVerdict } from './tls-session.js';
+export { lookupTlsPolicy, parsePolicyEntry, protocolRange, type TlsPolicy } from './tls-policy.js';
+export { MtaStsCache, stsRecordId, type MtaStsOptions, type StsDns } from './mta-sts.js';
+export { xclientCommand, xforwardCommands, type OriginalClient } from './xforward.js';

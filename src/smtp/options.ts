@@ -5,6 +5,7 @@
 
 import { defaultConfig, type ParamReader } from '../config/index.js';
 import type { Logger } from '../log/index.js';
+import type { TlsaRecord } from '../dns/index.js';
 
 /** Timeouts in seconds, named as Postfix names them. */
 export interface SmtpTimeouts {
@@ -41,11 +42,35 @@ export const DEFAULT_TIMEOUTS: Readonly<SmtpTimeouts> = smtpTimeoutsFrom(default
 
 export type TlsLevel = 'none' | 'may' | 'encrypt' | 'verify' | 'secure';
 
+/**
+ * The TLS one session must have, after policy maps, DANE and MTA-STS were consulted
+ * (tls-session.ts). `dane` authenticates with `tlsa` alone; `verify`/`secure` need a CA-trusted
+ * certificate that matches `match`.
+ */
+export interface SessionTls {
+  level: TlsLevel | 'dane';
+  /** Certificate name patterns (tls-policy.ts certMatches) for verify/secure. */
+  match: string[];
+  /** The next-hop domain, for the `nexthop` and `dot-nexthop` patterns. */
+  nexthop: string;
+  /** Postfix protocol list, e.g. ">=TLSv1". */
+  protocols: string;
+  tlsa?: TlsaRecord[];
+  /** The TLSA base domain (the server's name). */
+  daneBase?: string;
+  /** At `may`: a failed handshake is retried in plain text (Postfix's PLAINTEXT_FALLBACK_OK). */
+  plaintextFallback?: boolean;
+  /** Why the level is what it is, appended to deferral texts (e.g. "MTA-STS policy"). */
+  because?: string;
+}
+
 export interface SessionOptions {
   /** smtp_helo_name (default $myhostname). */
   heloName: string;
-  /** smtp_tls_security_level (default none, as Postfix). */
+  /** smtp_tls_security_level without policy maps (none when absent). */
   tlsLevel?: TlsLevel;
+  /** The resolved TLS of this session; when set, tlsLevel is not used. */
+  tls?: SessionTls;
   /** smtp_tls_CAfile contents or path-loaded PEM, for verify/secure. */
   tlsCa?: string | Buffer;
   timeouts?: Partial<SmtpTimeouts>;
@@ -54,6 +79,10 @@ export interface SessionOptions {
   logger?: Logger;
   /** Longest reply line kept (longer lines are truncated), Postfix's line_length_limit. */
   lineLengthLimit?: number;
+  /** smtp_send_xforward_command: XFORWARD the original client when the server offers it. */
+  xforward?: boolean;
+  /** backstop_smtp_send_xclient: XCLIENT the original client when the server offers it. */
+  xclient?: boolean;
   /** smtp_line_length_limit: longer message lines are broken with CRLF SPACE (default 998; 0 = never). */
   smtpLineLengthLimit?: number;
 }

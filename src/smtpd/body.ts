@@ -77,12 +77,19 @@ export interface ReceivedInfo {
   queueId?: string;
   recipients: string[];
   date: Date;
+  /** The session's TLS, for smtpd_tls_received_header = yes. */
+  tls?: { protocol: string; cipher: string; bits?: number };
 }
 
 /** The Received: header as Postfix's smtpd writes it (folded, CRLF-terminated). */
 export function receivedHeader(r: ReceivedInfo): string {
   const addr = r.clientAddress.includes(':') ? `IPv6:${r.clientAddress}` : r.clientAddress;
   const lines = [`Received: from ${r.helo || r.clientName} (${r.clientName} [${addr}])`];
+  if (r.tls) {
+    // smtpd.c with smtpd_tls_received_header: protocol and cipher, then the client certificate.
+    const bits = r.tls.bits ? ` (${r.tls.bits}/${r.tls.bits} bits)` : '';
+    lines.push(`\t(using ${r.tls.protocol} with cipher ${r.tls.cipher}${bits})`, '\t(No client certificate requested)');
+  }
   const by = `\tby ${r.myhostname} (${r.mailName}) with ${r.protocol}${r.queueId ? ` id ${r.queueId}` : ''}`;
   if (r.recipients.length === 1) {
     lines.push(by, `\tfor <${r.recipients[0]}>; ${mailDate(r.date)}`);

@@ -164,7 +164,7 @@ export async function startSmtpd(opts: SmtpdOptions): Promise<Smtpd> {
     };
   };
 
-  const tlsOptions = (s: SmtpdSettings) => (s.tls.level !== 'none' ? { key: s.tls.key, cert: s.tls.cert } : {});
+  const tlsOptions = (s: SmtpdSettings) => (s.tls.level !== 'none' ? { key: s.tls.key, cert: s.tls.cert, minVersion: s.tls.minVersion, maxVersion: s.tls.maxVersion } : {});
 
   try {
     for (const service of opts.services) {

@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import type { ParamReader } from '../config/index.js';
+import { protocolRange, type NodeTls } from '../mail/index.js';
 
 export type BareNewlineMode = 'normalize' | 'yes' | 'reject' | 'note' | 'no';
 export type TlsLevel = 'none' | 'may' | 'encrypt';
@@ -36,15 +37,36 @@ export interface SmtpdSettings {
   heloRequired: boolean;
   discardEhloKeywords: Set<string>;
   smtputf8: boolean;
-  tls: { level: TlsLevel; key?: Buffer; cert?: Buffer; authOnly: boolean };
+  tls: {
+    level: TlsLevel;
+    key?: Buffer;
+    cert?: Buffer;
+    authOnly: boolean;
+    /** smtpd_tls_protocols as Node's range (default >=TLSv1.2: TLS 1.2 or newer). */
+    minVersion: NodeTls;
+    maxVersion: NodeTls;
+    /** smtpd_tls_received_header. */
+    receivedHeader: boolean;
+  };
   sasl: { enabled: boolean; type: string; path: string };
   peernameLookup: boolean;
 }
 
 function tlsLevel(cfg: ParamReader): TlsLevel {
   const v = cfg.str('smtpd_tls_security_level');
-  // Empty means Postfix's legacy smtpd_use_tls/smtpd_enforce_tls, both off by default: no TLS.
-  return v === 'may' || v === 'encrypt' ? v : 'none';
+  if (v === 'may' || v === 'encrypt' || v === 'none') return v;
+  // Empty: Postfix falls back to the legacy smtpd_use_tls (off). Backstop offers STARTTLS as
+  // soon as a certificate is configured — nobody configures one to leave it unused
+  // (docs/configuration.md, deliberate differences).
+  return cfg.str('smtpd_tls_cert_file') ? 'may' : 'none';
+}
+
+function protocols(cfg: ParamReader): { minVersion: NodeTls; maxVersion: NodeTls } {
+  try {
+    return protocolRange(cfg.str('smtpd_tls_protocols'));
+  } catch (err) {
+    throw new Error(`parameter smtpd_tls_protocols: ${(err as Error).message}`);
+  }
 }
 
 /** Read a file named by a parameter; relative names resolve against the configuration directory. */
@@ -96,7 +118,7 @@ export function readSettings(cfg: ParamReader & { dir?: string }): SmtpdSettings
     heloRequired: cfg.bool('smtpd_helo_required'),
     discardEhloKeywords: new Set(cfg.list('smtpd_discard_ehlo_keywords').map((k) => k.toUpperCase())),
     smtputf8: cfg.bool('smtputf8_enable'),
-    tls: { level, key, cert, authOnly: cfg.bool('smtpd_tls_auth_only') },
+    tls: { level, key, cert, authOnly: cfg.bool('smtpd_tls_auth_only'), ...protocols(cfg), receivedHeader: cfg.bool('smtpd_tls_received_header') },
     sasl: { enabled: cfg.bool('smtpd_sasl_auth_enable'), type: cfg.str('smtpd_sasl_type'), path: saslSocketPath(cfg) },
     peernameLookup: cfg.bool('smtpd_peername_lookup'),
   };

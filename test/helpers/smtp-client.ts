@@ -155,12 +155,12 @@ export class RawClient {
     return this.buf;
   }
 
-  /** Upgrade to TLS after a 220 to STARTTLS. */
-  async startTls(ca?: string | Buffer): Promise<void> {
+  /** Upgrade to TLS after a 220 to STARTTLS (`extra`: e.g. a protocol version range). */
+  async startTls(ca?: string | Buffer, extra: tls.ConnectionOptions = {}): Promise<void> {
     const raw = this.socket as net.Socket;
     raw.removeAllListeners('data');
     raw.removeAllListeners('close');
-    const s = tls.connect({ socket: raw, ca, rejectUnauthorized: false, servername: 'localhost' });
+    const s = tls.connect({ socket: raw, ca, rejectUnauthorized: false, servername: 'localhost', ...extra });
     await new Promise<void>((resolve, reject) => {
       const t = setTimeout(() => { s.destroy(); reject(new Error(`no TLS handshake within ${this.timeoutMs} ms`)); }, this.timeoutMs);
       s.once('secureConnect', () => { clearTimeout(t); resolve(); });

@@ -187,12 +187,14 @@ test('STARTTLS: may uses TLS when offered and plain text otherwise; encrypt requ
       deliver(message(['u@primary.test']), options(s.port, { relayhost: `[${host}]:${s.port}`, session: { heloName: 'mx2.backup.test', tlsLevel: level, tlsCa: cert.cert } }));
     assert.equal((await viaRelay(tlsSink, 'may'))[0].status, 'sent');
     assert.equal(tlsSink.messages[0].secure, true);
-    assert.ok(lines.some((l) => l.startsWith(`Verified TLS connection established to 127.0.0.2[127.0.0.2]:${tlsSink.port}: TLSv1.3 with cipher`)), lines.join('\n'));
+    // Postfix: at "may" a certificate is at best Trusted; only a level that requires a match says Verified.
+    assert.ok(lines.some((l) => l.startsWith(`Trusted TLS connection established to 127.0.0.2[127.0.0.2]:${tlsSink.port}: TLSv1.3 with cipher`)), lines.join('\n'));
     // A certificate from a trusted issuer that does not name the host: Trusted, not Verified.
     assert.equal((await viaRelay(otherName, 'may'))[0].status, 'sent');
     assert.ok(lines.some((l) => l.startsWith(`Trusted TLS connection established to 127.0.0.3[127.0.0.3]:${otherName.port}: TLSv1.3 with cipher`)), lines.join('\n'));
     const mismatch = await viaRelay(otherName, 'verify');
-    assert.deepEqual([mismatch[0].status, mismatch[0].dsn, mismatch[0].text], ['deferred', '4.7.5', 'Server certificate not verified (hostname mismatch) for 127.0.0.3[127.0.0.3]']);
+    assert.deepEqual([mismatch[0].status, mismatch[0].dsn, mismatch[0].text], ['deferred', '4.7.5', 'Server certificate not verified']);
+    assert.ok(lines.some((l) => l === `certificate verification failed for 127.0.0.3[127.0.0.3]:${otherName.port}: certificate does not match hostname`), lines.join('\n'));
     assert.equal((await viaRelay(plainSink, 'may'))[0].status, 'sent');
     assert.equal(plainSink.messages[0].secure, false);
     const enc = await viaRelay(plainSink, 'encrypt');
@@ -205,7 +207,8 @@ test('STARTTLS: may uses TLS when offered and plain text otherwise; encrypt requ
     assert.equal(bad[0].status, 'sent', 'IP literal is in the certificate SAN');
     const wrongCa = await deliver(message(['u@primary.test']), options(tlsSink.port, { session: { heloName: 'h', tlsLevel: 'verify' } }));
     assert.equal(wrongCa[0].status, 'deferred');
-    assert.match(wrongCa[0].text, /^Server certificate not verified \(untrusted issuer: .+\) for mx1\.primary\.test\[127\.0\.0\.2\]$/);
+    assert.equal(wrongCa[0].text, 'Server certificate not verified');
+    assert.ok(lines.some((l) => /^certificate verification failed for mx1\.primary\.test\[127\.0\.0\.2\]:\d+: untrusted issuer: /.test(l)), lines.join('\n'));
   } finally {
     await tlsSink.close();
     await plainSink.close();

@@ -7,7 +7,8 @@
 // is on disk. Trusts the transaction: commit resolves only when the message is durable.
 
 import { PassThrough } from 'node:stream';
-import { reply, toSmtpError, SmtpError, type Reply, type Envelope } from '../../mail/index.js';
+import type { TLSSocket } from 'node:tls';
+import { cipherBits, reply, toSmtpError, SmtpError, type Reply, type Envelope } from '../../mail/index.js';
 import type { BackstopConnection } from '../connection.js';
 import { check, applyVerdict } from '../verdict.js';
 import type { MessageTransaction } from '../types.js';
@@ -15,6 +16,15 @@ import { LineEndingNormalizer, receivedHeader } from '../body.js';
 import { R } from '../replies.js';
 import * as slog from '../log.js';
 import { smtpdAccepted } from '../../observe/index.js';
+
+/** Protocol and cipher of a session after STARTTLS, for the Received: header. */
+function tlsOf(c: BackstopConnection): { protocol: string; cipher: string; bits?: number } | undefined {
+  const sock = c._socket as Partial<TLSSocket> | undefined;
+  if (!c.secure || !sock?.getCipher) return undefined;
+  const cipher = sock.getCipher();
+  const name = cipher.standardName ?? cipher.name;
+  return { protocol: sock.getProtocol?.() ?? cipher.version, cipher: name, bits: cipherBits(name) };
+}
 
 export async function data(c: BackstopConnection, arg: string): Promise<boolean> {
   const { settings: s, state: st } = c;
@@ -78,6 +88,7 @@ export async function data(c: BackstopConnection, arg: string): Promise<boolean>
       queueId,
       recipients: st.rcpts.map((r) => r.address),
       date: arrival,
+      tls: s.tls.receivedHeader ? tlsOf(c) : undefined,
     });
   content.write(header);
   let sinkError: SmtpError | undefined;

@@ -7,6 +7,7 @@
 
 import type { DsnNotify } from '../mail/index.js';
 import { DotEncoder } from './body.js';
+import { xtext } from './xforward.js';
 import { SessionError, type Conn } from './conn.js';
 import type { Features } from './handshake.js';
 import type { ServerReply } from './replies.js';
@@ -46,14 +47,6 @@ export interface RecipientOutcome {
   dsn: string;
   /** Postfix's text: the reply for successes, "host X said: ... (in reply to ...)" for failures. */
   text: string;
-}
-
-function xtext(s: string): string {
-  let out = '';
-  for (const ch of Buffer.from(s, 'utf8')) {
-    out += ch < 33 || ch > 126 || ch === 0x2b || ch === 0x3d ? '+' + ch.toString(16).toUpperCase().padStart(2, '0') : String.fromCharCode(ch);
-  }
-  return out;
 }
 
 function isAscii(s: string): boolean {

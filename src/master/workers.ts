@@ -117,6 +117,9 @@ export class Workers implements App {
   private startQmgr(first: boolean): Promise<void> {
     const child = fork(WORKER_ENTRY, [], { env: this.env('qmgr') });
     this.qmgr = child;
+    // A message sent just as the child dies fails with EPIPE as an 'error' event; its 'exit' is
+    // what the master acts on, and nothing sent is needed by a successor (the queue is on disk).
+    child.on('error', () => undefined);
     this.qmgrReady = false;
     this.qmgrStarted = Date.now();
     let failure: string | undefined;
@@ -145,7 +148,10 @@ export class Workers implements App {
   }
 
   private toQmgr(m: ToQmgr): void {
-    if (this.qmgr && this.qmgrReady && this.qmgr.connected) this.qmgr.send(m);
+    // A queue manager that has just died may still look connected: the failed send is dropped
+    // (a callback keeps it from becoming an 'error' event that would take the master down); what
+    // it announced is on disk, and the next queue manager finds it there.
+    if (this.qmgr && this.qmgrReady && this.qmgr.connected) this.qmgr.send(m, () => undefined);
     else this.forQmgr.push(m);
   }
 
@@ -183,7 +189,8 @@ export class Workers implements App {
   /** One smtpd worker; `settle`: reject when it dies before it is ready (else it is restarted). */
   private startSmtpd(generation: number, verifySync: boolean, settle: boolean): Promise<{ w: SmtpdWorker; addresses: Array<{ host: string; port: number }> }> {
     const slot = ++this.slotSeq;
-    const worker = cluster.fork(this.env('smtpd', { [WORKER_ENV.slot]: String(slot), ...(verifySync ? { [WORKER_ENV.verifySync]: '1' } : {}) }));
+    const worker: Worker = cluster.fork(this.env('smtpd', { [WORKER_ENV.slot]: String(slot), ...(verifySync ? { [WORKER_ENV.verifySync]: '1' } : {}) }));
+    worker.on('error', () => undefined); // as the queue manager's: its 'exit' is handled below
     const w: SmtpdWorker = { worker, verifySync, clients: new Map(), slot, generation, started: Date.now(), ready: false, stopping: false };
     this.smtpd.add(w);
     let failure: string | undefined;
@@ -216,7 +223,7 @@ export class Workers implements App {
   }
 
   private toSmtpd(w: SmtpdWorker, m: ToSmtpd): void {
-    if (w.worker.isConnected()) w.worker.send(m);
+    if (w.worker.isConnected()) w.worker.send(m, undefined, () => undefined);
   }
 
   private fromSmtpd(w: SmtpdWorker, m: SmtpdMessage): void {

@@ -55,6 +55,7 @@ async function finishInner(q: QmgrCore, msg: ActiveMsg): Promise<void> {
     }
     pending = [];
   }
+  const bouncedNow = msg.bounced.size > 0 || entry.status.includes('B');
   if (msg.bounced.size) {
     const rcpts = [...msg.bounced.keys()].sort((a, b) => a - b);
     const sent = await notify(q, 'failure', msg, rcpts.map((i) => msg.bounced.get(i)!));
@@ -75,7 +76,8 @@ async function finishInner(q: QmgrCore, msg: ActiveMsg): Promise<void> {
     msg.bounced.clear();
   }
   if (!pending.length) {
-    await q.queue.remove(msg.id);
+    // Every recipient delivered, none bounced in this pass: no fsync for the removal (queue.ts).
+    await q.queue.remove(msg.id, 'qmgr', { durable: bouncedNow });
     q.counters.removed++;
     q.emitDone(msg.id);
     return;

@@ -8,7 +8,7 @@
 
 import { EventEmitter } from 'node:events';
 import { mkdirSync } from 'node:fs';
-import { rename, unlink } from 'node:fs/promises';
+import { renameSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { reply, SmtpError, type Envelope } from '../mail/index.js';
@@ -281,9 +281,7 @@ export class Queue extends EventEmitter<QueueEvents> {
   private async moveUnlocked(e: QueueEntry, to: QueueName): Promise<void> {
     const from = e.queue;
     if (from === to) return;
-    // In the thread pool (unlike the writer's page-cache calls): a rename or unlink waits for the
-    // file system's journal when fsyncs are committing it, which would stall every delivery.
-    await rename(this.path(from, e.id), this.path(to, e.id));
+    renameSync(this.path(from, e.id), this.path(to, e.id));
     // A move between the two scheduling queues (active ↔ deferred) needs no directory fsync, as in
     // Postfix's qmgr: the message's state (recipients, retry time) lives in the file, fsync'd by
     // appendUpdate; a rename is one atomic journal transaction, so after a crash the name is in
@@ -324,12 +322,19 @@ export class Queue extends EventEmitter<QueueEvents> {
     });
   }
 
-  /** Remove a message: unlink, fsync the directory, log `ID: removed`. */
-  remove(id: string, service = 'qmgr'): Promise<void> {
+  /**
+   * Remove a message: unlink, fsync the directory, log `ID: removed`. `durable: false` skips the
+   * directory fsync — for a message whose every recipient was just delivered, as Postfix's qmgr
+   * removes it: after a power failure in the next seconds it may come back and be delivered a
+   * second time, never lost. A process crash does not bring it back (the unlink is in the
+   * kernel). An administrator's delete, and a message whose recipients were bounced (the notice
+   * is queued), are always made durable.
+   */
+  remove(id: string, service = 'qmgr', opts: { durable?: boolean } = {}): Promise<void> {
     return this.serial(id, async () => {
       const e = this.entry(id);
-      await unlink(this.path(e.queue, id));
-      await this.syncDir(e.queue);
+      unlinkSync(this.path(e.queue, id));
+      if (opts.durable !== false) await this.syncDir(e.queue);
       this.index.delete(id);
       logRemoved(service === 'qmgr' ? this.log.qmgr : this.maillog.logger(service), id);
       this.emit('removed', id, e.queue);

@@ -46,9 +46,9 @@ export function recipientUpdate(e: QueueEntry, idx: number[], s: RecipientStatus
 
 /**
  * Append `u` to the file, fsync it, then apply it to the entry (compacting when the journal is
- * long). `sync: false` leaves the fsync to the next update of the same file — only for updates
- * whose loss changes nothing but a reason text (a recipient that stays pending: the deferral that
- * follows in the same pass fsyncs the file, this record included).
+ * long). `sync: false` skips the fsync — only for updates whose loss in a crash changes nothing
+ * but when the message is tried next and the reason shown (a deferral, a recipient that stays
+ * pending).
  */
 export async function appendUpdate(store: JournalStore, e: QueueEntry, u: StateUpdate, opts: { sync?: boolean } = {}): Promise<void> {
   const rec = encodeUpdate(u);

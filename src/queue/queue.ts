@@ -236,9 +236,9 @@ export class Queue extends EventEmitter<QueueEvents> {
   private markRecipients(id: string, idx: number[], s: RecipientStatus, result: RecipientResult): Promise<void> {
     return this.serial(id, async () => {
       const e = this.entry(id);
-      // A recipient left pending loses nothing if this record is lost in a crash; the defer()
-      // that ends the pass fsyncs the file with it. Delivered and bounced results are fsync'd
-      // now: losing them would deliver or bounce twice.
+      // A recipient left pending loses nothing but a reason text if this record is lost in a
+      // crash (see defer()). Delivered and bounced results are fsync'd now: losing them would
+      // deliver or bounce twice.
       await this.appendUpdate(e, recipientUpdate(e, idx, s, result), { sync: s !== 'pending' });
     });
   }
@@ -250,7 +250,10 @@ export class Queue extends EventEmitter<QueueEvents> {
   defer(id: string, nextAttempt: number, reason: string): Promise<void> {
     return this.serial(id, async () => {
       const e = this.entry(id);
-      await this.appendUpdate(e, { t: Date.now(), q: { nextAttempt, attempts: e.retry.attempts + 1, lastReason: reason } });
+      // Not fsync'd (nor the pending recipients' reasons before it): lost in a crash, the message
+      // is only tried again sooner — its age, not this record, sets the backoff — as with
+      // Postfix's qmgr, which defers without an fsync. The deferral path waits for no disk.
+      await this.appendUpdate(e, { t: Date.now(), q: { nextAttempt, attempts: e.retry.attempts + 1, lastReason: reason } }, { sync: false });
       if (e.queue === 'active') await this.moveUnlocked(e, 'deferred');
     });
   }
@@ -283,8 +286,8 @@ export class Queue extends EventEmitter<QueueEvents> {
     if (from === to) return;
     renameSync(this.path(from, e.id), this.path(to, e.id));
     // A move between the two scheduling queues (active ↔ deferred) needs no directory fsync, as in
-    // Postfix's qmgr: the message's state (recipients, retry time) lives in the file, fsync'd by
-    // appendUpdate; a rename is one atomic journal transaction, so after a crash the name is in
+    // Postfix's qmgr: the message's state (recipients, retry time) lives in the file; a rename is
+    // one atomic journal transaction, so after a crash the name is in
     // exactly one of the two folders, and both are scanned at start-up. Losing the move only
     // changes when the message is tried next. Any other move (hold, corrupt: an administrator's
     // or a safety decision) is made durable in both directories.

@@ -30,6 +30,32 @@ export function makeConfigDir(files: Record<string, string>): string {
   return dir;
 }
 
+/**
+ * A relay for relay.test (→ [127.0.0.2]:relayPort, nothing else allowed) listening on
+ * 127.0.0.1:port: the configuration the process-model, operation and dashboard tests share.
+ * `workers: 0` leaves backstop_smtpd_workers unset; `extra` main.cf lines and files are added.
+ */
+export function relayConfigDir(port: number, relayPort: number, opts: { workers?: number; extra?: string[]; files?: Record<string, string> } = {}): string {
+  const workers = opts.workers ?? 2;
+  return makeConfigDir({
+    'main.cf': [
+      'myhostname = mx2.backup.test',
+      'mydestination =',
+      'inet_interfaces = 127.0.0.1',
+      'mynetworks = 127.0.0.254/32',
+      'queue_directory = spool',
+      'data_directory = data',
+      'relay_domains = relay.test',
+      `transport_maps = inline:{ relay.test=smtp:[127.0.0.2]:${relayPort} }`,
+      'smtpd_recipient_restrictions = reject_unauth_destination',
+      ...(workers ? [`backstop_smtpd_workers = ${workers}`] : []),
+      ...(opts.extra ?? []),
+    ].join('\n') + '\n',
+    'master.cf': `127.0.0.1:${port} inet n - n - - smtpd\n`,
+    ...opts.files,
+  });
+}
+
 export async function startServer(
   dir: string, port: number, host = '127.0.0.1', timeoutMs = 20_000, env: NodeJS.ProcessEnv = {},
 ): Promise<RunningServer> {

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { chromium, type Browser } from 'playwright-core';
 import { talk } from '../helpers/smtp-client.js';
 import { freePort } from '../helpers/net.js';
-import { makeConfigDir, startServer } from '../helpers/server.js';
+import { relayConfigDir, startServer } from '../helpers/server.js';
 import { startSink } from '../helpers/sink.js';
 
 const CHROMIUM = ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => existsSync(p));
@@ -38,27 +38,13 @@ test('the dashboard shows deferred mail, refuses an action without the token, ho
   const port = await freePort();
   const httpPort = await freePort();
   const primaryPort = await freePort('127.0.0.2');
-  const dir = makeConfigDir({
-    'main.cf': [
-      'myhostname = mx2.backup.test',
-      'mydestination =',
-      'inet_interfaces = 127.0.0.1',
-      'mynetworks = 127.0.0.254/32',
-      'queue_directory = spool',
-      'data_directory = data',
-      'relay_domains = relay.test',
-      `transport_maps = inline:{ relay.test=smtp:[127.0.0.2]:${primaryPort} }`,
-      'smtpd_recipient_restrictions = reject_unauth_destination',
-      'backstop_smtpd_workers = 2',
+  const dir = relayConfigDir(port, primaryPort, { extra: [
       // The watch must not flush by itself: the page's button does.
       'backstop_destination_probe_interval = 1h',
       'mail_owner = nobody',
       `backstop_http_listen = 127.0.0.1:${httpPort}`,
       'backstop_http_action_token_file = token',
-    ].join('\n') + '\n',
-    'master.cf': `127.0.0.1:${port} inet n - n - - smtpd\n`,
-    token: `${TOKEN}\n`,
-  });
+    ], files: { token: `${TOKEN}\n` } });
   const server = await startServer(dir, port);
   let browser: Browser | undefined;
   let sink: Awaited<ReturnType<typeof startSink>> | undefined;

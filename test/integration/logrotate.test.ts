@@ -9,7 +9,7 @@ import { existsSync, readFileSync, readdirSync, renameSync, rmSync } from 'node:
 import { join } from 'node:path';
 import { talk } from '../helpers/smtp-client.js';
 import { freePort, sleep, waitFor } from '../helpers/net.js';
-import { makeConfigDir, startServer } from '../helpers/server.js';
+import { makeConfigDir, relayConfigDir, startServer } from '../helpers/server.js';
 import { startSink } from '../helpers/sink.js';
 import { runCli } from '../helpers/cli.js';
 
@@ -31,24 +31,11 @@ async function send(port: number, rcpt: string): Promise<string> {
 test('logrotate and SIGUSR1 reopen maillog_file in every process without losing a line', { timeout: 120_000 }, async () => {
   const sink = await startSink({ host: '127.0.0.2' });
   const port = await freePort();
-  const dir = makeConfigDir({
-    'main.cf': [
-      'myhostname = mx2.backup.test',
-      'mydestination =',
-      'inet_interfaces = 127.0.0.1',
-      'mynetworks = 127.0.0.254/32',
-      'queue_directory = spool',
-      'data_directory = data',
-      'relay_domains = relay.test',
-      `transport_maps = inline:{ relay.test=smtp:[127.0.0.2]:${sink.port} }`,
-      'smtpd_recipient_restrictions = reject_unauth_destination',
-      'backstop_smtpd_workers = 2',
+  const dir = relayConfigDir(port, sink.port, { extra: [
       'mail_owner = nobody',
       'maillog_file = log/maillog',
       'backstop_http_listen =',
-    ].join('\n') + '\n',
-    'master.cf': `127.0.0.1:${port} inet n - n - - smtpd\n`,
-  });
+    ] });
   const log = join(dir, 'log', 'maillog');
   const server = await startServer(dir, port);
   try {

@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { talk } from '../helpers/smtp-client.js';
 import { freePort, waitFor } from '../helpers/net.js';
-import { makeConfigDir, startServer } from '../helpers/server.js';
+import { relayConfigDir, startServer } from '../helpers/server.js';
 import { makeTestCert, startSink } from '../helpers/sink.js';
 import { runCli } from '../helpers/cli.js';
 
@@ -54,25 +54,12 @@ test('metrics, status and read-only actions through the real server', { timeout:
   const port = await freePort();
   const httpPort = await freePort();
   const primaryPort = await freePort('127.0.0.2');
-  const dir = makeConfigDir({
-    'main.cf': [
-      'myhostname = mx2.backup.test',
-      'mydestination =',
-      'inet_interfaces = 127.0.0.1',
-      'mynetworks = 127.0.0.254/32',
-      'queue_directory = spool',
-      'data_directory = data',
-      'relay_domains = relay.test',
-      `transport_maps = inline:{ relay.test=smtp:[127.0.0.2]:${primaryPort} }`,
-      'smtpd_recipient_restrictions = reject_unauth_destination',
-      'backstop_smtpd_workers = 2',
+  const dir = relayConfigDir(port, primaryPort, { extra: [
       'backstop_destination_probe_interval = 1s',
       'mail_owner = nobody',
       `backstop_http_listen = 127.0.0.1:${httpPort}`,
       'smtp_tls_security_level = may',
-    ].join('\n') + '\n',
-    'master.cf': `127.0.0.1:${port} inet n - n - - smtpd\n`,
-  });
+    ] });
   const cert = makeTestCert(['mx1.relay.test'], ['127.0.0.2']);
   const server = await startServer(dir, port);
   const base = `http://127.0.0.1:${httpPort}`;
@@ -178,22 +165,10 @@ test('backstop_single_process = yes: the same metrics and status from the one pr
   const port = await freePort();
   const httpPort = await freePort();
   const primaryPort = await freePort('127.0.0.2');
-  const dir = makeConfigDir({
-    'main.cf': [
-      'myhostname = mx2.backup.test',
-      'mydestination =',
-      'inet_interfaces = 127.0.0.1',
-      'mynetworks = 127.0.0.254/32',
-      'queue_directory = spool',
-      'data_directory = data',
-      'relay_domains = relay.test',
-      `transport_maps = inline:{ relay.test=smtp:[127.0.0.2]:${primaryPort} }`,
-      'smtpd_recipient_restrictions = reject_unauth_destination',
+  const dir = relayConfigDir(port, primaryPort, { workers: 0, extra: [
       'backstop_single_process = yes',
       `backstop_http_listen = 127.0.0.1:${httpPort}`,
-    ].join('\n') + '\n',
-    'master.cf': `127.0.0.1:${port} inet n - n - - smtpd\n`,
-  });
+    ] });
   const server = await startServer(dir, port);
   try {
     await server.waitForLog(/http listening on/);

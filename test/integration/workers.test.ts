@@ -11,7 +11,7 @@ import { chmodSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { talk } from '../helpers/smtp-client.js';
 import { freePort } from '../helpers/net.js';
-import { makeConfigDir, startServer } from '../helpers/server.js';
+import { relayConfigDir, startServer } from '../helpers/server.js';
 import { startSink } from '../helpers/sink.js';
 import { runCli } from '../helpers/cli.js';
 
@@ -58,22 +58,9 @@ test('smtpd workers and one queue manager: privileges, delivery, a killed worker
   const owner = isRoot ? ensureTestUser() : undefined;
   const sink = await startSink({ host: '127.0.0.2' });
   const port = await freePort();
-  const dir = makeConfigDir({
-    'main.cf': [
-      'myhostname = mx2.backup.test',
-      'mydestination =',
-      'inet_interfaces = 127.0.0.1',
-      'mynetworks = 127.0.0.254/32',
-      'queue_directory = spool',
-      'data_directory = data',
-      'relay_domains = relay.test',
-      `transport_maps = inline:{ relay.test=smtp:[127.0.0.2]:${sink.port} }`,
-      'smtpd_recipient_restrictions = reject_unauth_destination',
-      'backstop_smtpd_workers = 2',
+  const dir = relayConfigDir(port, sink.port, { extra: [
       `mail_owner = ${TEST_USER}`,
-    ].join('\n') + '\n',
-    'master.cf': `127.0.0.1:${port} inet n - n - - smtpd\n`,
-  });
+    ] });
   // mail_owner must be able to read the configuration, as with Postfix's /etc/postfix.
   chmodSync(dir, 0o755);
   const server = await startServer(dir, port);

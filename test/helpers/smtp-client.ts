@@ -196,3 +196,24 @@ export async function talk(port: number, host = '127.0.0.1', timeoutMs = 15_000)
     close: () => c.close(),
   };
 }
+
+/**
+ * One message through a whole session (EHLO, MAIL, RCPT, DATA); returns the queue ID of the
+ * `250 2.0.0 Ok: queued as ID` reply, and throws with the reply when RCPT or DATA is refused.
+ */
+export async function submit(port: number, rcpt: string, opts: { sender?: string; subject?: string } = {}): Promise<string> {
+  const s = await talk(port);
+  try {
+    await s.cmd('EHLO client.test');
+    await s.cmd(`MAIL FROM:<${opts.sender ?? 'a@sender.test'}>`);
+    const r = await s.cmd(`RCPT TO:<${rcpt}>`);
+    if (!r.startsWith('250')) throw new Error(`RCPT TO:<${rcpt}> refused: ${r}`);
+    await s.cmd('DATA');
+    const d = await s.data(`Subject: ${opts.subject ?? rcpt}\r\n\r\nbody\r\n`);
+    const m = /^250 2\.0\.0 Ok: queued as ([0-9A-F]+)$/.exec(d);
+    if (!m) throw new Error(`message to <${rcpt}> not queued: ${d}`);
+    return m[1];
+  } finally {
+    s.close();
+  }
+}

@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium, type Browser } from 'playwright-core';
-import { talk } from '../helpers/smtp-client.js';
+import { submit } from '../helpers/smtp-client.js';
 import { freePort } from '../helpers/net.js';
 import { relayConfigDir, startServer } from '../helpers/server.js';
 import { startSink } from '../helpers/sink.js';
@@ -18,21 +18,7 @@ import { startSink } from '../helpers/sink.js';
 const CHROMIUM = ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => existsSync(p));
 const TOKEN = 'dashboard-test-token-4f9c';
 
-async function send(port: number, rcpt: string): Promise<string> {
-  const s = await talk(port);
-  try {
-    await s.cmd('EHLO client.test');
-    await s.cmd('MAIL FROM:<alice@sender.test>');
-    assert.match(await s.cmd(`RCPT TO:<${rcpt}>`), /^250/);
-    await s.cmd('DATA');
-    const r = await s.data(`Subject: hello\r\n\r\nbody\r\n`);
-    const m = /^250 2\.0\.0 Ok: queued as ([0-9A-F]+)$/.exec(r);
-    assert.ok(m, r);
-    return m[1];
-  } finally {
-    s.close();
-  }
-}
+const send = (port: number, rcpt: string) => submit(port, rcpt, { sender: 'alice@sender.test', subject: 'hello' });
 
 test('the dashboard shows deferred mail, refuses an action without the token, holds, releases, deletes and flushes with it', { skip: !CHROMIUM && 'Debian package chromium is not installed', timeout: 150_000 }, async () => {
   const port = await freePort();

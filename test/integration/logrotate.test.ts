@@ -7,26 +7,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { talk } from '../helpers/smtp-client.js';
+import { submit } from '../helpers/smtp-client.js';
 import { freePort, sleep, waitFor } from '../helpers/net.js';
 import { makeConfigDir, relayConfigDir, startServer } from '../helpers/server.js';
 import { startSink } from '../helpers/sink.js';
 import { runCli } from '../helpers/cli.js';
 
-async function send(port: number, rcpt: string): Promise<string> {
-  const s = await talk(port);
-  try {
-    await s.cmd('EHLO client.test');
-    await s.cmd('MAIL FROM:<a@sender.test>');
-    assert.match(await s.cmd(`RCPT TO:<${rcpt}>`), /^250/);
-    await s.cmd('DATA');
-    const m = /^250 2\.0\.0 Ok: queued as ([0-9A-F]+)$/.exec(await s.data('Subject: x\r\n\r\nbody\r\n'));
-    assert.ok(m);
-    return m[1];
-  } finally {
-    s.close();
-  }
-}
+const send = (port: number, rcpt: string) => submit(port, rcpt);
 
 test('logrotate and SIGUSR1 reopen maillog_file in every process without losing a line', { timeout: 120_000 }, async () => {
   const sink = await startSink({ host: '127.0.0.2' });

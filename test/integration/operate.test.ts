@@ -5,27 +5,13 @@
 // is gone; the dashboard's actions answer 403 without configured credentials.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { talk } from '../helpers/smtp-client.js';
+import { talk, submit } from '../helpers/smtp-client.js';
 import { freePort, waitFor } from '../helpers/net.js';
 import { relayConfigDir, startServer } from '../helpers/server.js';
 import { makeTestCert, startSink } from '../helpers/sink.js';
 import { runCli } from '../helpers/cli.js';
 
-async function send(port: number, rcpt: string, sender = 'a@sender.test'): Promise<string> {
-  const s = await talk(port);
-  try {
-    await s.cmd('EHLO client.test');
-    await s.cmd(`MAIL FROM:<${sender}>`);
-    assert.match(await s.cmd(`RCPT TO:<${rcpt}>`), /^250/);
-    await s.cmd('DATA');
-    const r = await s.data(`Subject: ${rcpt}\r\n\r\nbody\r\n`);
-    const m = /^250 2\.0\.0 Ok: queued as ([0-9A-F]+)$/.exec(r);
-    assert.ok(m, r);
-    return m[1];
-  } finally {
-    s.close();
-  }
-}
+const send = (port: number, rcpt: string, sender = 'a@sender.test') => submit(port, rcpt, { sender });
 
 async function rejected(port: number, rcpt: string): Promise<string> {
   const s = await talk(port);

@@ -9,7 +9,7 @@ import { execFileSync } from 'node:child_process';
 import { children, uidOf } from '../helpers/processes.js';
 import { chmodSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { talk } from '../helpers/smtp-client.js';
+import { submit } from '../helpers/smtp-client.js';
 import { freePort } from '../helpers/net.js';
 import { relayConfigDir, startServer } from '../helpers/server.js';
 import { startSink } from '../helpers/sink.js';
@@ -30,21 +30,7 @@ function ensureTestUser(): { uid: number } {
 
 
 
-async function send(port: number, rcpt: string): Promise<string> {
-  const s = await talk(port);
-  try {
-    await s.cmd('EHLO client.test');
-    await s.cmd('MAIL FROM:<a@sender.test>');
-    assert.match(await s.cmd(`RCPT TO:<${rcpt}>`), /^250/);
-    await s.cmd('DATA');
-    const r = await s.data(`Subject: ${rcpt}\r\n\r\nbody\r\n`);
-    const m = /^250 2\.0\.0 Ok: queued as ([0-9A-F]+)$/.exec(r);
-    assert.ok(m, r);
-    return m[1];
-  } finally {
-    s.close();
-  }
-}
+const send = (port: number, rcpt: string) => submit(port, rcpt);
 
 async function until(what: string, cond: () => boolean, ms = 15_000): Promise<void> {
   const deadline = Date.now() + ms;

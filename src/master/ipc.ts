@@ -15,7 +15,8 @@ export type WorkerRole = 'smtpd' | 'qmgr';
 export type SmtpdMessage =
   | { t: 'ready'; addresses: Array<{ host: string; port: number }> }
   | { t: 'failed'; message: string }
-  | { t: 'accepted'; entry: QueueEntry }
+  /** Messages committed in one turn of the worker's event loop (group commit makes them come in batches). */
+  | { t: 'accepted'; entries: QueueEntry[] }
   | { t: 'flush'; req: number; domain: string }
   | { t: 'watch'; address: string }
   /** req 0: no limit applies, the worker does not wait for an answer. */
@@ -46,7 +47,8 @@ export type ToSmtpd =
 
 /** From the master to the queue manager worker. */
 export type ToQmgr =
-  | { t: 'accepted'; entry: QueueEntry }
+  /** Messages committed in one turn of the worker's event loop (group commit makes them come in batches). */
+  | { t: 'accepted'; entries: QueueEntry[] }
   | { t: 'flush'; req: number; domain: string }
   | { t: 'watch'; address: string }
   | { t: 'stop' }

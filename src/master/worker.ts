@@ -14,7 +14,7 @@
 import { EventEmitter } from 'node:events';
 import { loadConfig, type LoadedConfig } from '../config/index.js';
 import { maillog } from '../log/index.js';
-import { QueueWriter } from '../queue/index.js';
+import { QueueWriter, type QueueEntry } from '../queue/index.js';
 import { onTableChange } from '../tables/index.js';
 import type { AnvilVerdict, ConnectionCounter } from '../smtpd/index.js';
 import { configPath, openMaillog } from './paths.js';
@@ -95,7 +95,7 @@ async function runQmgr(configDir: string): Promise<void> {
   process.on('message', (m: ToQmgr) => {
     switch (m.t) {
       case 'accepted':
-        side.queue.adopt(m.entry);
+        for (const e of m.entries) side.queue.adopt(e);
         break;
       case 'flush':
         side.qmgr.flushDomain(m.domain).then(
@@ -123,13 +123,24 @@ async function runSmtpd(configDir: string, slot: number): Promise<void> {
   const loaded = workerConfig(configDir);
   const { config } = loaded;
   openMaillog(config);
+  // Commits that complete together (one shared directory fsync) go to the queue manager as one message.
+  let batch: QueueEntry[] | null = null;
+  const announce = (entry: QueueEntry) => {
+    if (batch) return void batch.push(entry);
+    batch = [entry];
+    setImmediate(() => {
+      const entries = batch!;
+      batch = null;
+      send({ t: 'accepted', entries });
+    });
+  };
   const writer = new QueueWriter({
     queueDirectory: configPath(config, 'queue_directory'),
     slot,
     messageSizeLimit: config.size('message_size_limit'),
     maillog,
     wrapWrite: faultHook(),
-    onCommitted: (entry) => send({ t: 'accepted', entry }),
+    onCommitted: (entry) => announce(entry),
   });
   const destinations = new EventEmitter();
   const flushes = new Map<number, (ok: boolean) => void>();

@@ -229,7 +229,7 @@ export class Workers implements App {
   private fromSmtpd(w: SmtpdWorker, m: SmtpdMessage): void {
     switch (m.t) {
       case 'accepted':
-        this.toQmgr({ t: 'accepted', entry: m.entry });
+        this.toQmgr({ t: 'accepted', entries: m.entries });
         break;
       case 'flush': {
         const id = ++this.flushSeq;

@@ -118,6 +118,7 @@ bool(S, 'smtpd_helo_required', 'no');
 bool(S, 'smtpd_delay_reject', 'yes');
 bool(S, 'smtpd_peername_lookup', 'yes');
 list(S, 'smtpd_discard_ehlo_keywords', '');
+str(S, 'smtpd_forbidden_commands', 'CONNECT GET POST regexp:{{/^[^A-Z]/ Bogus}}');
 str(S, 'smtpd_reject_footer', '');
 str(S, 'smtpd_null_access_lookup_key', '<>');
 str(S, 'smtpd_tls_security_level', '', { oneOf: ['', 'none', 'may', 'encrypt'] });

@@ -67,6 +67,11 @@ export function logReject(log: Logger, ctx: RejectContext, r: Reply): void {
   log.info(whatsup(ctx, 'reject', formatReply(r)));
 }
 
+/** `QID: reject: END-OF-MESSAGE from ...: bare <LF> received; from=<s> ...` (a reject without a reply code). */
+export function logRejectText(log: Logger, ctx: RejectContext, text: string): void {
+  log.info(whatsup(ctx, 'reject', text));
+}
+
 /** `NOQUEUE: warn: RCPT from ...: text; from=<s> ...` (access(5) WARN, warn_if_reject). */
 export function logWarn(log: Logger, ctx: RejectContext, text: string): void {
   log.info(whatsup(ctx, 'warn', text));

@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import type { ParamReader } from '../config/index.js';
+import { compileCommandList, type CommandList } from './nonsmtp.js';
 
 export type BareNewlineMode = 'normalize' | 'yes' | 'reject' | 'note' | 'no';
 export type TlsLevel = 'none' | 'may' | 'encrypt';
@@ -35,6 +36,8 @@ export interface SmtpdSettings {
   disableVrfy: boolean;
   heloRequired: boolean;
   discardEhloKeywords: Set<string>;
+  /** smtpd_forbidden_commands, compiled. */
+  forbiddenCommands: CommandList;
   smtputf8: boolean;
   tls: { level: TlsLevel; key?: Buffer; cert?: Buffer; authOnly: boolean };
   sasl: { enabled: boolean; type: string; path: string };
@@ -95,6 +98,7 @@ export function readSettings(cfg: ParamReader & { dir?: string }): SmtpdSettings
     disableVrfy: cfg.bool('disable_vrfy_command'),
     heloRequired: cfg.bool('smtpd_helo_required'),
     discardEhloKeywords: new Set(cfg.list('smtpd_discard_ehlo_keywords').map((k) => k.toUpperCase())),
+    forbiddenCommands: compileCommandList(cfg.str('smtpd_forbidden_commands')),
     smtputf8: cfg.bool('smtputf8_enable'),
     tls: { level, key, cert, authOnly: cfg.bool('smtpd_tls_auth_only') },
     sasl: { enabled: cfg.bool('smtpd_sasl_auth_enable'), type: cfg.str('smtpd_sasl_type'), path: saslSocketPath(cfg) },

@@ -25,6 +25,10 @@ export async function mail(c: BackstopConnection, arg: string): Promise<boolean>
     await c.respond(R.nested);
     return false;
   }
+  if (st.bdatState !== 'none') {
+    await c.respond(reply(503, '5.5.1', 'Error: MAIL after BDAT'));
+    return false;
+  }
   const parts = splitAddressArg(arg, 'FROM');
   if (!parts) {
     await c.respond(reply(501, '5.5.4', 'Syntax: MAIL FROM:<address>'));
@@ -44,6 +48,7 @@ export async function mail(c: BackstopConnection, arg: string): Promise<boolean>
     return false;
   }
   if (p.size !== undefined && s.messageSizeLimit > 0 && p.size > s.messageSizeLimit) {
+    slog.logReject(c.log, { ...st.rejectCtx('MAIL'), sender: parts.address }, R.sizeLimit);
     await c.respond(R.sizeLimit);
     return false;
   }

@@ -16,6 +16,10 @@ export async function rcpt(c: BackstopConnection, arg: string): Promise<boolean>
     await c.respond(R.needMail);
     return false;
   }
+  if (st.bdatState !== 'none') {
+    await c.respond(reply(503, '5.5.1', 'Error: RCPT after BDAT'));
+    return false;
+  }
   const parts = splitAddressArg(arg, 'TO');
   if (!parts) {
     await c.respond(reply(501, '5.5.4', 'Syntax: RCPT TO:<address>'));

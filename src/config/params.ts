@@ -89,6 +89,7 @@ size(G, 'message_size_limit', '10240000');
 size(G, 'header_size_limit', '102400');
 int(G, 'hopcount_limit', '50', { min: 1 });
 bool(G, 'smtputf8_enable', 'yes');
+bool(G, 'strict_smtputf8', 'no');
 bool(G, 'strict_rfc821_envelopes', 'no');
 str(G, 'stress', '');
 time(G, 'delay_logging_resolution_limit', '2', { unit: 's', max: 6 });

@@ -28,7 +28,7 @@ import { data } from './commands/data.js';
 import { bdat } from './commands/bdat.js';
 import { isHeader, escapeBytes, printable } from './nonsmtp.js';
 import { etrn } from './commands/etrn.js';
-import { rset, noop, vrfy, quit } from './commands/misc.js';
+import { rset, noop, vrfy, quit, xcommand } from './commands/misc.js';
 
 /** A handler's result: success, failure, or null when the command's outcome is counted later. */
 export type Handler = (c: BackstopConnection, arg: string) => Promise<boolean | null>;
@@ -49,6 +49,8 @@ interface CommandDef {
 const COMMANDS: Record<string, CommandDef> = {
   HELO: { handler: (c, a) => ehlo(c, a, false), last: true, junk: true },
   EHLO: { handler: (c, a) => ehlo(c, a, true), last: true, junk: true },
+  XCLIENT: { handler: xcommand('XCLIENT'), last: false, junk: false },
+  XFORWARD: { handler: xcommand('XFORWARD'), last: false, junk: false },
   STARTTLS: { handler: starttls, last: false, junk: false },
   AUTH: { handler: auth, last: false, junk: false },
   MAIL: { handler: mail, last: false, junk: false },
@@ -206,8 +208,8 @@ export class BackstopConnection extends SMTPConnection {
   // --- replies ------------------------------------------------------------------------
 
   /** Send a reply; 4xx/5xx count as errors, and past smtpd_soft_error_limit every reply waits. */
-  async respond(r: Reply | { code: number; lines: string[] }): Promise<void> {
-    if (r.code >= 400) this.errorCount++;
+  async respond(r: Reply | { code: number; lines: string[] }, opts: { error?: boolean } = {}): Promise<void> {
+    if (r.code >= 400 && opts.error !== false) this.errorCount++;
     if (this.errorCount >= this.settings.softErrorLimit && this.settings.errorSleepTime > 0) {
       this._handlerPending = true;
       await sleep(this.settings.errorSleepTime * 1000);

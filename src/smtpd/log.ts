@@ -16,7 +16,7 @@ export function logConnect(log: Logger, client: string): void {
 }
 
 /** Postfix's smtpd_cmd_table order, used for the disconnect line. */
-export const COMMAND_ORDER = ['helo', 'ehlo', 'starttls', 'auth', 'mail', 'rcpt', 'data', 'rset', 'noop', 'vrfy', 'etrn', 'quit', 'unknown'];
+export const COMMAND_ORDER = ['helo', 'ehlo', 'xclient', 'xforward', 'starttls', 'auth', 'mail', 'rcpt', 'data', 'bdat', 'rset', 'noop', 'vrfy', 'etrn', 'quit', 'unknown'];
 
 export interface CommandStat {
   ok: number;

@@ -39,6 +39,8 @@ export interface SmtpdSettings {
   /** smtpd_forbidden_commands, compiled. */
   forbiddenCommands: CommandList;
   smtputf8: boolean;
+  /** strict_smtputf8: refuse a non-ASCII address without SMTPUTF8 (Postfix's default: no). */
+  strictSmtputf8: boolean;
   tls: { level: TlsLevel; key?: Buffer; cert?: Buffer; authOnly: boolean };
   sasl: { enabled: boolean; type: string; path: string };
   peernameLookup: boolean;
@@ -100,6 +102,7 @@ export function readSettings(cfg: ParamReader & { dir?: string }): SmtpdSettings
     discardEhloKeywords: new Set(cfg.list('smtpd_discard_ehlo_keywords').map((k) => k.toUpperCase())),
     forbiddenCommands: compileCommandList(cfg.str('smtpd_forbidden_commands')),
     smtputf8: cfg.bool('smtputf8_enable'),
+    strictSmtputf8: cfg.bool('strict_smtputf8'),
     tls: { level, key, cert, authOnly: cfg.bool('smtpd_tls_auth_only') },
     sasl: { enabled: cfg.bool('smtpd_sasl_auth_enable'), type: cfg.str('smtpd_sasl_type'), path: saslSocketPath(cfg) },
     peernameLookup: cfg.bool('smtpd_peername_lookup'),

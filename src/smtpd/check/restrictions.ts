@@ -210,7 +210,8 @@ function unauthDestination(defer: boolean): RestrictionDef {
       const rcpt = ctx.s.recipient;
       if (rcpt === undefined || ctx.s.stage !== 'rcpt') return DUNNO;
       if (await isAuthDestination(env, rcpt)) return DUNNO;
-      const code = defer ? env.codes.defer_code : env.codes.relay_domains_reject_code;
+      // Postfix: defer_unauth_destination answers relay_domains_reject_code - 100 (454 by default).
+      const code = defer ? env.codes.relay_domains_reject_code - 100 : env.codes.relay_domains_reject_code;
       return reject(makeReply(code, defer ? '4.7.1' : '5.7.1', `<${rcpt}>: Relay access denied`));
     },
   };

@@ -35,6 +35,7 @@ export async function mail(c: BackstopConnection, arg: string): Promise<boolean>
     return false;
   }
   if (!addressSyntaxOk(parts.address)) {
+    if (parts.bracketed) c.log.warning(`Illegal address syntax from ${st.client} in MAIL command: <${parts.address}>`);
     await c.respond(reply(501, '5.1.7', 'Bad sender address syntax'));
     return false;
   }
@@ -43,7 +44,7 @@ export async function mail(c: BackstopConnection, arg: string): Promise<boolean>
     await c.respond(p);
     return false;
   }
-  if (s.smtputf8 && !p.smtputf8 && /[^\x00-\x7f]/.test(parts.address)) {
+  if (s.strictSmtputf8 && s.smtputf8 && !p.smtputf8 && /[^\x00-\x7f]/.test(parts.address)) {
     await c.respond(R.declareSmtputf8);
     return false;
   }

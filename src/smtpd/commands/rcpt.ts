@@ -26,10 +26,11 @@ export async function rcpt(c: BackstopConnection, arg: string): Promise<boolean>
     return false;
   }
   if (!parts.address || !addressSyntaxOk(parts.address)) {
+    if (parts.bracketed) c.log.warning(`Illegal address syntax from ${st.client} in RCPT command: <${parts.address}>`);
     await c.respond(reply(501, '5.1.3', 'Bad recipient address syntax'));
     return false;
   }
-  if (s.smtputf8 && !st.mailParams.smtputf8 && /[^\x00-\x7f]/.test(parts.address)) {
+  if (s.strictSmtputf8 && s.smtputf8 && !st.mailParams.smtputf8 && /[^\x00-\x7f]/.test(parts.address)) {
     await c.respond(R.declareSmtputf8);
     return false;
   }
@@ -39,8 +40,9 @@ export async function rcpt(c: BackstopConnection, arg: string): Promise<boolean>
     return false;
   }
   if (st.rcpts.length >= s.recipientLimit) {
-    await c.respond(R.tooManyRcpts);
-    return false;
+    // Not an error to Postfix: RFC 5321 lets a client send the rest in another transaction.
+    await c.respond(R.tooManyRcpts, { error: false });
+    return true;
   }
   const v = await check(c, 'rcpt', { recipient: parts.address, recipientCount: st.rcpts.length });
   if (!(await applyVerdict(c, v, 'RCPT', parts.address))) return false;

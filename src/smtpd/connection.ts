@@ -198,6 +198,9 @@ export class BackstopConnection extends SMTPConnection {
     const client = this.state.client;
     if (client) {
       if (!this.ended) slog.logAfter(this.log, 'lost connection', this.lastCommand, client, this.inData ? ` (${this.dataBytes} bytes)` : this.inBdat ? ` (${this.bdatBytes} bytes)` : '');
+      // Postfix counts a command cut off by the client as tried, not done.
+      if (!this.ended && this.inData) this.count('data', false);
+      if (!this.ended && this.inBdat) this.count('bdat', false);
       this.state.resetTransaction();
       slog.logDisconnect(this.log, client, this.stats);
     }

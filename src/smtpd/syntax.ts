@@ -31,7 +31,11 @@ export function splitAddressArg(arg: string, keyword: 'FROM' | 'TO'): { address:
         continue;
       }
       if (c === '"') inQuote = !inQuote;
-      else if (c === '>' && !inQuote) return { address: s.slice(1, i), rest: s.slice(i + 1).trim(), bracketed: true };
+      else if (c === '>' && !inQuote) {
+        // Postfix strips one pair of brackets and parses the rest as RFC 822: <<a@b>> is <a@b>.
+        if (s[1] === '<' && s[i + 1] === '>') return { address: s.slice(2, i), rest: s.slice(i + 2).trim(), bracketed: true };
+        return { address: s.slice(1, i), rest: s.slice(i + 1).trim(), bracketed: true };
+      }
     }
     return { address: s, rest: '', bracketed: false };
   }

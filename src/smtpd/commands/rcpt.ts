@@ -34,8 +34,13 @@ export async function rcpt(c: BackstopConnection, arg: string): Promise<boolean>
     await c.respond(R.declareSmtputf8);
     return false;
   }
-  const p = rcptParams(parseParams(parts.rest));
+  const params = parseParams(parts.rest);
+  const p = rcptParams(params);
   if ('code' in p) {
+    // Postfix's dsn_notify_mask() names the first value it does not know.
+    const notify = params.find(([n]) => n === 'NOTIFY')?.[1];
+    const unknown = typeof notify === 'string' ? notify.split(',').find((w) => !/^(NEVER|SUCCESS|FAILURE|DELAY)$/i.test(w)) : undefined;
+    if (unknown !== undefined && /NOTIFY/.test(p.text)) c.log.warning(`unknown DSN NOTIFY command value "${unknown}" in "${notify}"`);
     await c.respond(p);
     return false;
   }

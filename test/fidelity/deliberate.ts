@@ -8,6 +8,8 @@ export interface Deliberate {
   /** The parameter (or behaviour) that differs. */
   what: string;
   why: string;
+  /** The modes it applies in (default: defaults only; a setting-independent choice: both). */
+  modes?: Array<'defaults' | 'aligned'>;
   /** The dialogues whose differences it explains (every line of them), or … */
   dialogues?: string[];
   /** … the reply or log lines it explains, in any dialogue. */
@@ -29,6 +31,12 @@ export const DELIBERATE: Deliberate[] = [
     what: 'smtpd_forbid_bare_newline = normalize (Postfix 3.7: no)',
     why: 'a bare <LF> never ends DATA, so <LF>.<LF> cannot smuggle a second message (safety rule 5); Postfix 3.9 made it its default',
     dialogues: ['DATA with a bare LF dot line'],
+  },
+  {
+    what: 'RCPT TO:<postmaster> without a domain',
+    why: 'Postfix accepts it before any restriction (RFC 5321 4.5.1); Backstop keeps no local mailbox to deliver it to, so it goes through the restrictions like any address (and is refused unless they permit it)',
+    modes: ['defaults', 'aligned'],
+    dialogues: ['RCPT TO:<postmaster>'],
   },
 ];
 

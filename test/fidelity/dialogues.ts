@@ -51,7 +51,8 @@ export const DIALOGUES: Dialogue[] = [
   { name: 'RCPT before MAIL', steps: [EHLO, RCPT, 'QUIT'] },
   { name: 'RCPT syntax errors', steps: [EHLO, MAIL, 'RCPT', 'RCPT TO', 'RCPT TO:', 'RCPT TO:<>', 'RCPT FROM:<alice@example.test>', 'RCPT TO:<alice@example.test', 'QUIT'] },
   { name: 'RCPT parameters', steps: [EHLO, MAIL, 'RCPT TO:<alice@example.test> NOTIFY=BOGUS', 'RCPT TO:<alice@example.test> ORCPT=bad', 'RCPT TO:<alice@example.test> XYZ=1', 'RCPT TO:<alice@example.test> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;alice@example.test', 'QUIT'] },
-  { name: 'RCPT relay denied, unknown user, access table', steps: [EHLO, MAIL, 'RCPT TO:<x@other.test>', 'RCPT TO:<nobody@example.test>', 'RCPT TO:<temp@example.test>', 'RCPT TO:<nope@example.test>', 'RCPT TO:<postmaster>', 'RCPT TO:<alice@example.test.>', 'QUIT'] },
+  { name: 'RCPT relay denied, unknown user, access table', steps: [EHLO, MAIL, 'RCPT TO:<x@other.test>', 'RCPT TO:<nobody@example.test>', 'RCPT TO:<temp@example.test>', 'RCPT TO:<nope@example.test>', 'RCPT TO:<alice@example.test.>', 'QUIT'] },
+  { name: 'RCPT TO:<postmaster>', steps: [EHLO, MAIL, 'RCPT TO:<postmaster>', 'QUIT'] },
   { name: 'smtpd_recipient_limit', steps: [EHLO, MAIL, 'RCPT TO:<alice@example.test>', 'RCPT TO:<bob@example.test>', 'RCPT TO:<carol@example.test>', 'RCPT TO:<dave@example.test>', 'RCPT TO:<erin@example.test>', 'RCPT TO:<frank@example.test>', 'QUIT'] },
   { name: 'client rejected by check_client_access (delayed to RCPT)', from: '127.0.0.77', steps: [EHLO, MAIL, RCPT, 'ETRN example.test', 'VRFY alice@example.test', 'QUIT'] },
 

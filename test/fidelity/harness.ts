@@ -95,6 +95,12 @@ export async function startServers(): Promise<Servers> {
     bs = await startServer(dir, bsPorts.aligned);
     const p = pf;
     const b = bs;
+    // The readiness probes (a connect and close on each port) are sessions too: let their log
+    // lines land before the first dialogue takes its log offset.
+    const probesLogged = (log: () => string, n: number) => (log().match(/disconnect from /g)?.length ?? 0) >= n;
+    const until = Date.now() + 5000;
+    while (Date.now() < until && !(probesLogged(() => b.log(), 1) && probesLogged(() => p.log(), 2))) await sleep(50);
+    await sleep(200);
     return {
       postfix: { name: 'postfix', ports: pfPorts, log: () => p.log() },
       backstop: { name: 'backstop', ports: bsPorts, log: () => b.log() },

@@ -29,10 +29,10 @@ test('fidelity: Backstop answers and logs as Postfix 3.7 does', { timeout: 600_0
   } finally {
     await servers.stop();
   }
-  const line = summary(diffs);
+  const line = (['aligned', 'defaults'] as Mode[]).map((m) => `${m}: ${summary(diffs.filter((d) => d.mode === m))}`).join('\n');
   const different = diffs.filter((d) => d.verdict !== 'identical');
   const report = different.map((d) => `[${d.mode}] ${d.dialogue} (${d.kind}, ${d.verdict})\n  postfix:  ${d.postfix.replace(/\n/g, '\n            ')}\n  backstop: ${d.backstop.replace(/\n/g, '\n            ')}`).join('\n');
-  console.log(`fidelity summary: ${line}`);
+  console.log(`fidelity summary:\n${line}`);
   if (process.env.FIDELITY_REPORT) writeFileSync(process.env.FIDELITY_REPORT, `${line}\n\n${report}\n`);
   const explained = (d: LineDiff) =>
     DELIBERATE.some((x) => (x.modes ?? ['defaults']).includes(d.mode) && (x.dialogues?.includes(d.dialogue) || x.lines?.(d.postfix, d.backstop)));

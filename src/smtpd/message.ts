@@ -152,7 +152,10 @@ export class MessageIn {
       return false;
     };
     if (this.oversized) return fail(R.fileTooBig, false);
-    if (this.sinkError) return fail(this.sinkError.reply, false);
+    if (this.sinkError) {
+      c.log.warning(`${st.client}: queue file write error: ${this.sinkError.causeText ?? this.sinkError.message}`);
+      return fail(this.sinkError.reply, false);
+    }
     const tail = this.norm.end();
     if (this.norm.bareLf && s.forbidBareNewline === 'reject' && !c.bareLfExempt) {
       slog.logRejectText(c.log, { ...st.rejectCtx(stage, st.lastRecipient()), queueId: this.id }, 'bare <LF> received');

@@ -160,12 +160,12 @@ test('NUL and 8-bit bytes in commands: cut at the NUL / 500 5.5.2, no crash, the
       c.close();
     }
   });
-  // Valid UTF-8 in an address needs SMTPUTF8 on MAIL (Postfix: 553 5.6.7); with it, it is accepted.
+  // Valid UTF-8 in an address without SMTPUTF8 on MAIL: accepted, as Postfix 3.7 does with
+  // strict_smtputf8 = no, its default (test/fidelity compares it); with SMTPUTF8 too.
   const u = await ehlo();
   try {
-    assert.equal(await u.say(Buffer.from('MAIL FROM:<j\u00f6e@sender.test>', 'utf8')), '553 5.6.7 Must declare SMTPUTF8 to send unicode address');
-    assert.equal(await u.say('MAIL FROM:<joe@sender.test>'), '250 2.1.0 Ok');
-    assert.equal(await u.say(Buffer.from('RCPT TO:<j\u00f6rg@primary.test>', 'utf8')), '553 5.6.7 Must declare SMTPUTF8 to send unicode address');
+    assert.equal(await u.say(Buffer.from('MAIL FROM:<j\u00f6e@sender.test>', 'utf8')), '250 2.1.0 Ok');
+    assert.equal(await u.say(Buffer.from('RCPT TO:<j\u00f6rg@primary.test>', 'utf8')), '250 2.1.5 Ok');
     assert.equal(await u.say('RSET'), '250 2.0.0 Ok');
     assert.equal(await u.say(Buffer.from('MAIL FROM:<j\u00f6e@sender.test> SMTPUTF8', 'utf8')), '250 2.1.0 Ok');
     assert.equal(await u.say(Buffer.from('RCPT TO:<j\u00f6rg@primary.test>', 'utf8')), '250 2.1.5 Ok');
@@ -192,21 +192,23 @@ test('talk before the greeting: 220, then 554 5.5.0 protocol synchronization, di
   assert.doesNotMatch(server.log(), /from=<early@sender\.test>/);
 });
 
-test('STARTTLS command injection: commands in the same packet are discarded (554 5.5.0)', async (t) => {
+test('STARTTLS command injection: commands in the same packet are discarded at the handshake', async (t) => {
   await during(t, async () => {
     const c = await connectFrom();
     try {
       assert.match(await c.readText(), /^220 /);
       assert.match(await c.say('EHLO abuser.test'), /\n250-STARTTLS\n/);
+      // Postfix lets STARTTLS be pipelined and throws away the plaintext after it (CVE-2011-0411).
       c.write('STARTTLS\r\nMAIL FROM:<evil@sender.test>\r\nRCPT TO:<alice@primary.test>\r\n');
-      assert.equal(await c.readText(), '554 5.5.0 Error: SMTP protocol synchronization');
-      await c.waitClosed();
-      assert.equal(c.pending(), '');
+      assert.equal(await c.readText(), '220 2.0.0 Ready to start TLS');
+      await c.startTls(cert.cert);
+      // Had the injected MAIL survived, its reply (503: EHLO again after STARTTLS) would come first.
+      assert.equal(await c.say('NOOP'), '250 2.0.0 Ok');
+      assert.match(await c.say('QUIT'), /^221 /);
     } finally {
       c.close();
     }
   });
-  await server.waitForLog(/improper command pipelining after STARTTLS from \S+\[127\.0\.0\.1\]: MAIL FROM:<evil@sender\.test> RCPT TO:<alice@primary\.test>/, 5000);
   assert.doesNotMatch(server.log(), /from=<evil@sender\.test>/);
 });
 

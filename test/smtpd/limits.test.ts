@@ -124,6 +124,20 @@ describe('smtpd limits', () => {
     await h.stop();
   });
 
+  test('strict_smtputf8 = yes: a non-ASCII address needs SMTPUTF8 (553 5.6.7); with no (the default) it is taken', async () => {
+    const strict = await startHarness({ mainCf: 'strict_smtputf8 = yes\n' });
+    const c = await strict.ehlo();
+    assert.equal((await c.cmd(Buffer.from('MAIL FROM:<j\u00f6e@client.test>', 'utf8'))).text, '553 5.6.7 Must declare SMTPUTF8 to send unicode address');
+    assert.equal((await c.cmd(Buffer.from('MAIL FROM:<j\u00f6e@client.test> SMTPUTF8', 'utf8'))).text, '250 2.1.0 Ok');
+    c.close();
+    await strict.stop();
+    const lax = await startHarness();
+    const d = await lax.ehlo();
+    assert.equal((await d.cmd(Buffer.from('MAIL FROM:<j\u00f6e@client.test>', 'utf8'))).text, '250 2.1.0 Ok');
+    d.close();
+    await lax.stop();
+  });
+
   test('smtpd_soft_error_limit + smtpd_error_sleep_time delay replies', async () => {
     const h = await startHarness({ mainCf: 'smtpd_soft_error_limit = 1\nsmtpd_error_sleep_time = 1s\n' });
     const c = await h.ehlo();

@@ -25,8 +25,10 @@ import { auth } from './commands/auth.js';
 import { mail } from './commands/mail.js';
 import { rcpt } from './commands/rcpt.js';
 import { data } from './commands/data.js';
+import { bdat } from './commands/bdat.js';
+import { isHeader, escapeBytes, printable } from './nonsmtp.js';
 import { etrn } from './commands/etrn.js';
-import { rset, noop, vrfy, quit } from './commands/misc.js';
+import { rset, noop, vrfy, quit, xcommand } from './commands/misc.js';
 
 /** A handler's result: success, failure, or null when the command's outcome is counted later. */
 export type Handler = (c: BackstopConnection, arg: string) => Promise<boolean | null>;
@@ -39,20 +41,27 @@ interface CommandDef {
   junk: boolean;
 }
 
-/** Postfix's smtpd_cmd_table: command → handler and flags. */
+/**
+ * Postfix's smtpd_cmd_table: command → handler and flags. `last`: HELO, EHLO, DATA, NOOP, VRFY
+ * (RFC 2920's list; Postfix lets AUTH, STARTTLS, ETRN and BDAT be pipelined); `junk`: Postfix's
+ * SMTPD_CMD_FLAG_LIMIT (HELO, EHLO, RSET, NOOP, VRFY, ETRN).
+ */
 const COMMANDS: Record<string, CommandDef> = {
-  HELO: { handler: (c, a) => ehlo(c, a, false), last: true, junk: false },
-  EHLO: { handler: (c, a) => ehlo(c, a, true), last: true, junk: false },
-  STARTTLS: { handler: starttls, last: true, junk: false },
-  AUTH: { handler: auth, last: true, junk: false },
+  HELO: { handler: (c, a) => ehlo(c, a, false), last: true, junk: true },
+  EHLO: { handler: (c, a) => ehlo(c, a, true), last: true, junk: true },
+  XCLIENT: { handler: xcommand('XCLIENT'), last: false, junk: false },
+  XFORWARD: { handler: xcommand('XFORWARD'), last: false, junk: false },
+  STARTTLS: { handler: starttls, last: false, junk: false },
+  AUTH: { handler: auth, last: false, junk: false },
   MAIL: { handler: mail, last: false, junk: false },
   RCPT: { handler: rcpt, last: false, junk: false },
   DATA: { handler: data, last: true, junk: false },
+  BDAT: { handler: bdat, last: false, junk: false },
   RSET: { handler: rset, last: false, junk: true },
   NOOP: { handler: noop, last: true, junk: true },
   VRFY: { handler: vrfy, last: true, junk: true },
-  ETRN: { handler: etrn, last: true, junk: true },
-  QUIT: { handler: quit, last: true, junk: false },
+  ETRN: { handler: etrn, last: false, junk: true },
+  QUIT: { handler: quit, last: false, junk: false },
 };
 
 let instanceCounter = 0;
@@ -69,13 +78,16 @@ export class BackstopConnection extends SMTPConnection {
   /** Inside DATA: the record deadline still applies, the command loop waits. */
   inData = false;
   dataBytes = 0;
+  /** Reading a BDAT chunk (for the `lost connection after BDAT (N bytes)` line). */
+  inBdat = false;
+  bdatBytes = 0;
   /** An AUTH exchange waits for the client's next line. */
   authNext?: (line: string) => Promise<void>;
   /** Counted by anvil: released once when the session ends. */
   anvilCounted = false;
   /** smtpd_forbid_bare_newline_exclusions lists this client (decided once, at connect). */
   bareLfExempt = false;
-  private junkCount = 0;
+  junkCount = 0;
   private pregreet = false;
   private stash: Array<() => void> = [];
   private lastCommand = 'CONNECT';
@@ -185,7 +197,11 @@ export class BackstopConnection extends SMTPConnection {
     if (this.deadline) clearTimeout(this.deadline);
     const client = this.state.client;
     if (client) {
-      if (!this.ended) slog.logAfter(this.log, 'lost connection', this.lastCommand, client, this.inData ? ` (${this.dataBytes} bytes)` : '');
+      if (!this.ended) slog.logAfter(this.log, 'lost connection', this.lastCommand, client, this.inData ? ` (${this.dataBytes} bytes)` : this.inBdat ? ` (${this.bdatBytes} bytes)` : '');
+      // Postfix counts a command cut off by the client as tried, not done.
+      if (!this.ended && this.inData) this.count('data', false);
+      if (!this.ended && this.inBdat) this.count('bdat', false);
+      this.state.resetTransaction();
       slog.logDisconnect(this.log, client, this.stats);
     }
     if (this.anvilCounted) this.ctx.anvil.disconnect(this.remoteAddress);
@@ -195,8 +211,8 @@ export class BackstopConnection extends SMTPConnection {
   // --- replies ------------------------------------------------------------------------
 
   /** Send a reply; 4xx/5xx count as errors, and past smtpd_soft_error_limit every reply waits. */
-  async respond(r: Reply | { code: number; lines: string[] }): Promise<void> {
-    if (r.code >= 400) this.errorCount++;
+  async respond(r: Reply | { code: number; lines: string[] }, opts: { error?: boolean } = {}): Promise<void> {
+    if (r.code >= 400 && opts.error !== false) this.errorCount++;
     if (this.errorCount >= this.settings.softErrorLimit && this.settings.errorSleepTime > 0) {
       this._handlerPending = true;
       await sleep(this.settings.errorSleepTime * 1000);
@@ -240,52 +256,60 @@ export class BackstopConnection extends SMTPConnection {
   private async dispatch(lineBuf: Buffer, info: LineInfo): Promise<void> {
     const s = this.settings;
     const client = this.state.client;
-    if (this.errorCount >= s.hardErrorLimit) {
-      slog.logAfter(this.log, 'too many errors', this.lastCommand, client);
-      this.ended = true;
-      this.send(421, `4.7.0 ${s.myhostname} Error: too many errors`, false);
-      return;
-    }
     if (info.bareLf && s.forbidBareNewline === 'reject' && !this.bareLfExempt) {
       this.log.info(`bare <LF> received after ${this.lastCommand} from ${client}`);
       this.authNext = undefined;
       this.count('unknown', false);
       await this.respond(reply(550, '5.5.2', `${s.myhostname} Error: bare <LF> received`));
-      return;
+      return this.afterCommand();
     }
     if (info.bareLf && s.forbidBareNewline === 'note') this.log.info(`bare <LF> received after ${this.lastCommand} from ${client}`);
+    if (info.tooLong) this.log.warning(`${client}: request longer than ${s.lineLengthLimit}: ${printable(lineBuf.subarray(0, 30))}...`);
     if (this.authNext) {
       const cont = this.authNext;
       this.authNext = undefined;
       await cont(lineBuf.toString('latin1'));
-      return;
+      return this.afterCommand();
     }
-    // A NUL, a line that is not UTF-8 under smtputf8_enable (it would become U+FFFD and reach the
-    // envelope) or an over-long line is refused before parsing, as Postfix does.
-    const refusal = lineBuf.includes(0) ? R.badSyntax : s.smtputf8 && !isUtf8(lineBuf) ? R.badUtf8 : info.tooLong ? R.tooLong : undefined;
-    if (refusal) {
-      this.count('unknown', false);
-      await this.respond(refusal);
-      return;
+    // Postfix's buffers are C strings: a command ends at its first NUL.
+    const nul = lineBuf.indexOf(0);
+    const cmdBuf = nul >= 0 ? lineBuf.subarray(0, nul) : lineBuf;
+    // Malformed UTF-8 would become U+FFFD and reach the envelope: refused before parsing.
+    if (s.smtputf8 && !isUtf8(lineBuf)) {
+      await this.respond(R.badUtf8);
+      return this.afterCommand();
     }
-    const line = lineBuf.toString('utf8').replace(/^\s+/, '');
-    const sp = line.search(/\s/);
-    const name = (sp < 0 ? line : line.slice(0, sp)).toUpperCase();
+    const line = cmdBuf.toString('utf8').replace(/^[ \t]+/, '');
+    const sp = line.search(/[ \t]/);
+    const word = sp < 0 ? line : line.slice(0, sp);
+    if (!word) {
+      await this.respond(R.badSyntax);
+      return this.afterCommand();
+    }
+    const name = word.toUpperCase();
     const arg = sp < 0 ? '' : line.slice(sp + 1).trim();
     const cmd = Object.prototype.hasOwnProperty.call(COMMANDS, name) ? COMMANDS[name] : undefined;
     if (!cmd) {
       this.lastCommand = 'UNKNOWN';
       this.count('unknown', false);
+      if (isHeader(word) || s.forbiddenCommands.matches(word)) {
+        this.log.warning(`non-SMTP command from ${client}: ${escapeBytes(lineBuf).slice(0, 100)}`);
+        this.ended = true;
+        await this.respond(R.breakRules);
+        this.close();
+        return;
+      }
       await this.respond(R.unknown);
-      return;
+      return this.afterCommand();
     }
-    // RFC 2920 / Postfix smtpd_forbid_unauth_pipelining: a command that must end a pipelined
-    // group, or any command from a client that was not offered PIPELINING, followed by more input.
-    if (name !== 'QUIT' && info.pending() && (cmd.last || !this.state.esmtp)) {
+    this.lastCommand = name;
+    // RFC 2920 / Postfix smtpd_flag_ill_pipelining(): a command that must end a pipelined group,
+    // or any command from a client that did not say EHLO, followed by more input. Flagged once;
+    // with smtpd_forbid_unauth_pipelining the session ends.
+    if ((cmd.last || !this.state.esmtp) && !this.state.illegalPipelining && info.pending()) {
       this.state.illegalPipelining = true;
+      slog.logPipelining(this.log, name, client, escapeBytes(info.pendingBytes()));
       if (s.forbidUnauthPipelining) {
-        slog.logPipelining(this.log, name, client, info.pendingText().replace(/[\r\n]+/g, ' ').trim());
-        this.lastCommand = name;
         this.count(name.toLowerCase(), false);
         this.ended = true;
         await this.respond(R.sync);
@@ -293,11 +317,21 @@ export class BackstopConnection extends SMTPConnection {
         return;
       }
     }
-    this.lastCommand = name;
-    if (cmd.junk && ++this.junkCount > s.junkCommandLimit) this.errorCount++;
     const ok = await cmd.handler(this, arg);
-    // DATA is counted when the message is in (or refused); AUTH when its exchange ends.
+    // DATA and BDAT LAST are counted when the message is in (or refused); AUTH when its exchange ends.
     if (ok !== null && (name !== 'DATA' || !ok)) this.count(name.toLowerCase(), ok);
+    if (cmd.junk && this.junkCount++ > s.junkCommandLimit) this.errorCount++;
+    if (name !== 'QUIT') await this.afterCommand();
+  }
+
+  /** Postfix checks the error limit before it reads the next command: 421 at once. */
+  async afterCommand(): Promise<void> {
+    const s = this.settings;
+    if (this.errorCount < s.hardErrorLimit || this._closing || this._closed || this.ended) return;
+    slog.logAfter(this.log, 'too many errors', this.lastCommand, this.state.client);
+    this.ended = true;
+    this.send(421, `4.7.0 ${s.myhostname} Error: too many errors`, false);
+    this.close();
   }
 }
 

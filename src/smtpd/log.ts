@@ -16,7 +16,7 @@ export function logConnect(log: Logger, client: string): void {
 }
 
 /** Postfix's smtpd_cmd_table order, used for the disconnect line. */
-export const COMMAND_ORDER = ['helo', 'ehlo', 'starttls', 'auth', 'mail', 'rcpt', 'data', 'rset', 'noop', 'vrfy', 'etrn', 'quit', 'unknown'];
+export const COMMAND_ORDER = ['helo', 'ehlo', 'xclient', 'xforward', 'starttls', 'auth', 'mail', 'rcpt', 'data', 'bdat', 'rset', 'noop', 'vrfy', 'etrn', 'quit', 'unknown'];
 
 export interface CommandStat {
   ok: number;
@@ -65,6 +65,11 @@ function whatsup(ctx: RejectContext, event: string, text: string): string {
 /** `NOQUEUE: reject: RCPT from name[IP]: 554 5.7.1 <a@b>: Relay access denied; from=<s> to=<r> proto=ESMTP helo=<h>` */
 export function logReject(log: Logger, ctx: RejectContext, r: Reply): void {
   log.info(whatsup(ctx, 'reject', formatReply(r)));
+}
+
+/** `QID: reject: END-OF-MESSAGE from ...: bare <LF> received; from=<s> ...` (a reject without a reply code). */
+export function logRejectText(log: Logger, ctx: RejectContext, text: string): void {
+  log.info(whatsup(ctx, 'reject', text));
 }
 
 /** `NOQUEUE: warn: RCPT from ...: text; from=<s> ...` (access(5) WARN, warn_if_reject). */

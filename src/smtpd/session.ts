@@ -72,7 +72,10 @@ export class SessionState {
   /** access(5) HOLD / DISCARD texts collected in this transaction. */
   holdText: string | undefined;
   discardText: string | undefined;
-  /** Options of the queue write in progress (read by the queue when it commits). */
+  /** BDAT (RFC 3030): none, chunks being taken (ok), or skipping chunks after an error until LAST or RSET. */
+  bdatState: 'none' | 'ok' | 'error' = 'none';
+  /** The message BDAT chunks go into; aborted when the transaction ends without it. */
+  bdatMessage?: { abort(): Promise<void> };
 
   constructor(private readonly peer: Peer) {}
 
@@ -83,6 +86,9 @@ export class SessionState {
     this.prepend = [];
     this.holdText = undefined;
     this.discardText = undefined;
+    this.bdatState = 'none';
+    if (this.bdatMessage) void this.bdatMessage.abort();
+    this.bdatMessage = undefined;
   }
 
   inTransaction(): boolean {

@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import type { ParamReader } from '../config/index.js';
 import { protocolRange, type NodeTls } from '../mail/index.js';
+import { compileCommandList, type CommandList } from './nonsmtp.js';
 
 export type BareNewlineMode = 'normalize' | 'yes' | 'reject' | 'note' | 'no';
 export type TlsLevel = 'none' | 'may' | 'encrypt';
@@ -36,7 +37,11 @@ export interface SmtpdSettings {
   disableVrfy: boolean;
   heloRequired: boolean;
   discardEhloKeywords: Set<string>;
+  /** smtpd_forbidden_commands, compiled. */
+  forbiddenCommands: CommandList;
   smtputf8: boolean;
+  /** strict_smtputf8: refuse a non-ASCII address without SMTPUTF8 (Postfix's default: no). */
+  strictSmtputf8: boolean;
   tls: {
     level: TlsLevel;
     key?: Buffer;
@@ -117,7 +122,9 @@ export function readSettings(cfg: ParamReader & { dir?: string }): SmtpdSettings
     disableVrfy: cfg.bool('disable_vrfy_command'),
     heloRequired: cfg.bool('smtpd_helo_required'),
     discardEhloKeywords: new Set(cfg.list('smtpd_discard_ehlo_keywords').map((k) => k.toUpperCase())),
+    forbiddenCommands: compileCommandList(cfg.str('smtpd_forbidden_commands')),
     smtputf8: cfg.bool('smtputf8_enable'),
+    strictSmtputf8: cfg.bool('strict_smtputf8'),
     tls: { level, key, cert, authOnly: cfg.bool('smtpd_tls_auth_only'), ...protocols(cfg), receivedHeader: cfg.bool('smtpd_tls_received_header') },
     sasl: { enabled: cfg.bool('smtpd_sasl_auth_enable'), type: cfg.str('smtpd_sasl_type'), path: saslSocketPath(cfg) },
     peernameLookup: cfg.bool('smtpd_peername_lookup'),

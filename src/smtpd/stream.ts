@@ -15,7 +15,7 @@ export interface LineInfo {
   /** More client input was already here when this line was handed over (pipelined). */
   pending: () => boolean;
   /** Up to 100 bytes of that pending input, for the log. */
-  pendingText: () => string;
+  pendingBytes: () => Buffer;
 }
 
 export type LineHandler = (line: Buffer, info: LineInfo, next: () => void) => void;
@@ -31,11 +31,21 @@ export class CommandStream extends SMTPStream {
   /** Bytes the socket still holds (set by the connection; the socket is piped into us). */
   socketPending: () => number = () => 0;
   online: LineHandler = (_l, _i, next) => next();
+  /** A BDAT chunk being read: its bytes are data, never commands. */
+  private chunk?: { left: number; onData: (b: Buffer) => void; onEnd: () => Promise<void> };
   /** Every byte received in command mode, counted (pre-greeting talk detection). */
   onBytes: (n: number) => void = () => undefined;
 
   constructor(private readonly maxLine: number) {
     super({ maxCommandLength: Number.MAX_SAFE_INTEGER });
+  }
+
+  /**
+   * BDAT: the next n bytes go to onData as they arrive, whatever they hold; after the last one,
+   * onEnd runs (the reply) before any further input is read as commands.
+   */
+  readChunk(n: number, onData: (b: Buffer) => void, onEnd: () => Promise<void>): void {
+    this.chunk = { left: n, onData, onEnd };
   }
 
   override _write(chunk: Buffer, encoding: BufferEncoding | 'buffer', next: (err?: Error | null) => void): void {
@@ -55,6 +65,20 @@ export class CommandStream extends SMTPStream {
     const step = (): void => {
       for (;;) {
         if (this.isClosed) return next();
+        if (this.chunk) {
+          const ch = this.chunk;
+          const take = Math.min(ch.left, data.length - pos);
+          if (take > 0) {
+            ch.onData(Buffer.from(data.subarray(pos, pos + take)));
+            pos += take;
+            ch.left -= take;
+          }
+          if (ch.left > 0) return next();
+          this.chunk = undefined;
+          const resume = () => setImmediate(step);
+          ch.onEnd().then(resume, resume);
+          return;
+        }
         if (this._dataMode) {
           const rest = data.subarray(pos);
           return rest.length ? super._write(rest, 'buffer', next) : next();
@@ -96,7 +120,7 @@ export class CommandStream extends SMTPStream {
           bareLf,
           tooLong,
           pending: () => restAt < data.length || self.writableLength > this.outerLen || this.socketPending() > 0,
-          pendingText: () => data.subarray(restAt, restAt + 100).toString('latin1'),
+          pendingBytes: () => Buffer.from(data.subarray(restAt, restAt + 100)),
         };
         let sync = true;
         let called = false;

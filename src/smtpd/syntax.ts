@@ -20,6 +20,8 @@ export function splitAddressArg(arg: string, keyword: 'FROM' | 'TO'): { address:
   const m = new RegExp(`^${keyword}:\\s*`, 'i').exec(arg);
   if (!m) return undefined;
   const s = arg.slice(m[0].length);
+  // Postfix's tokenizer: no address token after the keyword is a syntax error (argc < 3).
+  if (!s.trim()) return undefined;
   if (s.startsWith('<')) {
     let inQuote = false;
     for (let i = 1; i < s.length; i++) {
@@ -29,7 +31,11 @@ export function splitAddressArg(arg: string, keyword: 'FROM' | 'TO'): { address:
         continue;
       }
       if (c === '"') inQuote = !inQuote;
-      else if (c === '>' && !inQuote) return { address: s.slice(1, i), rest: s.slice(i + 1).trim(), bracketed: true };
+      else if (c === '>' && !inQuote) {
+        // Postfix strips one pair of brackets and parses the rest as RFC 822: <<a@b>> is <a@b>.
+        if (s[1] === '<' && s[i + 1] === '>') return { address: s.slice(2, i), rest: s.slice(i + 2).trim(), bracketed: true };
+        return { address: s.slice(1, i), rest: s.slice(i + 1).trim(), bracketed: true };
+      }
     }
     return { address: s, rest: '', bracketed: false };
   }
@@ -71,12 +77,15 @@ export function decodeXtext(v: string): string | undefined {
   return out;
 }
 
-export function parseParams(rest: string): Map<string, string | true> {
-  const params = new Map<string, string | true>();
+/** ESMTP parameters in order, each as [NAME, value or true, the parameter as sent]. */
+export type Params = Array<[string, string | true, string]>;
+
+export function parseParams(rest: string): Params {
+  const params: Params = [];
   for (const p of rest.split(/\s+/).filter(Boolean)) {
     const eq = p.indexOf('=');
-    if (eq < 0) params.set(p.toUpperCase(), true);
-    else params.set(p.slice(0, eq).toUpperCase(), p.slice(eq + 1));
+    if (eq < 0) params.push([p.toUpperCase(), true, p]);
+    else params.push([p.slice(0, eq).toUpperCase(), p.slice(eq + 1), p]);
   }
   return params;
 }
@@ -92,9 +101,9 @@ export interface MailParams {
 const bad = (text: string): Reply => reply(501, '5.5.4', text);
 
 /** MAIL FROM parameters; returns a Reply for the first bad one. */
-export function mailParams(params: Map<string, string | true>, opts: { smtputf8: boolean }): MailParams | Reply {
+export function mailParams(params: Params, opts: { smtputf8: boolean }): MailParams | Reply {
   const out: MailParams = {};
-  for (const [name, value] of params) {
+  for (const [name, value, raw] of params) {
     switch (name) {
       case 'SIZE':
         if (typeof value !== 'string' || !/^\d{1,20}$/.test(value)) return bad('Bad message size syntax');
@@ -102,23 +111,23 @@ export function mailParams(params: Map<string, string | true>, opts: { smtputf8:
         break;
       case 'BODY': {
         const v = typeof value === 'string' ? value.toUpperCase() : '';
-        if (v !== '7BIT' && v !== '8BITMIME') return bad('Unsupported BODY parameter value');
+        if (v !== '7BIT' && v !== '8BITMIME') return reply(555, '5.5.4', `Unsupported option: ${raw}`);
         out.body = v;
         break;
       }
       case 'SMTPUTF8':
-        if (value !== true || !opts.smtputf8) return reply(555, '5.5.4', `Unsupported option: ${name}`);
+        if (value !== true || !opts.smtputf8) return reply(555, '5.5.4', `Unsupported option: ${raw}`);
         out.smtputf8 = true;
         break;
       case 'RET': {
         const v = typeof value === 'string' ? value.toUpperCase() : '';
-        if (v !== 'FULL' && v !== 'HDRS') return bad('Bad RET parameter syntax');
+        if ((v !== 'FULL' && v !== 'HDRS') || out.ret) return bad('Bad RET parameter syntax');
         out.ret = v;
         break;
       }
       case 'ENVID': {
         const v = typeof value === 'string' ? decodeXtext(value) : undefined;
-        if (v === undefined || !v || v.length > 100) return bad('Bad ENVID parameter syntax');
+        if (v === undefined || !v || v.length > 100 || out.envid !== undefined) return bad('Bad ENVID parameter syntax');
         out.envid = v;
         break;
       }
@@ -126,7 +135,7 @@ export function mailParams(params: Map<string, string | true>, opts: { smtputf8:
         // RFC 4954 AUTH=<mailbox>: accepted and ignored, as Postfix does for untrusted clients.
         break;
       default:
-        return reply(555, '5.5.4', `Unsupported option: ${name}`);
+        return reply(555, '5.5.4', `Unsupported option: ${raw}`);
     }
   }
   return out;
@@ -137,9 +146,9 @@ export interface RcptParams {
   orcpt?: string;
 }
 
-export function rcptParams(params: Map<string, string | true>): RcptParams | Reply {
+export function rcptParams(params: Params): RcptParams | Reply {
   const out: RcptParams = {};
-  for (const [name, value] of params) {
+  for (const [name, value, raw] of params) {
     switch (name) {
       case 'NOTIFY': {
         const vals = typeof value === 'string' ? value.toUpperCase().split(',') : [''];
@@ -158,7 +167,7 @@ export function rcptParams(params: Map<string, string | true>): RcptParams | Rep
         break;
       }
       default:
-        return reply(555, '5.5.4', `Unsupported option: ${name}`);
+        return reply(555, '5.5.4', `Unsupported option: ${raw}`);
     }
   }
   return out;

@@ -141,7 +141,7 @@ test('swaks sessions: STARTTLS, AUTH (Dovecot), PIPELINING, DSN, 8BITMIME, SMTPU
       const r = await swaks([...base, '--tls', '--auth', 'PLAIN', '--auth-user', 'sue', '--auth-password', 'secret',
         '--from', 's\u00f8ren@sender.test> SMTPUTF8 ENVID=utf8', '--to', 'j\u00f6rg@primary.test', '--header', 'Subject: utf8', '--header', 'From: s\u00f8ren@sender.test']);
       assert.equal(r.code, 0, r.out);
-      assert.match(r.out, /^<~  250 SMTPUTF8$/m);
+      assert.match(r.out, /^<~  250-SMTPUTF8$/m);
       const msg = await delivered(queued(r.out));
       assert.equal(msg.from, 's\u00f8ren@sender.test');
       assert.deepEqual(msg.to, ['j\u00f6rg@primary.test']);

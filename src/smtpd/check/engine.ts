@@ -17,7 +17,7 @@ import { CLASS, DUNNO, PERMIT, classReply, makeReply, type Decision } from './de
 import { newState, namaddr, type CheckDns, type CompiledList, type Ctx, type Env, type EvalState } from './context.js';
 import { MatchList } from './matchlist.js';
 import { resolveAddress } from './resolve.js';
-import { RESTRICTIONS } from './restrictions.js';
+import { RESTRICTIONS, unlistedRelayRecipient } from './restrictions.js';
 import type { RestrictionEngine, SessionInfo, Verdict } from './types.js';
 
 export const RESTRICTION_LISTS = [
@@ -338,6 +338,10 @@ class Engine implements RestrictionEngine {
     const code = this.env.rejectUnlistedLocal;
     if (v.action !== 'accept' || code === false || !s.recipient) return v;
     const r = await this.env.resolve(s.recipient);
+    if (r.class === 'relay') {
+      const refusal = await unlistedRelayRecipient(this.env, s.recipient);
+      return refusal ? { ...v, action: 'reject', reply: refusal } : v;
+    }
     if (r.class !== 'local') return v;
     return { ...v, action: 'reject', restriction: 'smtpd_reject_unlisted_recipient', reply: classReply(code, '5.1.1', s.recipient, CLASS.recipient, 'User unknown in local recipient table') };
   }

@@ -5,7 +5,7 @@
 // Reply texts and codes follow smtpd_check.c.
 
 import { isIP } from 'node:net';
-import { domainOf, formatReply, validHostname } from '../../mail/index.js';
+import { domainOf, formatReply, validHostname, type Reply } from '../../mail/index.js';
 import { PolicyClient, parsePolicySpec, policyAttributes, policyOptions } from '../../policy/index.js';
 import { accessAction, addressKeys, addressLookupKeys, domainKeys, searchKeys } from './access.js';
 import { CLASS, classReply, DUNNO, PERMIT, reject, deferIfPermit, deferIfReject, makeReply, type Decision } from './decision.js';
@@ -210,7 +210,8 @@ function unauthDestination(defer: boolean): RestrictionDef {
       const rcpt = ctx.s.recipient;
       if (rcpt === undefined || ctx.s.stage !== 'rcpt') return DUNNO;
       if (await isAuthDestination(env, rcpt)) return DUNNO;
-      const code = defer ? env.codes.defer_code : env.codes.relay_domains_reject_code;
+      // Postfix: defer_unauth_destination answers relay_domains_reject_code - 100 (454 by default).
+      const code = defer ? env.codes.relay_domains_reject_code - 100 : env.codes.relay_domains_reject_code;
       return reject(makeReply(code, defer ? '4.7.1' : '5.7.1', `<${rcpt}>: Relay access denied`));
     },
   };
@@ -219,16 +220,28 @@ function unauthDestination(defer: boolean): RestrictionDef {
 const unlistedRecipient: RestrictionDef = {
   build: (_a, env) => async (ctx) => {
     const rcpt = ctx.s.recipient;
-    if (!rcpt || !env.relayRecipientMaps) return DUNNO;
+    const refusal = rcpt ? await unlistedRelayRecipient(env, rcpt) : undefined;
+    return refusal ? reject(refusal) : DUNNO;
+  },
+};
+
+/**
+ * relay_recipient_maps: the refusal for a relay-domain recipient the maps do not list, or
+ * undefined (listed, not a relay-domain address, or no maps). Used by reject_unlisted_recipient
+ * and by smtpd_reject_unlisted_recipient after the restriction lists.
+ */
+export async function unlistedRelayRecipient(env: Env, rcpt: string): Promise<Reply | undefined> {
+  {
+    if (!env.relayRecipientMaps) return undefined;
     const r = await env.resolve(rcpt);
-    if (r.class !== 'relay') return DUNNO;
+    if (r.class !== 'relay') return undefined;
     const keys = addressLookupKeys(r.address.toLowerCase(), env.recipientDelimiter, false).filter((k) => k.key !== r.domain || true);
     // relay_recipient_maps: user@domain, then @domain (Postfix's recipient map lookup order).
     const tries = [keys[0].key, ...(keys.find((k, i) => i === 1 && k.key.includes('@')) ? [keys[1].key] : []), `@${r.domain}`];
-    for (const k of tries) if ((await env.relayRecipientMaps.get(k)) !== undefined) return DUNNO;
-    return reject(classReply(env.codes.unknown_relay_recipient_reject_code, '5.1.1', rcpt, CLASS.recipient, 'User unknown in relay recipient table'));
-  },
-};
+    for (const k of tries) if ((await env.relayRecipientMaps.get(k)) !== undefined) return undefined;
+    return classReply(env.codes.unknown_relay_recipient_reject_code, '5.1.1', rcpt, CLASS.recipient, 'User unknown in relay recipient table');
+  }
+}
 
 const unknownClient = (reverse: boolean): RestrictionDef => ({
   build: (_a, env) => (ctx) => {

@@ -35,6 +35,7 @@ export async function ehlo(c: BackstopConnection, arg: string, esmtp: boolean): 
   if (mechs.length) kw.push(`AUTH ${mechs.join(' ')}`);
   kw.push('ENHANCEDSTATUSCODES', '8BITMIME', 'DSN');
   if (s.smtputf8) kw.push('SMTPUTF8');
+  kw.push('CHUNKING');
   const lines = [s.myhostname, ...kw.filter((k) => !s.discardEhloKeywords.has(k.split(' ')[0]))];
   await c.respond({ code: 250, lines });
   return true;

@@ -30,14 +30,25 @@ export async function etrn(c: BackstopConnection, arg: string): Promise<boolean>
   if (st.connectVerdict && !(await applyVerdict(c, st.connectVerdict, 'CONNECT'))) return false;
   const v = await check(c, 'etrn', { etrnDomain: domain });
   if (!(await applyVerdict(c, v, 'ETRN'))) return false;
-  let ok = false;
-  if (c.ctx.flusher) {
-    try {
-      ok = await c.ctx.flusher.flushDomain(domain);
-    } catch (err) {
-      c.log.warning(`ETRN ${domain} from ${st.client}: ${(err as Error).message}`);
-    }
+  if (!c.ctx.flusher) {
+    c.log.warning('unable to talk to fast flush service');
+    await c.respond(reply(458, '', 'Unable to queue messages'));
+    return false;
   }
-  await c.respond(ok ? reply(250, '', 'Queuing started') : reply(458, '', 'Unable to queue messages'));
-  return ok;
+  let ok: boolean;
+  try {
+    ok = await c.ctx.flusher.flushDomain(domain);
+  } catch (err) {
+    c.log.warning(`unable to talk to fast flush service: ${(err as Error).message}`);
+    await c.respond(reply(458, '', 'Unable to queue messages'));
+    return false;
+  }
+  if (!ok) {
+    // RFC 1985: 459 when the server refuses to flush this domain; Postfix logs it as a warning.
+    c.log.warning(`reject: ETRN ${domain.slice(0, 100)}... from ${st.client}`);
+    await c.respond(reply(459, '', `<${domain}>: service unavailable`));
+    return false;
+  }
+  await c.respond(reply(250, '', 'Queuing started'));
+  return true;
 }

@@ -25,12 +25,17 @@ export async function mail(c: BackstopConnection, arg: string): Promise<boolean>
     await c.respond(R.nested);
     return false;
   }
+  if (st.bdatState !== 'none') {
+    await c.respond(reply(503, '5.5.1', 'Error: MAIL after BDAT'));
+    return false;
+  }
   const parts = splitAddressArg(arg, 'FROM');
   if (!parts) {
     await c.respond(reply(501, '5.5.4', 'Syntax: MAIL FROM:<address>'));
     return false;
   }
   if (!addressSyntaxOk(parts.address)) {
+    if (parts.bracketed) c.log.warning(`Illegal address syntax from ${st.client} in MAIL command: <${parts.address}>`);
     await c.respond(reply(501, '5.1.7', 'Bad sender address syntax'));
     return false;
   }
@@ -39,11 +44,12 @@ export async function mail(c: BackstopConnection, arg: string): Promise<boolean>
     await c.respond(p);
     return false;
   }
-  if (s.smtputf8 && !p.smtputf8 && /[^\x00-\x7f]/.test(parts.address)) {
+  if (s.strictSmtputf8 && s.smtputf8 && !p.smtputf8 && /[^\x00-\x7f]/.test(parts.address)) {
     await c.respond(R.declareSmtputf8);
     return false;
   }
   if (p.size !== undefined && s.messageSizeLimit > 0 && p.size > s.messageSizeLimit) {
+    slog.logReject(c.log, { ...st.rejectCtx('MAIL'), sender: parts.address }, R.sizeLimit);
     await c.respond(R.sizeLimit);
     return false;
   }

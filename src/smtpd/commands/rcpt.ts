@@ -16,27 +16,38 @@ export async function rcpt(c: BackstopConnection, arg: string): Promise<boolean>
     await c.respond(R.needMail);
     return false;
   }
+  if (st.bdatState !== 'none') {
+    await c.respond(reply(503, '5.5.1', 'Error: RCPT after BDAT'));
+    return false;
+  }
   const parts = splitAddressArg(arg, 'TO');
   if (!parts) {
     await c.respond(reply(501, '5.5.4', 'Syntax: RCPT TO:<address>'));
     return false;
   }
   if (!parts.address || !addressSyntaxOk(parts.address)) {
+    if (parts.bracketed) c.log.warning(`Illegal address syntax from ${st.client} in RCPT command: <${parts.address}>`);
     await c.respond(reply(501, '5.1.3', 'Bad recipient address syntax'));
     return false;
   }
-  if (s.smtputf8 && !st.mailParams.smtputf8 && /[^\x00-\x7f]/.test(parts.address)) {
+  if (s.strictSmtputf8 && s.smtputf8 && !st.mailParams.smtputf8 && /[^\x00-\x7f]/.test(parts.address)) {
     await c.respond(R.declareSmtputf8);
     return false;
   }
-  const p = rcptParams(parseParams(parts.rest));
+  const params = parseParams(parts.rest);
+  const p = rcptParams(params);
   if ('code' in p) {
+    // Postfix's dsn_notify_mask() names the first value it does not know.
+    const notify = params.find(([n]) => n === 'NOTIFY')?.[1];
+    const unknown = typeof notify === 'string' ? notify.split(',').find((w) => !/^(NEVER|SUCCESS|FAILURE|DELAY)$/i.test(w)) : undefined;
+    if (unknown !== undefined && /NOTIFY/.test(p.text)) c.log.warning(`unknown DSN NOTIFY command value "${unknown}" in "${notify}"`);
     await c.respond(p);
     return false;
   }
   if (st.rcpts.length >= s.recipientLimit) {
-    await c.respond(R.tooManyRcpts);
-    return false;
+    // Not an error to Postfix: RFC 5321 lets a client send the rest in another transaction.
+    await c.respond(R.tooManyRcpts, { error: false });
+    return true;
   }
   const v = await check(c, 'rcpt', { recipient: parts.address, recipientCount: st.rcpts.length });
   if (!(await applyVerdict(c, v, 'RCPT', parts.address))) return false;

@@ -8,16 +8,16 @@ import type { BackstopConnection } from '../connection.js';
 import { tlsSessions } from '../../observe/index.js';
 
 export async function starttls(c: BackstopConnection, arg: string): Promise<boolean> {
+  if (arg) {
+    await c.respond(reply(501, '5.5.4', 'Syntax: STARTTLS'));
+    return false;
+  }
   if (c.secure) {
     await c.respond(reply(554, '5.5.1', 'Error: TLS already active'));
     return false;
   }
   if (c.settings.tls.level === 'none') {
     await c.respond(reply(502, '5.5.1', 'Error: command not implemented'));
-    return false;
-  }
-  if (arg) {
-    await c.respond(reply(501, '5.5.4', 'Syntax: STARTTLS'));
     return false;
   }
   await c.respond(reply(220, '2.0.0', 'Ready to start TLS'));

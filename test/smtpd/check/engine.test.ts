@@ -93,7 +93,7 @@ describe('relay and recipient restrictions', () => {
   });
   test('default relay restrictions: defer_unauth_destination', async () => {
     const e = h.engine('mynetworks = 127.0.0.254/32\n');
-    assert.equal(show(await e.check(session({ recipient: 'x@other.test' }))), '450 4.7.1 <x@other.test>: Relay access denied');
+    assert.equal(show(await e.check(session({ recipient: 'x@other.test' }))), '454 4.7.1 <x@other.test>: Relay access denied');
   });
   test('relay_domains_reject_code', async () => {
     const e = h.engine(BACKUP + 'relay_domains_reject_code = 550\n');

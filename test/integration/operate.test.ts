@@ -70,7 +70,7 @@ test('metrics, status and read-only actions through the real server', { timeout:
     for (let i = 0; i < 5; i++) ids.push(await send(port, `u${i}@relay.test`));
     for (const id of ids) await server.waitForLog(new RegExp(`${id}: to=<u\\d@relay.test>.*status=deferred`), 30_000);
     // smtpd_relay_restrictions' default decides first: defer_unauth_destination.
-    assert.match(await rejected(port, 'x@elsewhere.test'), /^450 4\.7\.1 .*Relay access denied/);
+    assert.match(await rejected(port, 'x@elsewhere.test'), /^454 4\.7\.1 .*Relay access denied/);
     const m5 = await waitFor(async () => {
       const t = await metrics();
       return sample(t, 'backstop_queue_messages', { queue: 'deferred' }) === 5 ? t : undefined;
@@ -81,7 +81,7 @@ test('metrics, status and read-only actions through the real server', { timeout:
     assert.equal(sample(m5, 'backstop_destination_queued_messages', { destination: 'relay.test' }), 5);
     assert.equal(sample(m5, 'backstop_smtpd_messages_accepted_total'), 5, 'summed over both smtpd workers');
     assert.ok((sample(m5, 'backstop_smtpd_connections_total') ?? 0) >= 6);
-    assert.equal(sample(m5, 'backstop_smtpd_rejects_total', { code: '450', restriction: 'defer_unauth_destination' }), 1);
+    assert.equal(sample(m5, 'backstop_smtpd_rejects_total', { code: '454', restriction: 'defer_unauth_destination' }), 1);
     assert.ok((sample(m5, 'backstop_delivery_attempts_total', { destination: 'relay.test', status: 'deferred' }) ?? 0) >= 5);
     assert.equal(sample(m5, 'backstop_delivery_attempts_total', { destination: 'relay.test', status: 'sent' }), undefined);
 

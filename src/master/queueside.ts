@@ -33,8 +33,7 @@ export function faultHook(): ((write: WriteFn) => WriteFn) | undefined {
   };
 }
 
-/** `writesMail`: this process's smtpd writes into the queue too (single process): keep spare files. */
-export async function startQueueSide(config: Config, opts: { writesMail?: boolean } = {}): Promise<QueueSide> {
+export async function startQueueSide(config: Config): Promise<QueueSide> {
   const log = (service: string) => maillog.logger(service);
   const dns = resolverFromConfig(config);
   const queue = await Queue.open({
@@ -43,7 +42,6 @@ export async function startQueueSide(config: Config, opts: { writesMail?: boolea
     messageSizeLimit: config.size('message_size_limit'),
     lock: true,
     wrapWrite: faultHook(),
-    spareFiles: opts.writesMail ? 4 : 0,
   });
   const cache = connectionCache(config);
   const notices = createNoticeBuilder({

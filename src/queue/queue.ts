@@ -16,7 +16,6 @@ import { maillog as defaultMaillog, type Maillog, type Logger } from '../log/ind
 import { QUEUE_NAMES, type QueueName, type RecipientStatus, type RetryState, type StateUpdate, type QueueFileHead } from './file.js';
 import { readQueueHeadSync, readContent } from './read.js';
 import { DirSyncer } from './dirsync.js';
-import { TmpFiles } from './tmpfiles.js';
 import { QueueIds } from './id.js';
 import { acquireQueueLock, type QueueLock } from './lock.js';
 import { writeAll, type WriteFn } from './disk.js';
@@ -42,8 +41,6 @@ export interface QueueOptions {
   lock?: boolean;
   /** How long to wait for the lock. Default 10 s. */
   lockWaitMs?: number;
-  /** Empty files kept ready in incoming/ for new messages (tmpfiles.ts); default 0. */
-  spareFiles?: number;
 }
 
 /** The queues the scheduler moves mail between (see moveUnlocked). */
@@ -55,7 +52,7 @@ export class Queue extends EventEmitter<QueueEvents> {
   private readonly index = new Map<string, QueueEntry>();
   private readonly ids = new QueueIds((id) => this.index.has(id));
   private readonly syncers = new Map<QueueName, DirSyncer>();
-  private readonly tmpFiles: TmpFiles;
+  private tmpCounter = 0;
   private readonly chains = new Map<string, Promise<unknown>>();
   /** What the writer and the journal see of this queue. */
   private readonly store: WriterStore & JournalStore;
@@ -70,7 +67,6 @@ export class Queue extends EventEmitter<QueueEvents> {
     this.maillog = opts.maillog ?? defaultMaillog;
     this.log = { smtpd: this.maillog.logger('smtpd'), cleanup: this.maillog.logger('cleanup'), qmgr: this.maillog.logger('qmgr') };
     for (const q of QUEUE_NAMES) this.syncers.set(q, new DirSyncer(join(this.dir, q)));
-    this.tmpFiles = new TmpFiles(join(this.dir, 'incoming'), opts.spareFiles ?? 0);
     this.store = {
       dir: this.dir,
       write: opts.wrapWrite ? opts.wrapWrite(writeAll) : writeAll,
@@ -78,7 +74,7 @@ export class Queue extends EventEmitter<QueueEvents> {
       compactThreshold: opts.compactThreshold ?? 65536,
       path: (queue, id) => this.path(queue, id),
       syncDir: (queue) => this.syncDir(queue),
-      tmpFile: () => this.tmpFiles.take(),
+      tmpPath: () => join(this.dir, 'incoming', `t${process.pid}.${++this.tmpCounter}`),
       committed: (entry, env, messageId, client) => this.committed(entry, env, messageId, client),
       release: (id) => this.ids.release(id),
     };
@@ -102,7 +98,6 @@ export class Queue extends EventEmitter<QueueEvents> {
     if (this.closed) return;
     this.closed = true;
     await Promise.allSettled([...this.chains.values()]);
-    this.tmpFiles.close();
     for (const s of this.syncers.values()) await s.close();
     await this.lock?.release();
   }

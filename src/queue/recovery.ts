@@ -5,7 +5,6 @@
 // Trusts nothing it reads from disk; trusts the caller to hold the queue lock when recovering.
 
 import { readdirSync, renameSync, unlinkSync, statSync } from 'node:fs';
-import { SPARE_NAME } from './tmpfiles.js';
 import { join } from 'node:path';
 import { MESSAGE_QUEUES, QueueFileError, type QueueName } from './file.js';
 import { readQueueHeadSync } from './read.js';
@@ -86,15 +85,10 @@ function removeIncoming(incoming: string, report: RecoveryReport, qmgr: Logger):
   for (const name of readdirSync(incoming)) {
     // `t<pid>.<n>` is a message another live process (an smtpd worker) is still writing: its
     // client has not had a 250, and the writer commits or removes it itself.
-    // `s<pid>.<n>` is an empty spare file of a writer (tmpfiles.ts): the same rule, and a dead
-    // process's spares never held content, so they go without a warning.
     const writer = /^t(\d+)\./.exec(name);
-    const spare = SPARE_NAME.exec(name);
-    const pid = Number((writer ?? spare)?.[1] ?? 0);
-    if (pid && pid !== process.pid && processAlive(pid)) continue;
+    if (writer && Number(writer[1]) !== process.pid && processAlive(Number(writer[1]))) continue;
     try {
       unlinkSync(join(incoming, name));
-      if (spare) continue;
       report.removedIncoming.push(name);
       // A compaction temp file never replaced anything: the original is still in its queue.
       if (!name.endsWith('.compact')) logIncomingRemoved(qmgr, name);
@@ -151,9 +145,9 @@ function uniqueCorruptName(dir: string, name: string): string {
 }
 
 /**
- * A writer process died (an smtpd worker killed): its files in incoming/ go now rather than at the
- * next start — the half-written ones (`t<pid>.*`, never answered 250, logged as recovery logs
- * them) and its empty spares (`s<pid>.*`, silently).
+ * A writer process died (an smtpd worker killed): its half-written files in incoming/
+ * (`t<pid>.*`, never answered 250) go now rather than at the next start, logged as recovery logs
+ * them.
  */
 export function removeWriterFiles(queueDirectory: string, pid: number, qmgr: Logger): void {
   const incoming = join(queueDirectory, 'incoming');
@@ -164,11 +158,11 @@ export function removeWriterFiles(queueDirectory: string, pid: number, qmgr: Log
     return; // no queue directory (yet): nothing of it left behind
   }
   for (const name of names) {
-    const writer = /^t(\d+)\./.exec(name) ?? SPARE_NAME.exec(name);
+    const writer = /^t(\d+)\./.exec(name);
     if (!writer || Number(writer[1]) !== pid) continue;
     try {
       unlinkSync(join(incoming, name));
-      if (name.startsWith('t')) logIncomingRemoved(qmgr, name);
+      logIncomingRemoved(qmgr, name);
     } catch {
       /* already gone */
     }

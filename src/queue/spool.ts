@@ -12,7 +12,6 @@ import { reply, SmtpError, type Envelope } from '../mail/index.js';
 import { maillog as defaultMaillog, type Maillog } from '../log/index.js';
 import { QUEUE_NAMES, type QueueName } from './file.js';
 import { DirSyncer } from './dirsync.js';
-import { TmpFiles } from './tmpfiles.js';
 import { QueueIds } from './id.js';
 import { writeAll, type WriteFn } from './disk.js';
 import type { QueueEntry } from './entry.js';
@@ -26,8 +25,6 @@ export interface QueueWriterOptions {
   messageSizeLimit?: number;
   maillog?: Maillog;
   wrapWrite?: (write: WriteFn) => WriteFn;
-  /** Empty files kept ready in incoming/ (tmpfiles.ts); default 4. */
-  spareFiles?: number;
   /** The message is durable in its queue; tell the queue manager. */
   onCommitted(entry: QueueEntry): void;
 }
@@ -36,7 +33,7 @@ export class QueueWriter {
   readonly dir: string;
   private readonly ids: QueueIds;
   private readonly syncers = new Map<QueueName, DirSyncer>();
-  private readonly tmpFiles: TmpFiles;
+  private tmpCounter = 0;
   private readonly store: WriterStore;
   private closed = false;
 
@@ -49,13 +46,12 @@ export class QueueWriter {
       mkdirSync(join(this.dir, q), { recursive: true });
       this.syncers.set(q, new DirSyncer(join(this.dir, q)));
     }
-    this.tmpFiles = new TmpFiles(join(this.dir, 'incoming'), opts.spareFiles ?? 4);
     this.store = {
       write: opts.wrapWrite ? opts.wrapWrite(writeAll) : writeAll,
       sizeLimit: opts.messageSizeLimit ?? 0,
       path: (queue, id) => join(this.dir, queue, id),
       syncDir: (queue) => this.syncers.get(queue)!.sync(),
-      tmpFile: () => this.tmpFiles.take(),
+      tmpPath: () => join(this.dir, 'incoming', `t${process.pid}.${++this.tmpCounter}`),
       committed: (entry: QueueEntry, env: Envelope, messageId: string | undefined, client: boolean) => {
         this.ids.release(entry.id);
         if (client) logClient(log.smtpd, entry.id, env.client.name, env.client.address);
@@ -75,7 +71,6 @@ export class QueueWriter {
 
   async close(): Promise<void> {
     this.closed = true;
-    this.tmpFiles.close();
     for (const s of this.syncers.values()) await s.close();
   }
 }

@@ -7,13 +7,12 @@
 // Trusts its callers for envelope contents (smtpd checked them) and for CRLF-normalized,
 // dot-unstuffed content; trusts the Queue to hand it a reserved, unused id.
 
-import { closeSync, renameSync, unlinkSync } from 'node:fs';
+import { openSync, closeSync, renameSync, unlinkSync } from 'node:fs';
 import { crc32 } from 'node:zlib';
 import { reply, SmtpError, type Envelope } from '../mail/index.js';
 import { encodeHead, encodeSizeData, findMessageId, defaultRetry, type QueueName } from './file.js';
 import { REC, CONTENT_CHUNK, encodeRecord, writeHeader, varintSize } from './records.js';
 import { fsyncFd, closeQuietly, type WriteFn } from './disk.js';
-import type { TmpFile } from './tmpfiles.js';
 import type { QueueEntry } from './entry.js';
 
 /** One message on its way into the queue (maddy's delivery: body, then commit or abort). */
@@ -62,8 +61,8 @@ export interface WriterStore {
   path(queue: QueueName, id: string): string;
   /** fsync a queue's directory (shared between concurrent callers). */
   syncDir(queue: QueueName): Promise<void>;
-  /** A fresh, empty temporary file in incoming/, open for writing (tmpfiles.ts). */
-  tmpFile(): Promise<TmpFile>;
+  /** A fresh path for a temporary file in incoming/. */
+  tmpPath(): string;
   /** The message is durable in its queue: index it, log it, announce it. */
   committed(entry: QueueEntry, env: Envelope, messageId: string | undefined, logClient: boolean): void;
   /** Give a reserved id back. */
@@ -186,10 +185,8 @@ export class FileTransaction implements QueueTransaction {
 
   private async openFile(): Promise<void> {
     if (this.fd !== null) return;
-    const f = await this.store.tmpFile();
-    this.tmp = f.path;
-    this.fd = f.fd;
-    // Aborted while the file was being made: the abort's clean-up runs after this and removes it.
+    this.tmp = this.store.tmpPath();
+    this.fd = openSync(this.tmp, 'wx', 0o600);
   }
 
   private append(chunk: Buffer): void {

@@ -1,0 +1,6 @@
+// The PostgreSQL queue store (docs/cluster.md): its configuration file, its schema migrations and
+// its writing side behind the queue's transactional interface.
+export { parseQueueStore, parsePgConfig, loadPgConfig, type QueueStoreSpec, type PgConfig, type PgHost, type SslMode } from './config.js';
+export { MIGRATIONS, LATEST_VERSION, migrate, type Migration, type MigrationReport } from './migrations.js';
+export { PgQueueStore, type PgQueueStoreOptions } from './store.js';
+export { CHUNK_BYTES, pgStorageError } from './transaction.js';

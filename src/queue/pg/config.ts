@@ -27,7 +27,7 @@ export function parseQueueStore(value: string): QueueStoreSpec {
   if (v === '' || v === 'file') return { kind: 'file' };
   const m = /^postgres:(.+)$/.exec(v);
   if (m) return { kind: 'postgres', file: m[1].trim() };
-  throw new Error(`backstop_queue_store: bad value "${value}": expected "file" or "postgres:CONFIG_FILE"`);
+  throw new Error(`bad value "${value}": expected "file" or "postgres:CONFIG_FILE"`);
 }
 
 export type SslMode = 'disable' | 'require' | 'verify-ca' | 'verify-full';
@@ -157,7 +157,7 @@ export function loadPgConfig(file: string): PgConfig {
     text = readFileSync(file, 'utf8');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    throw new Error(`backstop_queue_store postgres:${file}: open: ${code === 'ENOENT' ? 'No such file or directory' : (err as Error).message}`);
+    throw new Error(`postgres config ${file}: open: ${code === 'ENOENT' ? 'No such file or directory' : (err as Error).message}`);
   }
   return parsePgConfig(file, text);
 }

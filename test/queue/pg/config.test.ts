@@ -2,18 +2,20 @@
 // every bad line is an error naming the file, the line and the value. Files only, no database.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadPgConfig, parsePgConfig, parseQueueStore } from '../../../src/queue/pg/index.js';
 import { paramDef } from '../../../src/config/params.js';
 import { tempDir } from '../helpers.js';
+import { makeConfigDir } from '../../helpers/server.js';
+import { runCli } from '../../helpers/cli.js';
 
 test('backstop_queue_store: file (the default) or postgres:FILE; anything else is an error', () => {
   assert.equal(paramDef('backstop_queue_store')?.default, 'file');
   assert.deepEqual(parseQueueStore('file'), { kind: 'file' });
   assert.deepEqual(parseQueueStore(''), { kind: 'file' });
   assert.deepEqual(parseQueueStore('postgres:/etc/backstop/pg.cf'), { kind: 'postgres', file: '/etc/backstop/pg.cf' });
-  assert.throws(() => parseQueueStore('pgsql:/etc/x.cf'), /backstop_queue_store: bad value "pgsql:\/etc\/x.cf": expected "file" or "postgres:CONFIG_FILE"/);
+  assert.throws(() => parseQueueStore('pgsql:/etc/x.cf'), /Error: bad value "pgsql:\/etc\/x.cf": expected "file" or "postgres:CONFIG_FILE"/);
   assert.throws(() => parseQueueStore('postgres:'), /bad value/);
 });
 
@@ -70,5 +72,25 @@ for (const [desc, text, re] of bad) {
 }
 
 test('postgres config: a missing file is an error naming it', () => {
-  assert.throws(() => loadPgConfig('/nonexistent/pg.cf'), /backstop_queue_store postgres:\/nonexistent\/pg.cf: open: No such file or directory/);
+  assert.throws(() => loadPgConfig('/nonexistent/pg.cf'), /postgres config \/nonexistent\/pg.cf: open: No such file or directory/);
+});
+
+test('backstop check: postgres:FILE is parsed (errors name file and line) and, until the delivery side exists, refused', async () => {
+  const base = 'queue_directory = spool\ndata_directory = data\n';
+  const dirs = [
+    makeConfigDir({ 'main.cf': `${base}backstop_queue_store = postgres:pg.cf\n`, 'pg.cf': 'hosts = 127.0.0.1\ndbname = d\nuser = u\n' }),
+    makeConfigDir({ 'main.cf': `${base}backstop_queue_store = postgres:pg.cf\n`, 'pg.cf': 'hosts = 127.0.0.1\nsslmode = maybe\n' }),
+    makeConfigDir({ 'main.cf': `${base}backstop_queue_store = mysql:x.cf\n` }),
+    makeConfigDir({ 'main.cf': `${base}backstop_queue_store = file\n` }),
+  ];
+  try {
+    const [good, badFile, badValue, file] = await Promise.all(dirs.map((d) => runCli(['check', '-c', d])));
+    assert.equal(good.code, 1);
+    assert.match(good.stderr, /error: .*main\.cf, line 3: parameter backstop_queue_store: the PostgreSQL queue store cannot be used yet/);
+    assert.match(badFile.stderr, /error: .*main\.cf, line 3: parameter backstop_queue_store: postgres config .*pg\.cf, line 2: bad sslmode "maybe"/);
+    assert.match(badValue.stderr, /error: .*main\.cf, line 3: parameter backstop_queue_store: bad value "mysql:x.cf"/);
+    assert.doesNotMatch(file.stderr, /backstop_queue_store/);
+  } finally {
+    for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  }
 });

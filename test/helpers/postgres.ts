@@ -7,7 +7,7 @@
 // Every wait is bounded (pg_ctl -w -t).
 
 import { execFileSync } from 'node:child_process';
-import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chownSync, existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -38,14 +38,19 @@ export interface TestPostgres {
   start(): void;
   /** Run one statement as the test user; the rows. */
   query<T extends Record<string, unknown> = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<T[]>;
+  /** A streaming standby of this server (pg_basebackup), started, named `name` for replication. */
+  standby(name: string): Promise<TestPostgres>;
+  /** Promote this standby to a primary (pg_ctl promote, waits). */
+  promote(): void;
   /** Stop the server and remove its directory. */
   remove(): void;
 }
 
-export async function startPostgres(): Promise<TestPostgres> {
-  const bin = binDir();
+type Run = (cmd: string, args: string[]) => void;
+
+function runner(bin: string): Run {
   const asRoot = userInfo().uid === 0;
-  const run = (cmd: string, args: string[]) => {
+  return (cmd, args) => {
     const argv = asRoot ? ['-u', 'postgres', '--', join(bin, cmd), ...args] : args;
     try {
       execFileSync(asRoot ? 'runuser' : join(bin, cmd), argv, { stdio: ['ignore', 'pipe', 'pipe'], timeout: 60_000 });
@@ -54,45 +59,36 @@ export async function startPostgres(): Promise<TestPostgres> {
       throw new Error(`${cmd} failed: ${e.stderr?.toString() || e.stdout?.toString() || e.message}`);
     }
   };
+}
+
+/** A fresh temporary directory the server's user owns. */
+function ownedTempDir(...files: string[]): string {
   const dir = mkdtempSync(join(tmpdir(), 'backstop-pg-'));
-  const data = join(dir, 'data');
-  const pwfile = join(dir, 'pw');
-  writeFileSync(pwfile, PG_PASSWORD + '\n');
-  if (asRoot) {
+  if (userInfo().uid === 0) {
     const uid = Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).trim());
     const gid = Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).trim());
-    chownSync(dir, uid, gid);
-    chownSync(pwfile, uid, gid);
+    for (const f of [dir, ...files.map((n) => join(dir, n))]) chownSync(f, uid, gid);
   }
-  const port = await freePort();
-  try {
-    run('initdb', ['-D', data, '-U', PG_USER, `--pwfile=${pwfile}`, '--auth-local=trust', '--auth-host=scram-sha-256', '-E', 'UTF8', '--no-instructions']);
-  } catch (err) {
-    rmSync(dir, { recursive: true, force: true });
-    throw err;
-  }
+  return dir;
+}
+
+/** Start/stop/query/standby for a data directory inside `dir`, listening on `port`. */
+function server(run: Run, dir: string, port: number): TestPostgres {
+  const data = join(dir, 'data');
   const opts = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c max_connections=60 -c shared_buffers=16MB`;
   let running = false;
-  const start = () => {
-    run('pg_ctl', ['-D', data, '-l', join(dir, 'log'), '-o', opts, '-w', '-t', '30', 'start']);
-    running = true;
-  };
-  const stop = () => {
-    run('pg_ctl', ['-D', data, '-m', 'fast', '-w', '-t', '30', 'stop']);
-    running = false;
-  };
-  start();
-  // The test database, through the Unix socket (trust).
-  const admin = new pg.Client({ host: dir, port, user: PG_USER, database: 'postgres' });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${PG_DB}`);
-  await admin.end();
-  return {
+  const self: TestPostgres = {
     port,
     dir,
     configText: (extra = '') => `hosts = 127.0.0.1:${port}\ndbname = ${PG_DB}\nuser = ${PG_USER}\npassword = ${PG_PASSWORD}\nconnect_timeout = 2s\nquery_timeout = 10s\n${extra}`,
-    stop,
-    start,
+    start() {
+      run('pg_ctl', ['-D', data, '-l', join(dir, 'log'), '-o', opts, '-w', '-t', '30', 'start']);
+      running = true;
+    },
+    stop() {
+      run('pg_ctl', ['-D', data, '-m', 'fast', '-w', '-t', '30', 'stop']);
+      running = false;
+    },
     async query(sql, params) {
       const c = new pg.Client({ host: dir, port, user: PG_USER, database: PG_DB });
       await c.connect();
@@ -102,12 +98,54 @@ export async function startPostgres(): Promise<TestPostgres> {
         await c.end();
       }
     },
+    async standby(name) {
+      const sdir = ownedTempDir();
+      const sport = await freePort();
+      try {
+        run('pg_basebackup', ['-h', dir, '-p', String(port), '-U', PG_USER, '-D', join(sdir, 'data'), '-R', '-X', 'stream', '-c', 'fast']);
+        // The standby connects back over the socket (trust), under its name for synchronous_standby_names.
+        appendFileSync(join(sdir, 'data', 'postgresql.auto.conf'), `primary_conninfo = 'host=${dir} port=${port} user=${PG_USER} application_name=${name}'\n`);
+      } catch (err) {
+        rmSync(sdir, { recursive: true, force: true });
+        throw err;
+      }
+      const sb = server(run, sdir, sport);
+      sb.start();
+      return sb;
+    },
+    promote() {
+      run('pg_ctl', ['-D', data, '-w', '-t', '30', 'promote']);
+    },
     remove() {
       try {
-        if (running) stop();
+        if (running) self.stop();
       } finally {
         rmSync(dir, { recursive: true, force: true });
       }
     },
   };
+  return self;
+}
+
+export async function startPostgres(): Promise<TestPostgres> {
+  const run = runner(binDir());
+  const dir = ownedTempDir();
+  const pwfile = join(dir, 'pw');
+  writeFileSync(pwfile, PG_PASSWORD + '\n');
+  if (userInfo().uid === 0) chownSync(pwfile, statSync(dir).uid, statSync(dir).gid);
+  const port = await freePort();
+  try {
+    run('initdb', ['-D', join(dir, 'data'), '-U', PG_USER, `--pwfile=${pwfile}`, '--auth-local=trust', '--auth-host=scram-sha-256', '-E', 'UTF8', '--no-instructions']);
+  } catch (err) {
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
+  const srv = server(run, dir, port);
+  srv.start();
+  // The test database, through the Unix socket (trust).
+  const admin = new pg.Client({ host: dir, port, user: PG_USER, database: 'postgres' });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${PG_DB}`);
+  await admin.end();
+  return srv;
 }

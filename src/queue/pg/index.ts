@@ -3,4 +3,4 @@
 export { parseQueueStore, parsePgConfig, loadPgConfig, type QueueStoreSpec, type PgConfig, type PgHost, type SslMode } from './config.js';
 export { MIGRATIONS, LATEST_VERSION, migrate, type Migration, type MigrationReport } from './migrations.js';
 export { PgQueueStore, type PgQueueStoreOptions } from './store.js';
-export { CHUNK_BYTES, pgStorageError } from './transaction.js';
+export { CHUNK_BYTES, isOutage, pgStorageError } from './transaction.js';

@@ -72,6 +72,8 @@ export class PgQueueStore {
   private readonly checked = new WeakSet<object>();
   private ids!: QueueIds;
   private nodeNumber = 0;
+  /** What open() found and applied of the schema migrations. */
+  migration: MigrationReport = { from: 0, to: 0, applied: [] };
   private readonly tx: PgTxStore;
   private readonly log: { smtpd: ReturnType<Maillog['logger']>; cleanup: ReturnType<Maillog['logger']>; queue: ReturnType<Maillog['logger']> };
   private down = false;
@@ -100,12 +102,12 @@ export class PgQueueStore {
   }
 
   /** Connect, migrate, register the node. Rejects (with the database's reason) when it cannot. */
-  static async open(opts: PgQueueStoreOptions): Promise<PgQueueStore & { migration: MigrationReport }> {
+  static async open(opts: PgQueueStoreOptions): Promise<PgQueueStore> {
     const store = new PgQueueStore(opts);
     try {
       const client = await store.connect();
       try {
-        const migration = await migrate(client);
+        store.migration = await migrate(client);
         const r = await client.query<{ num: number }>(
           `INSERT INTO backstop.nodes (name) VALUES ($1)
            ON CONFLICT (name) DO UPDATE SET last_seen = now() RETURNING num`,
@@ -114,7 +116,7 @@ export class PgQueueStore {
         store.nodeNumber = r.rows[0].num;
         client.release();
         store.ids = new QueueIds(() => false, store.nodeNumber * SLOTS_PER_NODE + opts.slot);
-        return Object.assign(store, { migration });
+        return store;
       } catch (err) {
         client.release(err instanceof Error ? err : new Error(String(err)));
         throw err;

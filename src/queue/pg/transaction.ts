@@ -12,6 +12,7 @@
 // sends again and the message may exist twice — never zero times.
 // Trusts its callers as FileTransaction does.
 
+import pg from 'pg';
 import type { PoolClient } from 'pg';
 import { reply, SmtpError, type Envelope } from '../../mail/index.js';
 import { defaultRetry, findMessageId } from '../file.js';
@@ -47,6 +48,16 @@ export function pgStorageError(err: unknown): SmtpError {
   const code = (err as { code?: string })?.code ?? '';
   const msg = err instanceof Error ? err.message : String(err);
   return new SmtpError(code.startsWith('53') ? ERR_STORAGE() : ERR_WRITE(), `queue database: ${msg}`);
+}
+
+/**
+ * The database is away or cannot work (no connection, timeout, connection lost, admin shutdown,
+ * resources, system error) — as opposed to an error about this one statement.
+ */
+export function isOutage(err: unknown): boolean {
+  if (err instanceof SmtpError) return false;
+  if (!(err instanceof pg.DatabaseError)) return true; // network, timeout, pool: no answer at all
+  return ['08', '53', '57', '58', 'XX'].includes((err.code ?? '').slice(0, 2));
 }
 
 type State = 'open' | 'failed' | 'committed' | 'aborted';
@@ -125,7 +136,7 @@ export class PgTransaction implements QueueTransaction {
       for await (const raw of content as AsyncIterable<Buffer | string>) {
         if (failure) continue;
         try {
-          if (this.state === 'aborted') throw new Error('transaction aborted');
+          if (this.state === 'aborted') throw new SmtpError(ERR_WRITE(), `${this.id}: transaction aborted`);
           await this.append(typeof raw === 'string' ? Buffer.from(raw, 'utf8') : raw);
         } catch (err) {
           failure = err;
@@ -211,7 +222,7 @@ export class PgTransaction implements QueueTransaction {
 
   /** Record the failure (the first one counts), roll back, return the reply. */
   private async fail(err: unknown): Promise<SmtpError> {
-    if (!(err instanceof SmtpError)) this.store.failed(err);
+    if (isOutage(err)) this.store.failed(err);
     if (this.state === 'open') {
       this.state = 'failed';
       this.failure = pgStorageError(err);

@@ -12,7 +12,7 @@ import pg from 'pg';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { SmtpError } from '../../../src/mail/index.js';
-import { CHUNK_BYTES, LATEST_VERSION, MIGRATIONS, PgQueueStore, migrate, parsePgConfig, loadPgConfig, type PgConfig } from '../../../src/queue/pg/index.js';
+import { CHUNK_BYTES, LATEST_VERSION, MIGRATIONS, PgQueueStore, isOutage, pgStorageError, migrate, parsePgConfig, loadPgConfig, type PgConfig } from '../../../src/queue/pg/index.js';
 import type { QueueEntry } from '../../../src/queue/index.js';
 import { startPostgres, PG_DB, PG_USER, type TestPostgres } from '../../helpers/postgres.js';
 import { envelope, message, chunks, collect, quietLog, tempDir } from '../helpers.js';
@@ -52,7 +52,7 @@ test('migrations: a fresh database gets the whole schema; a re-run changes nothi
     writeFileSync(join(dir, 'pw'), 'test-secret\n');
     writeFileSync(join(dir, 'pg.cf'), db.configText().replace(/^password = .*$/m, `password_file = ${dir}/pw`));
     const { store } = await openStore({ config: loadPgConfig(join(dir, 'pg.cf')) });
-    assert.deepEqual((store as unknown as { migration: unknown }).migration, { from: 0, to: LATEST_VERSION, applied: MIGRATIONS.map((m) => m.version) });
+    assert.deepEqual(store.migration, { from: 0, to: LATEST_VERSION, applied: MIGRATIONS.map((m) => m.version) });
     await store.close();
   } finally {
     cleanup();
@@ -65,7 +65,7 @@ test('migrations: a fresh database gets the whole schema; a re-run changes nothi
   // Again, twice at once (two nodes starting together): nothing applied, nothing broken.
   const [a, b] = await Promise.all([openStore({ nodeName: 'node-a' }), openStore({ nodeName: 'node-b' })]);
   try {
-    for (const s of [a, b]) assert.deepEqual((s.store as unknown as { migration: unknown }).migration, { from: LATEST_VERSION, to: LATEST_VERSION, applied: [] });
+    for (const s of [a, b]) assert.deepEqual(s.store.migration, { from: LATEST_VERSION, to: LATEST_VERSION, applied: [] });
     assert.notEqual(a.store.node, b.store.node);
   } finally {
     await a.store.close();
@@ -269,4 +269,15 @@ test('a 10 MB message is streamed in chunks: the heap does not grow by the messa
   } finally {
     await store.close();
   }
+});
+
+test('outage or statement error: no answer, connection and resource classes are an outage; a constraint error is not; both are 451', () => {
+  const dbErr = (code: string) => Object.assign(new pg.DatabaseError('x', 1, 'error'), { code });
+  assert.equal(isOutage(Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), { code: 'ECONNREFUSED' })), true);
+  assert.equal(isOutage(new Error('Query read timeout')), true);
+  for (const c of ['08006', '53100', '57P01', '58030', 'XX000']) assert.equal(isOutage(dbErr(c)), true, c);
+  for (const c of ['23505', '42P01', '25006']) assert.equal(isOutage(dbErr(c)), false, c);
+  assert.equal(pgStorageError(dbErr('53100')).reply.code, 452);
+  assert.equal(pgStorageError(dbErr('23505')).reply.code, 451);
+  assert.equal(pgStorageError(new Error('gone')).reply.dsn, '4.3.0');
 });

@@ -4,3 +4,4 @@ export { parseQueueStore, parsePgConfig, loadPgConfig, type QueueStoreSpec, type
 export { MIGRATIONS, LATEST_VERSION, migrate, type Migration, type MigrationReport } from './migrations.js';
 export { PgQueueStore, type PgQueueStoreOptions } from './store.js';
 export { CHUNK_BYTES, isOutage, pgStorageError } from './transaction.js';
+export { claimDue, renewLeases, finishAttempt, removeLeased, type ClaimedMessage, type ClaimOptions, type AttemptResult } from './leases.js';

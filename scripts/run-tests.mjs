@@ -18,7 +18,7 @@ function find(dir, out = []) {
 
 // --unit: the tests that need no Debian peer (no Postfix, swaks, Redis, postgrey, Dovecot,
 // dnsmasq, PostgreSQL) and finish in about a minute: everything but the interop suite, the
-// reliability battery, the fuzzers, the Redis store test and the PostgreSQL queue store test.
+// reliability battery, the fuzzers, the Redis store test and the PostgreSQL queue store tests.
 // Other arguments are substrings of file paths.
 const UNIT_EXCLUDED = ['dist/test/interop/', 'dist/test/battery/', 'dist/test/fuzz/', 'dist/test/verify/redis.test.js', 'dist/test/queue/pg/store.test.js',
   'dist/test/queue/pg/leases.test.js', 'dist/test/queue/pg/replication.test.js'];

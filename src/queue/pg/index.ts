@@ -5,3 +5,4 @@ export { MIGRATIONS, LATEST_VERSION, migrate, type Migration, type MigrationRepo
 export { PgQueueStore, type PgQueueStoreOptions } from './store.js';
 export { CHUNK_BYTES, isOutage, pgStorageError } from './transaction.js';
 export { claimDue, renewLeases, finishAttempt, removeLeased, type ClaimedMessage, type ClaimOptions, type AttemptResult } from './leases.js';
+export { synchronousStandbyProblem } from './standby.js';

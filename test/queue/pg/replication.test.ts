@@ -8,7 +8,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { SmtpError } from '../../../src/mail/index.js';
-import { PgQueueStore, parsePgConfig } from '../../../src/queue/pg/index.js';
+import { PgQueueStore, parsePgConfig, synchronousStandbyProblem } from '../../../src/queue/pg/index.js';
+import pg from 'pg';
 import { startPostgres, PG_DB, PG_PASSWORD, PG_USER, type TestPostgres } from '../../helpers/postgres.js';
 import { freePort, sleep } from '../../helpers/net.js';
 import { envelope, message, quietLog } from '../helpers.js';
@@ -54,8 +55,23 @@ test('synchronous standby: hosts in order, dead and standby passed over; 250 onl
       assert.equal(onStandby.length, 1, `${ids[i]} on the standby when commit resolved`);
     }
 
+    // What backstop check will say: nothing while the standby is there, a warning when it is not.
+    const client = await store.connect();
+    try {
+      assert.equal(await synchronousStandbyProblem(client), null);
+    } finally {
+      client.release();
+    }
+
     // The standby away: COMMIT waits for it; the session gets 451 at query_timeout, never 250.
     standby.stop();
+    const c2 = new pg.Client({ host: primary.dir, port: primary.port, user: PG_USER, database: PG_DB });
+    await c2.connect();
+    try {
+      assert.match((await synchronousStandbyProblem(c2)) ?? '', /reports no synchronous standby connected \(synchronous_standby_names = 'sb1'\)/);
+    } finally {
+      await c2.end();
+    }
     const waiting = store.begin(envelope());
     await waiting.write([message('while the standby is away\r\n')]);
     const t0 = Date.now();

@@ -12,7 +12,7 @@ import pg from 'pg';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { SmtpError } from '../../../src/mail/index.js';
-import { CHUNK_BYTES, LATEST_VERSION, MIGRATIONS, PgQueueStore, isOutage, pgStorageError, migrate, parsePgConfig, loadPgConfig, type PgConfig } from '../../../src/queue/pg/index.js';
+import { CHUNK_BYTES, LATEST_VERSION, MIGRATIONS, PgQueueStore, isOutage, pgStorageError, migrate, synchronousStandbyProblem, parsePgConfig, loadPgConfig, type PgConfig } from '../../../src/queue/pg/index.js';
 import type { QueueEntry } from '../../../src/queue/index.js';
 import { startPostgres, PG_DB, PG_USER, type TestPostgres } from '../../helpers/postgres.js';
 import { envelope, message, chunks, collect, quietLog, tempDir } from '../helpers.js';
@@ -280,4 +280,14 @@ test('outage or statement error: no answer, connection and resource classes are 
   assert.equal(pgStorageError(dbErr('53100')).reply.code, 452);
   assert.equal(pgStorageError(dbErr('23505')).reply.code, 451);
   assert.equal(pgStorageError(new Error('gone')).reply.dsn, '4.3.0');
+});
+
+test('a lone primary: backstop check\'s standby question says there is no synchronous standby', async () => {
+  const client = new pg.Client({ host: db.dir, port: db.port, user: PG_USER, database: PG_DB });
+  await client.connect();
+  try {
+    assert.match((await synchronousStandbyProblem(client)) ?? '', /no synchronous standby \(synchronous_standby_names is empty\)/);
+  } finally {
+    await client.end();
+  }
 });

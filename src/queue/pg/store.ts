@@ -84,7 +84,7 @@ export class PgQueueStore {
     this.nodeName = cfg.nodeName ?? opts.nodeName;
     this.pools = cfg.hosts.map((h) => poolFor(cfg, h.host, h.port));
     const maillog = opts.maillog ?? defaultMaillog;
-    this.log = { smtpd: maillog.logger('smtpd'), cleanup: maillog.logger('cleanup'), queue: maillog.logger('qmgr') };
+    this.log = { smtpd: maillog.logger('smtpd'), cleanup: maillog.logger('cleanup'), queue: maillog.logger('cleanup') };
     this.tx = {
       sizeLimit: opts.messageSizeLimit ?? 0,
       nodeName: this.nodeName,

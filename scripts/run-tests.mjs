@@ -17,9 +17,11 @@ function find(dir, out = []) {
 }
 
 // --unit: the tests that need no Debian peer (no Postfix, swaks, Redis, postgrey, Dovecot,
-// dnsmasq) and finish in about a minute: everything but the interop suite, the reliability
-// battery, the fuzzers and the Redis store test. Other arguments are substrings of file paths.
-const UNIT_EXCLUDED = ['dist/test/interop/', 'dist/test/fidelity/', 'dist/test/battery/', 'dist/test/fuzz/', 'dist/test/verify/redis.test.js'];
+// dnsmasq, PostgreSQL) and finish in about a minute: everything but the interop suite, the
+// fidelity suite, the reliability battery, the fuzzers, the Redis store test and the PostgreSQL
+// queue store tests. Other arguments are substrings of file paths.
+const UNIT_EXCLUDED = ['dist/test/interop/', 'dist/test/fidelity/', 'dist/test/battery/', 'dist/test/fuzz/', 'dist/test/verify/redis.test.js',
+  'dist/test/queue/pg/store.test.js', 'dist/test/queue/pg/leases.test.js', 'dist/test/queue/pg/replication.test.js'];
 const args = process.argv.slice(2);
 const unit = args.includes('--unit');
 const filter = args.filter((a) => a !== '--unit');

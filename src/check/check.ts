@@ -16,6 +16,7 @@ import { openTable, TABLE_TYPES } from '../tables/index.js';
 import { checkVerifyStoreFile } from '../verify/index.js';
 import { isLoopback, loadActionAuth, parseListen } from '../http/index.js';
 import { lintCertificate, lintOutboundTls } from './tls.js';
+import { loadPgConfig, parseQueueStore } from '../queue/pg/index.js';
 
 const REJECTS = Object.entries(RESTRICTIONS).filter(([, d]) => d.countsAsReject).map(([n]) => n);
 const VERIFY_CHECKS = new Set(['reject_unverified_recipient', 'reject_unlisted_recipient']);
@@ -167,6 +168,23 @@ function lintHttp(config: Config, mainCf: string): Diagnostic[] {
   return [{ severity: 'warning', ...at, message: `backstop_http_listen ${config.str('backstop_http_listen')} is reachable from other hosts and no backstop_http_action_token_file protects the dashboard's actions: anyone who reaches it reads the queue; listen on 127.0.0.1 behind an authenticating proxy, or set an action token` }];
 }
 
+/**
+ * backstop_queue_store: `file`, or postgres:FILE whose file must parse. The PostgreSQL store so far
+ * only writes (docs/cluster.md, "What remains"): no queue manager delivers from it yet, so
+ * selecting it is refused rather than accepting mail nothing would deliver.
+ */
+function lintQueueStore(config: Config, mainCf: string): Diagnostic[] {
+  const at = config.origin('backstop_queue_store') ?? { file: mainCf, line: 0 };
+  try {
+    const spec = parseQueueStore(config.str('backstop_queue_store'));
+    if (spec.kind === 'file') return [];
+    loadPgConfig(isAbsolute(spec.file) ? spec.file : resolve(config.dir, spec.file));
+  } catch (err) {
+    return [{ severity: 'error', ...at, message: `parameter backstop_queue_store: ${(err as Error).message}` }];
+  }
+  return [{ severity: 'error', ...at, message: 'parameter backstop_queue_store: the PostgreSQL queue store cannot be used yet: its queue manager side (delivery from the database) is not built (docs/cluster.md); keep "file"' }];
+}
+
 /** Everything `backstop check` reports, sorted by file and line. */
 export function checkConfig(loaded: LoadedConfig): Diagnostic[] {
   const out: Diagnostic[] = [...loaded.diagnostics];
@@ -211,6 +229,7 @@ export function checkConfig(loaded: LoadedConfig): Diagnostic[] {
   }
   out.push(...lintBackupMx(config, loaded.mainCfPath));
   out.push(...lintHttp(config, loaded.mainCfPath));
+  out.push(...lintQueueStore(config, loaded.mainCfPath));
   out.push(...lintCertificate(config, loaded.mainCfPath), ...lintOutboundTls(config, loaded.mainCfPath));
   for (const s of loaded.services) {
     if (!Object.keys(s.overrides).some((k) => k.startsWith('smtpd_') || k.startsWith('permit_mx'))) continue;

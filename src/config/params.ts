@@ -298,6 +298,8 @@ bool(B, 'backstop_single_process', 'no');
 // API (empty: off), and the file holding the dashboard's action token (empty: read-only).
 str(B, 'backstop_http_listen', '127.0.0.1:9025');
 str(B, 'backstop_http_action_token_file', '');
+// The queue store (docs/cluster.md): `file` (queue_directory, as Postfix) or postgres:CONFIG_FILE.
+str(B, 'backstop_queue_store', 'file');
 str(G, 'maillog_file_rotate_suffix', '%Y%m%d-%H%M%S');
 
 defs.sort((a, b) => a.name.localeCompare(b.name));

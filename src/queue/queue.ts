@@ -8,7 +8,7 @@
 
 import { EventEmitter } from 'node:events';
 import { mkdirSync } from 'node:fs';
-import { renameSync, unlinkSync } from 'node:fs';
+import { rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { reply, SmtpError, type Envelope } from '../mail/index.js';
@@ -279,7 +279,8 @@ export class Queue extends EventEmitter<QueueEvents> {
   private async moveUnlocked(e: QueueEntry, to: QueueName): Promise<void> {
     const from = e.queue;
     if (from === to) return;
-    renameSync(this.path(from, e.id), this.path(to, e.id));
+    // In the thread pool: a rename waits for the journal while fsyncs commit it (queue-format.md).
+    await rename(this.path(from, e.id), this.path(to, e.id));
     // A move between the two scheduling queues (active ↔ deferred) needs no directory fsync, as in
     // Postfix's qmgr: the message's state (recipients, retry time) lives in the file; a rename is
     // one atomic journal transaction, so after a crash the name is in
@@ -331,7 +332,7 @@ export class Queue extends EventEmitter<QueueEvents> {
   remove(id: string, service = 'qmgr', opts: { durable?: boolean } = {}): Promise<void> {
     return this.serial(id, async () => {
       const e = this.entry(id);
-      unlinkSync(this.path(e.queue, id));
+      await unlink(this.path(e.queue, id));
       if (opts.durable !== false) await this.syncDir(e.queue);
       this.index.delete(id);
       logRemoved(service === 'qmgr' ? this.log.qmgr : this.maillog.logger(service), id);

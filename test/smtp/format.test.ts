@@ -73,3 +73,33 @@ test('encodeData: lines over smtp_line_length_limit are broken with CRLF SPACE, 
   assert.equal(encodeData('.' + 'b'.repeat(998)).toString('latin1'), '..' + 'b'.repeat(996) + '\r\n ' + 'bb\r\n.\r\n');
   assert.equal(encodeData('c'.repeat(1500), 0).toString('latin1'), 'c'.repeat(1500) + '\r\n.\r\n');
 });
+
+test('DotEncoder: the whole-line fast path gives the byte-by-byte result for any input, chunking and line limit', async () => {
+  const { DotEncoder } = await import('../../src/smtp/index.js');
+  // The rules, byte by byte (the oracle): CRLF, bare CR and bare LF end a line as CRLF; a dot
+  // first on a line is doubled; a line reaching `limit` bytes is broken with CRLF SPACE.
+  const reference = (input: Buffer, limit: number): Buffer => {
+    const out: number[] = [];
+    let atStart = true, afterCr = false, col = 0;
+    for (const b of input) {
+      if (b === 0x0a) { if (!afterCr) out.push(13, 10); afterCr = false; atStart = true; col = 0; continue; }
+      if (b === 0x0d) { out.push(13, 10); afterCr = true; atStart = true; col = 0; continue; }
+      if (limit > 0 && col >= limit) { out.push(13, 10, 0x20); col = 1; }
+      if (atStart && b === 0x2e) { out.push(0x2e); col++; }
+      out.push(b); col++; atStart = false; afterCr = false;
+    }
+    out.push(...(atStart ? [0x2e, 13, 10] : [13, 10, 0x2e, 13, 10]));
+    return Buffer.from(out);
+  };
+  const alphabet = [0x0d, 0x0a, 0x2e, 0x61, 0x20];
+  let seed = 7;
+  const rnd = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
+  for (let t = 0; t < 5000; t++) {
+    const input = Buffer.from(Array.from({ length: Math.floor(rnd() * 50) }, () => alphabet[Math.floor(rnd() * alphabet.length)]));
+    const limit = [0, 1, 3, 998][Math.floor(rnd() * 4)];
+    const cut = Math.floor(rnd() * (input.length + 1));
+    const enc = new DotEncoder(limit);
+    const got = Buffer.concat([enc.encode(input.subarray(0, cut)), enc.encode(input.subarray(cut)), enc.end()]);
+    assert.deepEqual(got, reference(input, limit), `input ${JSON.stringify(input.toString('latin1'))}, limit ${limit}, cut at ${cut}`);
+  }
+});

@@ -9,8 +9,9 @@
 
 import { openSync, closeSync, renameSync, unlinkSync } from 'node:fs';
 import { crc32 } from 'node:zlib';
-import { reply, SmtpError, type Envelope } from '../mail/index.js';
-import { encodeHead, encodeSizeData, findMessageId, defaultRetry, type QueueName } from './file.js';
+import { SmtpError, type Envelope } from '../mail/index.js';
+import { encodeHead, encodeSizeData, type QueueName } from './file.js';
+import { ERR_STORAGE, ERR_WRITE, checkSize, committedEntry, consume, MessageIdScan } from './txparts.js';
 import { REC, CONTENT_CHUNK, encodeRecord, writeHeader, varintSize } from './records.js';
 import { fsyncFd, closeQuietly, type WriteFn } from './disk.js';
 import type { QueueEntry } from './entry.js';
@@ -70,12 +71,6 @@ export interface WriterStore {
 }
 
 const FLUSH_BYTES = 256 * 1024;
-const HEADER_SCAN_LIMIT = 65536;
-const CRLF = Buffer.from('\r\n');
-
-const ERR_STORAGE = () => reply(452, '4.3.1', 'Insufficient system storage');
-const ERR_WRITE = () => reply(451, '4.3.0', 'Error: queue file write error');
-const ERR_TOO_BIG = () => reply(552, '5.3.4', 'Message file too big');
 
 /** Any failure as the reply the client gets: disk full is 452, anything else unknown 451. */
 function storageError(err: unknown): SmtpError {
@@ -105,9 +100,7 @@ export class FileTransaction implements QueueTransaction {
   private position = 0;
   private headWritten = false;
   private size = 0;
-  // The header is scanned for Message-ID until its end (or HEADER_SCAN_LIMIT bytes).
-  private headerScan: Buffer[] | null = [];
-  private headerScanBytes = 0;
+  private readonly messageIdScan = new MessageIdScan();
   private messageId: string | undefined;
 
   constructor(
@@ -166,20 +159,10 @@ export class FileTransaction implements QueueTransaction {
     }
     // After a failure (size limit, write error) the rest of the content is still read, so that
     // the caller's stream (smtp-server's DATA stream) is consumed; the error is thrown at the end.
-    let failure: unknown = null;
-    try {
-      for await (const raw of content as AsyncIterable<Buffer | string>) {
-        if (failure) continue;
-        try {
-          if (this.state === 'aborted') throw new Error('transaction aborted');
-          this.append(typeof raw === 'string' ? Buffer.from(raw, 'utf8') : raw);
-        } catch (err) {
-          failure = err;
-        }
-      }
-    } catch (err) {
-      failure = err; // the stream itself failed: the client went away, or the caller destroyed it
-    }
+    const failure = await consume(content, (chunk) => {
+      if (this.state === 'aborted') throw new Error('transaction aborted');
+      this.append(chunk);
+    });
     if (failure) throw await this.fail(failure);
   }
 
@@ -192,11 +175,8 @@ export class FileTransaction implements QueueTransaction {
   private append(chunk: Buffer): void {
     if (chunk.length === 0) return;
     this.size += chunk.length;
-    const limit = this.store.sizeLimit;
-    if (limit > 0 && this.size > limit) {
-      throw new SmtpError(ERR_TOO_BIG(), `message size ${this.size} exceeds message_size_limit ${limit}`);
-    }
-    if (this.headerScan) this.scanHeader(chunk);
+    checkSize(this.size, this.store.sizeLimit);
+    this.messageIdScan.push(chunk);
     for (let off = 0; off < chunk.length; off += CONTENT_CHUNK) {
       const piece = chunk.subarray(off, Math.min(chunk.length, off + CONTENT_CHUNK));
       const rh = Buffer.allocUnsafe(1 + varintSize(piece.length));
@@ -205,17 +185,6 @@ export class FileTransaction implements QueueTransaction {
       this.push(rh, piece);
     }
     if (this.pendingBytes >= FLUSH_BYTES) this.flush();
-  }
-
-  private scanHeader(chunk: Buffer): void {
-    this.headerScan!.push(chunk);
-    this.headerScanBytes += chunk.length;
-    const joined = Buffer.concat(this.headerScan!);
-    const endOfHeader = joined.subarray(0, 2).equals(CRLF) ? 0 : joined.indexOf('\r\n\r\n');
-    if (endOfHeader >= 0 || this.headerScanBytes >= HEADER_SCAN_LIMIT) {
-      this.messageId = findMessageId(joined.subarray(0, endOfHeader >= 0 ? endOfHeader + 2 : joined.length));
-      this.headerScan = null;
-    } else this.headerScan = [joined];
   }
 
   private push(...bufs: Buffer[]): void {
@@ -253,26 +222,13 @@ export class FileTransaction implements QueueTransaction {
       throw e;
     }
     this.state = 'committed';
-    const entry: QueueEntry = {
-      id: this.id,
-      queue: target,
-      arrivalTime: this.env.arrivalTime,
-      messageSize: this.size,
-      sender: this.env.sender,
-      recipients: this.env.recipients.map((r) => r.address),
-      status: 'P'.repeat(this.env.recipients.length),
-      retry: defaultRetry(),
-      fileSize: this.position,
-      journalOffset: this.position,
-    };
-    this.store.committed(entry, this.env, this.messageId, this.logClient);
+    this.store.committed(committedEntry(this.id, target, this.env, this.size, this.position), this.env, this.messageId, this.logClient);
     return this.id;
   }
 
   /** XTRA and END (with the checksum) after the content, then the real sizes into the SIZE record. */
   private finishFile(): void {
-    if (this.headerScan) this.messageId = findMessageId(Buffer.concat(this.headerScan));
-    this.headerScan = null;
+    this.messageId = this.messageIdScan.finish();
     const xtra = encodeRecord(REC.XTRA, '');
     this.crc = crc32(xtra, this.crc);
     this.push(xtra);

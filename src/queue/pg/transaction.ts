@@ -14,15 +14,13 @@
 
 import pg from 'pg';
 import type { PoolClient } from 'pg';
-import { reply, SmtpError, type Envelope } from '../../mail/index.js';
-import { defaultRetry, findMessageId } from '../file.js';
+import { SmtpError, type Envelope } from '../../mail/index.js';
 import type { QueueEntry } from '../entry.js';
+import { ERR_STORAGE, ERR_WRITE, checkSize, committedEntry, consume, MessageIdScan } from '../txparts.js';
 import type { CommitOptions, QueueTransaction } from '../writer.js';
 
 /** Content per backstop.content row. */
 export const CHUNK_BYTES = 256 * 1024;
-const HEADER_SCAN_LIMIT = 65536;
-const CRLF = Buffer.from('\r\n');
 
 /** What a transaction needs from its store. */
 export interface PgTxStore {
@@ -38,9 +36,6 @@ export interface PgTxStore {
   release(id: string): void;
 }
 
-const ERR_STORAGE = () => reply(452, '4.3.1', 'Insufficient system storage');
-const ERR_WRITE = () => reply(451, '4.3.0', 'Error: queue file write error');
-const ERR_TOO_BIG = () => reply(552, '5.3.4', 'Message file too big');
 
 /** PostgreSQL's disk_full (53100) and out of memory/resources (53xxx) are storage errors. */
 export function pgStorageError(err: unknown): SmtpError {
@@ -72,8 +67,7 @@ export class PgTransaction implements QueueTransaction {
   private pendingBytes = 0;
   private seq = 0;
   private size = 0;
-  private headerScan: Buffer[] | null = [];
-  private headerScanBytes = 0;
+  private readonly messageIdScan = new MessageIdScan();
   private messageId: string | undefined;
 
   constructor(
@@ -126,36 +120,28 @@ export class PgTransaction implements QueueTransaction {
     this.usable();
     // As in the file store: after a failure the rest of the content is still read (the client's
     // DATA stream is consumed) and the error is thrown at the end.
-    let failure: unknown = null;
+    let opened: unknown = null;
     try {
       await this.open();
     } catch (err) {
-      failure = err;
+      opened = err;
     }
-    try {
-      for await (const raw of content as AsyncIterable<Buffer | string>) {
-        if (failure) continue;
-        try {
-          if (this.state === 'aborted') throw new SmtpError(ERR_WRITE(), `${this.id}: transaction aborted`);
-          await this.append(typeof raw === 'string' ? Buffer.from(raw, 'utf8') : raw);
-        } catch (err) {
-          failure = err;
-        }
-      }
-    } catch (err) {
-      failure ??= err;
-    }
+    const failure = await consume(
+      content,
+      async (chunk) => {
+        if (this.state === 'aborted') throw new SmtpError(ERR_WRITE(), `${this.id}: transaction aborted`);
+        await this.append(chunk);
+      },
+      opened,
+    );
     if (failure) throw await this.fail(failure);
   }
 
   private async append(chunk: Buffer): Promise<void> {
     if (chunk.length === 0) return;
     this.size += chunk.length;
-    const limit = this.store.sizeLimit;
-    if (limit > 0 && this.size > limit) {
-      throw new SmtpError(ERR_TOO_BIG(), `message size ${this.size} exceeds message_size_limit ${limit}`);
-    }
-    if (this.headerScan) this.scanHeader(chunk);
+    checkSize(this.size, this.store.sizeLimit);
+    this.messageIdScan.push(chunk);
     this.pending.push(chunk);
     this.pendingBytes += chunk.length;
     while (this.pendingBytes >= CHUNK_BYTES) {
@@ -170,21 +156,9 @@ export class PgTransaction implements QueueTransaction {
     await this.client!.query('INSERT INTO backstop.content (message, seq, data) VALUES ($1, $2, $3)', [this.id, this.seq++, data]);
   }
 
-  private scanHeader(chunk: Buffer): void {
-    this.headerScan!.push(chunk);
-    this.headerScanBytes += chunk.length;
-    const joined = Buffer.concat(this.headerScan!);
-    const endOfHeader = joined.subarray(0, 2).equals(CRLF) ? 0 : joined.indexOf('\r\n\r\n');
-    if (endOfHeader >= 0 || this.headerScanBytes >= HEADER_SCAN_LIMIT) {
-      this.messageId = findMessageId(joined.subarray(0, endOfHeader >= 0 ? endOfHeader + 2 : joined.length));
-      this.headerScan = null;
-    } else this.headerScan = [joined];
-  }
-
   private async commitNow(queue: 'active' | 'deferred' | 'hold'): Promise<string> {
     this.usable();
-    if (this.headerScan) this.messageId = findMessageId(Buffer.concat(this.headerScan));
-    this.headerScan = null;
+    this.messageId = this.messageIdScan.finish();
     try {
       const client = await this.open();
       if (this.pendingBytes > 0) await this.insertChunk(Buffer.concat(this.pending, this.pendingBytes));
@@ -204,19 +178,7 @@ export class PgTransaction implements QueueTransaction {
     this.client!.release();
     this.client = null;
     this.state = 'committed';
-    const entry: QueueEntry = {
-      id: this.id,
-      queue,
-      arrivalTime: this.env.arrivalTime,
-      messageSize: this.size,
-      sender: this.env.sender,
-      recipients: this.env.recipients.map((r) => r.address),
-      status: 'P'.repeat(this.env.recipients.length),
-      retry: defaultRetry(),
-      fileSize: 0,
-      journalOffset: 0,
-    };
-    this.store.committed(entry, this.env, this.messageId, this.logClient);
+    this.store.committed(committedEntry(this.id, queue, this.env, this.size, 0), this.env, this.messageId, this.logClient);
     return this.id;
   }
 

@@ -9,3 +9,4 @@ export * from './diagnostics.js';
 export * from './params.js';
 export * from './config.js';
 export * from './validate.js';
+export * from './keyvalue.js';

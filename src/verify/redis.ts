@@ -15,6 +15,7 @@
 // ioredis reconnects by itself (capped back-off); commands are not queued while it is away.
 
 import { readFileSync } from 'node:fs';
+import { parseKeyValueLines } from '../config/index.js';
 import { Redis } from 'ioredis';
 import type { VerifyStore } from './store.js';
 
@@ -38,15 +39,7 @@ function parseTime(v: string): number | undefined {
 /** Parse the config file text; errors name the file and the line. */
 export function parseRedisConfig(file: string, text: string): RedisConfig {
   const cfg: RedisConfig = { host: '127.0.0.1', port: 6379, prefix: 'backstop:verify:', db: 0, timeoutMs: 2000, connectTimeoutMs: 2000 };
-  const lines = text.split('\n');
-  for (let i = 0; i < lines.length; i++) {
-    const line = lines[i].trim();
-    if (line === '' || line.startsWith('#')) continue;
-    const where = `redis config ${file}, line ${i + 1}`;
-    const eq = line.indexOf('=');
-    if (eq <= 0) throw new Error(`${where}: expected "name = value", got "${line}"`);
-    const key = line.slice(0, eq).trim();
-    const value = line.slice(eq + 1).trim();
+  for (const { key, value, where } of parseKeyValueLines('redis', file, text)) {
     switch (key) {
       case 'hosts': {
         const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s]+))(?::([0-9]+))?$/.exec(value);

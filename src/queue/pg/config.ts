@@ -18,6 +18,7 @@
 // TLS files when the configuration is loaded, so a missing file is a start-up error.
 
 import { readFileSync } from 'node:fs';
+import { parseKeyValueLines } from '../../config/index.js';
 
 export type QueueStoreSpec = { kind: 'file' } | { kind: 'postgres'; file: string };
 
@@ -82,15 +83,7 @@ function readFileNamed(where: string, key: string, path: string): string {
 /** Parse the configuration file's text; `file` names it in errors. */
 export function parsePgConfig(file: string, text: string): PgConfig {
   const cfg: PgConfig = { hosts: [], dbname: '', user: '', sslmode: 'disable', connectTimeoutMs: 5000, queryTimeoutMs: 30_000, poolSize: 20 };
-  const lines = text.split('\n');
-  for (let i = 0; i < lines.length; i++) {
-    const line = lines[i].trim();
-    if (line === '' || line.startsWith('#')) continue;
-    const where = `postgres config ${file}, line ${i + 1}`;
-    const eq = line.indexOf('=');
-    if (eq <= 0) throw new Error(`${where}: expected "name = value", got "${line}"`);
-    const key = line.slice(0, eq).trim();
-    const value = line.slice(eq + 1).trim();
+  for (const { key, value, where } of parseKeyValueLines('postgres', file, text)) {
     switch (key) {
       case 'hosts': {
         const words = value.split(/[\s,]+/).filter(Boolean);

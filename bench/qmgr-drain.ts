@@ -8,16 +8,15 @@
 // With BENCH_PROFILE=FILE, a CPU profile of the queue manager's process covering only the drain
 // (from the primary's first listening moment to the last delivery) is written to FILE.
 
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { Maillog } from '../src/log/index.js';
-import { enqueue, Queue } from '../src/queue/index.js';
-import { Resolver } from '../src/dns/index.js';
-import { ConnectionCache } from '../src/smtp/index.js';
-import { createQmgr } from '../src/qmgr/index.js';
+import { loadConfig } from '../src/config/index.js';
+import { maillog } from '../src/log/index.js';
+import { enqueue } from '../src/queue/index.js';
+import { startQueueSide } from '../src/master/queueside.js';
 import { startDnsServer } from '../test/helpers/dnsserver.js';
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
@@ -30,23 +29,24 @@ const PROFILE = process.env.BENCH_PROFILE;
 const dir = mkdtempSync(join(tmpdir(), 'backstop-'));
 const port = await freePort('127.0.0.2', '127.0.0.3');
 const dns = await startDnsServer(ZONE);
-const maillog = new Maillog();
-maillog.open(undefined, { quiet: true });
-const queue = await Queue.open({ queueDirectory: join(dir, 'spool'), maillog });
-const qmgr = createQmgr({
-  queue,
-  delivery: {
-    dns: new Resolver({ servers: [dns.servers] }),
-    isSelf: () => false,
-    defaultPort: port,
-    session: { heloName: 'backup.test' },
-    cache: new ConnectionCache(),
-    logger: maillog.logger('smtp'),
-  },
-  params: {},
-  log: maillog.logger('qmgr'),
-});
-await qmgr.start();
+maillog.open(undefined, { quiet: !process.env.BENCH_LOG });
+// The server's own queue side (queue, queue manager, delivery agents) on its defaults; mail for
+// example.test follows its MX record to the primary on 127.0.0.2:PORT. BENCH_AGENTS sets
+// backstop_delivery_agents (default: one per core).
+const confDir = join(dir, 'etc');
+mkdirSync(confDir);
+writeFileSync(join(confDir, 'main.cf'), [
+  'myhostname = backup.test',
+  'mydestination =',
+  `queue_directory = ${join(dir, 'spool')}`,
+  `data_directory = ${join(dir, 'data')}`,
+  `backstop_dns_servers = ${dns.servers}`,
+  `transport_maps = inline:{ example.test=smtp:example.test:${port} }`,
+  ...(process.env.BENCH_AGENTS ? [`backstop_delivery_agents = ${process.env.BENCH_AGENTS}`] : []),
+].join('\n') + '\n');
+const loaded = loadConfig(confDir);
+const side = await startQueueSide(loaded.config, loaded.texts);
+const { queue } = side;
 
 const head = 'From: <s@sender.test>\r\nTo: <u@example.test>\r\nSubject: drain\r\n\r\n';
 const line = `${'x'.repeat(76)}\r\n`;
@@ -98,7 +98,6 @@ console.log(`drain: ${N} messages delivered ${secs.toFixed(1)} s after the prima
 console.log(`messages at the primary: ${got}, duplicates: ${dups}, peak connections: ${peak} (limit 20)`);
 console.log(`CPU per message during the drain: queue manager ${((cpu.user + cpu.system) / 1000 / N).toFixed(3)} ms, primary (sink process) ${(sinkCpuMs / N).toFixed(3)} ms`);
 while (queue.size > 0) await new Promise((r) => setTimeout(r, 50));
-await qmgr.stop();
-await queue.close();
+await side.stop();
 await dns.close();
 rmSync(dir, { recursive: true, force: true });

@@ -18,7 +18,7 @@ export async function createApp(loaded: LoadedConfig): Promise<App> {
   const store = await openVerifyStore(loaded.config.str('address_verify_map'), { baseDir: loaded.config.dir });
   let queueSide;
   try {
-    queueSide = await startQueueSide(loaded.config);
+    queueSide = await startQueueSide(loaded.config, loaded.texts);
   } catch (err) {
     await store.close().catch(() => undefined);
     throw err;

@@ -5,17 +5,21 @@
 // per-destination connection limits exist once. Stops in the reverse order.
 
 import { existsSync } from 'node:fs';
-import type { Config } from '../config/index.js';
+import { availableParallelism } from 'node:os';
+import type { Config, ConfigTexts } from '../config/index.js';
 import { maillog } from '../log/index.js';
 import { Queue, type WriteFn } from '../queue/index.js';
 import { createQmgr, createNoticeBuilder, controlHandlers, qmgrParamsFrom, type Qmgr } from '../qmgr/index.js';
 import { startControlServer, controlSocketPath } from '../control/index.js';
 import { configPath } from './paths.js';
 import { connectionCache, deliveryOptions, resolverFromConfig } from './wiring.js';
+import { DeliveryAgents } from './agents.js';
 
 export interface QueueSide {
   queue: Queue;
   qmgr: Qmgr;
+  /** The delivery agent threads; none when the queue manager delivers itself (one core). */
+  agents?: DeliveryAgents;
   stop(): Promise<void>;
 }
 
@@ -33,7 +37,16 @@ export function faultHook(): ((write: WriteFn) => WriteFn) | undefined {
   };
 }
 
-export async function startQueueSide(config: Config): Promise<QueueSide> {
+/** backstop_delivery_agents: 0 is one thread per core, or none (the queue manager delivers) on one core. */
+export function agentCount(config: Config): number {
+  const n = config.int('backstop_delivery_agents');
+  if (n > 0) return n;
+  const cores = availableParallelism();
+  return cores > 1 ? cores : 0;
+}
+
+/** `texts`: the configuration the master validated, for the delivery agent threads. */
+export async function startQueueSide(config: Config, texts?: ConfigTexts): Promise<QueueSide> {
   const log = (service: string) => maillog.logger(service);
   const dns = resolverFromConfig(config);
   const queue = await Queue.open({
@@ -54,13 +67,16 @@ export async function startQueueSide(config: Config): Promise<QueueSide> {
     maximalQueueLifetime: config.time('maximal_queue_lifetime'),
     log: log('bounce'),
   });
-  const qmgr = createQmgr({ queue, delivery: deliveryOptions(config, { dns, cache }), notices, params: qmgrParamsFrom(config), log: log('qmgr') });
+  const count = agentCount(config);
+  const agents = count ? new DeliveryAgents({ count, data: { configDir: config.dir, texts }, maxIdleMs: config.time('max_idle') * 1000, throttleMs: config.time('service_throttle_time') * 1000 }) : undefined;
+  const qmgr = createQmgr({ queue, delivery: deliveryOptions(config, { dns, cache }), deliver: agents?.deliver, notices, params: qmgrParamsFrom(config), log: log('qmgr') });
   let control;
   try {
     await qmgr.start();
     control = await startControlServer(controlSocketPath(queue.dir), controlHandlers(qmgr, queue));
   } catch (err) {
     await qmgr.stop().catch(() => undefined);
+    await agents?.close();
     await queue.close().catch(() => undefined);
     dns.close();
     throw err;
@@ -69,9 +85,11 @@ export async function startQueueSide(config: Config): Promise<QueueSide> {
   return {
     queue,
     qmgr,
+    agents,
     async stop() {
       await running.close();
       await qmgr.stop();
+      await agents?.close();
       await queue.close();
       await cache.closeAll();
       dns.close();

@@ -87,9 +87,9 @@ function workerConfig(configDir: string): LoadedConfig {
 }
 
 async function runQmgr(configDir: string): Promise<void> {
-  const { config } = workerConfig(configDir);
+  const { config, texts } = workerConfig(configDir);
   openMaillog(config);
-  const side = await startQueueSide(config);
+  const side = await startQueueSide(config, texts);
   side.qmgr.on('destinationUp', (domain, nexthop) => send({ t: 'destination-up', domain, nexthop }));
   const report = observeQueueSide(config, side.queue, side.qmgr);
   process.on('message', (m: ToQmgr) => {

@@ -44,9 +44,8 @@ function setUp(s: DestinationState, up: boolean, now: number): void {
   }
 }
 
-/** One recipient's delivery result (the `status=` log line). Probes (deliverable/undeliverable) are not deliveries. */
-export function delivered(recipient: string, relay: string, status: string, text: string, now = Date.now()): void {
-  if (status !== 'sent' && status !== 'deferred' && status !== 'bounced') return;
+/** One delivery result (sent, deferred or bounced), in this thread (forward.ts's `delivered` calls it). */
+export function recordDelivery(recipient: string, relay: string, status: string, text: string, now: number): void {
   const domain = domainOf(recipient);
   deliveryAttempts.inc({ destination: domain, status });
   const s = state(domain);

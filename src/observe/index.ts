@@ -3,4 +3,5 @@
 export * from './metrics.js';
 export * from './window.js';
 export * from './destinations.js';
+export * from './forward.js';
 export * from './report.js';

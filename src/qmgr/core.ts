@@ -11,7 +11,13 @@ import type { Destination } from './destination.js';
 import type { QmgrParams } from './params.js';
 import type { NoticeBuilder, NoticeRecipient } from './types.js';
 
-export type DeliverFn = (msg: OutboundMessage, opts: DeliveryOptions) => Promise<RecipientResult[]>;
+/** The destination a delivery is for: its key and its concurrency limit (delivery agents share it out). */
+export interface DeliveryRoute {
+  key: string;
+  limit: number;
+}
+
+export type DeliverFn = (msg: OutboundMessage, opts: DeliveryOptions, route?: DeliveryRoute) => Promise<RecipientResult[]>;
 export type ProbeFn = (addr: MxAddress, timeoutMs: number) => Promise<boolean>;
 
 /** A message the queue manager is working on (its file is in active/). */

@@ -47,7 +47,7 @@ export class Destination {
   /** Watched without queued mail: an address probe for the verify cache failed to connect here. */
   watchWanted = false;
 
-  constructor(hop: NextHop, private readonly limits: DestinationLimits) {
+  constructor(hop: NextHop, readonly limits: DestinationLimits) {
     this.key = hop.key;
     this.hop = hop;
     this.window = Math.min(limits.initialConcurrency, limits.concurrencyLimit);

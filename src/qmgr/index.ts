@@ -11,4 +11,4 @@ export * from './notices.js';
 export * from './control.js';
 export { domainListMatch } from './flush.js';
 export { watchDelay, firstToAnswer, WATCH_MAX_INTERVAL_MS } from './deferred.js';
-export type { DeliverFn, ProbeFn } from './core.js';
+export type { DeliverFn, DeliveryRoute, ProbeFn } from './core.js';

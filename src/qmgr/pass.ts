@@ -65,13 +65,14 @@ async function runJob(q: QmgrCore, dest: Destination, job: Job): Promise<void> {
       smtputf8: env.smtputf8,
       bodyType: env.body === '8BITMIME' ? '8BITMIME' : env.body === '7BIT' ? '7BIT' : undefined,
       body: () => q.queue.content(msg.id),
+      path: q.queue.path(msg.entry.queue, msg.id),
       size: msg.head.messageSize,
       arrivalTime: env.arrivalTime,
       activeTime: msg.activeTime,
       client: env.client,
     };
     try {
-      results = await q.deliverFn(out, q.delivery);
+      results = await q.deliverFn(out, q.delivery, { key: dest.key, limit: dest.limits.concurrencyLimit });
     } catch (err) {
       // Not the peer's fault (e.g. the queue file became unreadable): defer, not a site failure.
       await q.immediate(msg, job.rcpts, '4.3.0', `delivery temporarily suspended: ${(err as Error).message}`);

@@ -7,7 +7,7 @@ export { isValidQueueId, makeQueueId } from './id.js';
 export * from './log.js';
 export * from './dirsync.js';
 export * from './lock.js';
-export { readQueueHeadSync } from './read.js';
+export { readQueueHeadSync, readContent } from './read.js';
 export type { WriteFn } from './disk.js';
 export { QueueError, type QueueEntry, type QueueEvents } from './entry.js';
 export type { RecipientResult } from './journal.js';

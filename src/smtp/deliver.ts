@@ -26,9 +26,10 @@ export interface OutboundMessage {
   envid?: string;
   smtputf8?: boolean;
   bodyType?: '7BIT' | '8BITMIME';
-  /** The content (CRLF line endings expected; anything else is normalized). */
-  /** The content, chunk by chunk (a Readable will do). */
+  /** The content, chunk by chunk (CRLF line endings expected; anything else is normalized). */
   body: () => AsyncIterable<Buffer | string>;
+  /** The queue file holding the content, for a delivery agent thread that reads it itself. */
+  path?: string;
   /** Content size in bytes (SIZE=). */
   size: number;
   /** The client that gave us the message (for XFORWARD/XCLIENT). */

@@ -13,7 +13,7 @@ import { cipherBits } from '../mail/index.js';
 import { SessionError, type Conn } from './conn.js';
 import { daneVerify } from './dane.js';
 import { formatTlsLine } from './log.js';
-import { tlsSessions } from '../observe/index.js';
+import { countTlsSession } from '../observe/index.js';
 import type { SessionTls } from './options.js';
 import { certMatches, protocolRange } from './tls-policy.js';
 
@@ -91,5 +91,5 @@ export async function startTls(c: Conn, tls: SessionTls): Promise<void> {
   }
   c.socket = sock;
   c.attach(sock);
-  tlsSessions.inc({ direction: 'out' });
+  countTlsSession('out');
 }

@@ -5,7 +5,7 @@
 
 import { reply } from '../../mail/index.js';
 import type { BackstopConnection } from '../connection.js';
-import { tlsSessions } from '../../observe/index.js';
+import { countTlsSession } from '../../observe/index.js';
 
 export async function starttls(c: BackstopConnection, arg: string): Promise<boolean> {
   if (arg) {
@@ -23,6 +23,6 @@ export async function starttls(c: BackstopConnection, arg: string): Promise<bool
   await c.respond(reply(220, '2.0.0', 'Ready to start TLS'));
   c.state.forgetBeforeTls();
   // The second callback runs once the handshake is done (the session is secure).
-  await new Promise<void>((resolve) => c.upgrade(() => resolve(), () => tlsSessions.inc({ direction: 'in' })));
+  await new Promise<void>((resolve) => c.upgrade(() => resolve(), () => countTlsSession('in')));
   return true;
 }

@@ -8,19 +8,18 @@
 // With BENCH_PROFILE=FILE, a CPU profile of the queue manager's process covering only the drain
 // (from the primary's first listening moment to the last delivery) is written to FILE.
 
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { loadConfig } from '../src/config/index.js';
 import { maillog } from '../src/log/index.js';
 import { enqueue } from '../src/queue/index.js';
 import { startQueueSide } from '../src/master/queueside.js';
 import { startDnsServer } from '../test/helpers/dnsserver.js';
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
-import { ZONE, envelope } from '../test/qmgr/harness.js';
+import { ZONE, envelope, queueSideConfig } from '../test/qmgr/harness.js';
 import { freePort } from '../test/helpers/net.js';
 
 const N = Number(process.argv[2] ?? 10_000);
@@ -33,18 +32,7 @@ maillog.open(undefined, { quiet: !process.env.BENCH_LOG });
 // The server's own queue side (queue, queue manager, delivery agents) on its defaults; mail for
 // example.test follows its MX record to the primary on 127.0.0.2:PORT. BENCH_AGENTS sets
 // backstop_delivery_agents (default: one per core).
-const confDir = join(dir, 'etc');
-mkdirSync(confDir);
-writeFileSync(join(confDir, 'main.cf'), [
-  'myhostname = backup.test',
-  'mydestination =',
-  `queue_directory = ${join(dir, 'spool')}`,
-  `data_directory = ${join(dir, 'data')}`,
-  `backstop_dns_servers = ${dns.servers}`,
-  `transport_maps = inline:{ example.test=smtp:example.test:${port} }`,
-  ...(process.env.BENCH_AGENTS ? [`backstop_delivery_agents = ${process.env.BENCH_AGENTS}`] : []),
-].join('\n') + '\n');
-const loaded = loadConfig(confDir);
+const loaded = queueSideConfig(dir, dns.servers, port, process.env.BENCH_AGENTS ? [`backstop_delivery_agents = ${process.env.BENCH_AGENTS}`] : []);
 const side = await startQueueSide(loaded.config, loaded.texts);
 const { queue } = side;
 

@@ -7,11 +7,10 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { loadConfig } from '../../src/config/index.js';
 import { maillog, type LogRecord } from '../../src/log/index.js';
 import { enqueue } from '../../src/queue/index.js';
 import { deliveryAttempts } from '../../src/observe/index.js';
@@ -19,7 +18,7 @@ import { startQueueSide, type QueueSide } from '../../src/master/queueside.js';
 import { startDnsServer, type TestDnsServer } from '../helpers/dnsserver.js';
 import { startSink, type Sink } from '../helpers/sink.js';
 import { freePort } from '../helpers/net.js';
-import { ZONE, envelope } from './harness.js';
+import { ZONE, envelope, queueSideConfig } from './harness.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -45,23 +44,10 @@ async function lab(extra: string[], env: Record<string, string> = {}): Promise<L
   const port = await freePort('127.0.0.2', '127.0.0.3');
   const sink = await startSink({ host: '127.0.0.2', port });
   const dns = await startDnsServer(ZONE);
-  const etc = join(dir, 'etc');
-  mkdirSync(etc);
-  writeFileSync(join(etc, 'main.cf'), [
-    'myhostname = backup.test',
-    'mydestination =',
-    `queue_directory = ${join(dir, 'spool')}`,
-    `data_directory = ${join(dir, 'data')}`,
-    `backstop_dns_servers = ${dns.servers}`,
-    `transport_maps = inline:{ example.test=smtp:example.test:${port} }`,
-    'smtp_tls_security_level = none',
-    'backstop_smtp_mta_sts = no',
-    ...extra,
-  ].join('\n') + '\n');
   const lines: LogRecord[] = [];
   const unsink = maillog.addSink((r) => lines.push(r));
   Object.assign(process.env, env);
-  const loaded = loadConfig(etc);
+  const loaded = queueSideConfig(dir, dns.servers, port, ['smtp_tls_security_level = none', 'backstop_smtp_mta_sts = no', ...extra]);
   const side = await startQueueSide(loaded.config, loaded.texts);
   return {
     dir, dns, sink, side, lines,

@@ -3,7 +3,7 @@
 // 127.0.0.3 (sender.test, where notices arrive). All sinks share one port so that the primary can
 // go down and come back on the same address.
 
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -13,6 +13,7 @@ import { Resolver } from '../../src/dns/index.js';
 import { ConnectionCache, type DeliveryOptions } from '../../src/smtp/index.js';
 import type { Envelope } from '../../src/mail/index.js';
 import { createQmgr, createNoticeBuilder, type Qmgr, type QmgrParams } from '../../src/qmgr/index.js';
+import { loadConfig, type LoadedConfig } from '../../src/config/index.js';
 import { startDnsServer, type TestDnsServer } from '../helpers/dnsserver.js';
 import { startSink, type Sink, type SinkOptions } from '../helpers/sink.js';
 import { freePort, waitFor } from '../helpers/net.js';
@@ -142,4 +143,24 @@ export async function startHarness(
 /** Polls `cond` every 20 ms until true; throws after `timeoutMs`. */
 export async function until(cond: () => boolean, timeoutMs = 5000, what = 'condition'): Promise<void> {
   await waitFor(cond, timeoutMs, what, 20);
+}
+
+/**
+ * A configuration for the server's own queue side (startQueueSide) in `dir`/etc: the queue in
+ * `dir`, mail for example.test following its MX record (ZONE, on `dnsServers`) to port `port`,
+ * plus `extra` main.cf lines.
+ */
+export function queueSideConfig(dir: string, dnsServers: string, port: number, extra: string[] = []): LoadedConfig {
+  const etc = join(dir, 'etc');
+  mkdirSync(etc, { recursive: true });
+  writeFileSync(join(etc, 'main.cf'), [
+    'myhostname = backup.test',
+    'mydestination =',
+    `queue_directory = ${join(dir, 'spool')}`,
+    `data_directory = ${join(dir, 'data')}`,
+    `backstop_dns_servers = ${dnsServers}`,
+    `transport_maps = inline:{ example.test=smtp:example.test:${port} }`,
+    ...extra,
+  ].join('\n') + '\n');
+  return loadConfig(etc);
 }

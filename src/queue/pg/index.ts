@@ -7,3 +7,5 @@ export { PgQueueStore, type PgQueueStoreOptions } from './store.js';
 export { CHUNK_BYTES, isOutage, pgStorageError } from './transaction.js';
 export { claimDue, renewLeases, finishAttempt, removeLeased, type ClaimedMessage, type ClaimOptions, type AttemptResult } from './leases.js';
 export { synchronousStandbyProblem } from './standby.js';
+export { clientConfig, connectPrimary, hostList } from './connect.js';
+export { PgSlots, slotKey, type ConnectionSlots, type PgSlotsOptions } from './slots.js';

@@ -41,7 +41,7 @@ export const postqueueSpec: CommandSpec = {
   options: {
     print: { type: 'boolean', short: 'p', help: 'list the queue in Postfix\'s (sendmail) format' },
     json: { type: 'boolean', short: 'j', help: 'list the queue as JSON, one message per line' },
-    flush: { type: 'boolean', short: 'f', help: 'deliver all queued mail now (asks the running server)' },
+    flush: { type: 'boolean', short: 'f', help: 'deliver all queued mail now (asks the running server; with the PostgreSQL store, every node through the database)' },
     site: { type: 'string', short: 's', value: 'SITE', help: 'deliver queued mail for SITE now (as ETRN)' },
     verbose: { type: 'boolean', short: 'v', multiple: true, help: 'accepted for compatibility; no effect' },
   },

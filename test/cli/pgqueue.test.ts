@@ -122,6 +122,10 @@ test('postsuper -d / -h on a message another node delivers: done, and that node\
   const due = await db.query<{ id: string }>('SELECT id FROM backstop.messages WHERE next_attempt <= now() ORDER BY id');
   assert.deepEqual(due.map((x) => x.id), [leased, other].sort());
 
+  // Ids on standard input ("-"), as Postfix reads them.
+  r = await runCli(['postsuper', '-h', '-', '-c', dir], { input: `${other}\n`, timeoutMs: 20_000 });
+  assert.equal(r.stderr, `postsuper: ${other}: placed on hold\npostsuper: Placed on hold: 1 message\n`);
+
   r = await cli('postsuper', '-d', 'ALL');
   assert.equal(r.stderr, 'postsuper: Deleted: 2 messages\n');
   assert.equal(r.code, 0);

@@ -12,6 +12,7 @@ import { runVerify, verifySpec } from './cli/verify.js';
 import { runPostmap, postmapSpec } from './cli/postmap.js';
 import { runPostqueue, postqueueSpec, runMailq, mailqSpec, type QueueCommandIo } from './cli/postqueue.js';
 import { runPostsuper, postsuperSpec } from './cli/postsuper.js';
+import { pgStoreOf, type PgStoreIo } from './cli/pgqueue.js';
 import { runStatus, statusSpec } from './cli/status.js';
 import { rotateMaillog } from './master/logrotate.js';
 import { loadConfig } from './config/index.js';
@@ -21,10 +22,17 @@ import { createApp } from './master/app.js';
 
 type Handler = (args: ParsedArgs, io: CommandIo) => Promise<number>;
 
-/** The queue commands want the queue directory from main.cf and stream-style output. */
+/** The queue commands want the queue directory (or the PostgreSQL store) from main.cf and stream-style output. */
 function withQueue(run: (args: ParsedArgs, io: QueueCommandIo) => Promise<number>): Handler {
   return (args, io) => {
     const { config } = loadConfig(io.configDir);
+    let pgStore: PgStoreIo | undefined;
+    try {
+      pgStore = pgStoreOf(config);
+    } catch (err) {
+      io.stderr(`backstop: fatal: parameter backstop_queue_store: ${(err as Error).message}\n`);
+      return Promise.resolve(1);
+    }
     return run(args, {
       stdout: { write: (s: string) => io.stdout(s) },
       stderr: { write: (s: string) => io.stderr(s) },
@@ -32,6 +40,7 @@ function withQueue(run: (args: ParsedArgs, io: QueueCommandIo) => Promise<number
       queueDirectory: configPath(config, 'queue_directory'),
       stdin: process.stdin,
       tty: Boolean(process.stderr.isTTY),
+      pgStore,
     });
   };
 }

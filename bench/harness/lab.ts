@@ -187,6 +187,8 @@ export interface LabOptions {
   params?: Params;
   postfixParams?: Params;
   backstopParams?: Params;
+  /** Extra files in Backstop's configuration directory (e.g. a postgres: store's file). */
+  backstopFiles?: Record<string, string>;
   /** master.cf smtpd columns after "inet" (Postfix), default "n - n - - smtpd". */
   postfixSmtpd?: string;
   /** Verify RCPT (cache it) with the primary up before returning (default true). */
@@ -237,6 +239,7 @@ export async function startLab(o: LabOptions): Promise<Lab> {
           // (workers inherit the master's execArgv) writes a CPU profile when it exits.
           nodeOptions: process.env.BENCH_NODE_OPTIONS?.split(/\s+/).filter(Boolean),
           services: [`127.0.0.1:${BACKSTOP_PORT} inet n - n - - smtpd`],
+          files: o.backstopFiles,
           main: { ...sharedParams({ ...o.params, ...o.backstopParams }), backstop_dns_servers: dns.servers },
         });
         servers.push({

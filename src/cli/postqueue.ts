@@ -1,11 +1,14 @@
 // postqueue(1) and mailq(1): list the queue (-p, -j; read-only, straight from the queue files, so
 // it works whether or not the server runs) and ask the running server to flush (-f, -s site)
-// through the control socket. Messages and exit codes are Postfix's (EX_USAGE 64,
+// through the control socket. With the PostgreSQL store both act on the cluster's queue in the
+// database instead (pgqueue.ts): listing with lease holders, flush with NOTIFY. Messages and exit codes are Postfix's (EX_USAGE 64,
 // EX_UNAVAILABLE 69). Trusts the queue files only through the queue module's checks.
 
 import { invoke, type CommandSpec, type ParsedArgs } from './args.js';
 import { listQueue, formatMailq, formatJson } from '../queue/index.js';
 import { controlRequest, controlSocketPath, ControlUnavailableError, type ControlRequest } from '../control/index.js';
+import { flushPg, listPgQueue } from '../queue/pg/index.js';
+import { flushEligible, withQueueDatabase, type PgStoreIo } from './pgqueue.js';
 
 export interface QueueCommandIo {
   stdout: { write(s: string): unknown };
@@ -16,6 +19,8 @@ export interface QueueCommandIo {
   stdin?: AsyncIterable<Buffer | string>;
   /** Standard error is a terminal: long operations show a progress bar there. */
   tty?: boolean;
+  /** backstop_queue_store = postgres:FILE: the commands act on the cluster's queue in the database. */
+  pgStore?: PgStoreIo;
 }
 
 const EX_USAGE = 64;
@@ -36,7 +41,7 @@ export const postqueueSpec: CommandSpec = {
   options: {
     print: { type: 'boolean', short: 'p', help: 'list the queue in Postfix\'s (sendmail) format' },
     json: { type: 'boolean', short: 'j', help: 'list the queue as JSON, one message per line' },
-    flush: { type: 'boolean', short: 'f', help: 'deliver all queued mail now (asks the running server)' },
+    flush: { type: 'boolean', short: 'f', help: 'deliver all queued mail now (asks the running server; with the PostgreSQL store, every node through the database)' },
     site: { type: 'string', short: 's', value: 'SITE', help: 'deliver queued mail for SITE now (as ETRN)' },
     verbose: { type: 'boolean', short: 'v', multiple: true, help: 'accepted for compatibility; no effect' },
   },
@@ -57,6 +62,7 @@ export async function runPostqueue(args: ParsedArgs, io: QueueCommandIo): Promis
   if (modes.length !== 1 || args.positionals.length) return fatal(io, 'postqueue', USAGE, EX_USAGE);
   const mode = modes[0];
   const site = v.site ?? '';
+  if (io.pgStore) return postqueuePg(mode, site, io, io.pgStore);
   switch (mode) {
     case 'p':
       io.stdout.write(formatMailq(listQueue(io.queueDirectory)));
@@ -78,6 +84,23 @@ export async function runPostqueue(args: ParsedArgs, io: QueueCommandIo): Promis
         return fatal(io, 'postqueue', err instanceof Error ? err.message : String(err), EX_SOFTWARE);
       }
     }
+  }
+}
+
+/** The same on the PostgreSQL store: the database directly, the same messages and exit codes. */
+async function postqueuePg(mode: 'p' | 'j' | 'f' | 's', site: string, io: QueueCommandIo, store: PgStoreIo): Promise<number> {
+  try {
+    if (mode === 'p' || mode === 'j') {
+      const list = await withQueueDatabase(store, (db) => listPgQueue(db));
+      io.stdout.write(mode === 'p' ? formatMailq(list) : formatJson(list));
+      return 0;
+    }
+    const r = await withQueueDatabase(store, (db) => flushPg(db, mode === 's' ? site : undefined, flushEligible(store)));
+    if (r.status === 'bad') return fatal(io, 'postqueue', `Invalid request: "${site}"`, EX_USAGE);
+    if (r.status === 'deny') return fatal(io, 'postqueue', `Flush service is not configured for destination "${site}"`, EX_UNAVAILABLE);
+    return 0;
+  } catch (err) {
+    return fatal(io, 'postqueue', err instanceof Error ? err.message : String(err), EX_UNAVAILABLE);
   }
 }
 

@@ -1,7 +1,9 @@
 // postsuper(1): delete (-d), hold (-h), release (-H) and requeue (-r) messages by queue ID or ALL,
 // optionally limited to named queues. While the server runs, the request goes through its control
 // socket so the server's in-memory state and the files change together. When no server answers,
-// the command takes the queue lock and works on the files itself. Output follows Postfix:
+// the command takes the queue lock and works on the files itself. With the PostgreSQL store
+// (backstop_queue_store = postgres:FILE) it acts on the cluster's queue in the database, from any
+// node, server or not (pgqueue.ts, src/queue/pg/admin.ts). Output follows Postfix:
 // "postsuper: ID: removed" per ID, then "postsuper: Deleted: N message(s)", on standard error.
 
 import { readdirSync } from 'node:fs';
@@ -13,6 +15,8 @@ import { controlRequest, controlSocketPath, ControlUnavailableError } from '../c
 import type { QueueCommandIo } from './postqueue.js';
 import { invoke, type CommandSpec, type ParsedArgs } from './args.js';
 import { startProgress } from './progress.js';
+import { applyPgAdmin } from '../queue/pg/index.js';
+import { withQueueDatabase, type PgStoreIo } from './pgqueue.js';
 
 const USAGE =
   'usage: postsuper [-c config_dir] [-d queue_id (delete)] [-h queue_id (hold)] [-H queue_id (un-hold)] ' +
@@ -80,7 +84,7 @@ export async function runPostsuper(args: ParsedArgs, io: QueueCommandIo): Promis
 
   let results: AdminResult[];
   try {
-    results = await viaServer(io, plan);
+    results = io.pgStore ? await viaDatabase(io.pgStore, plan) : await viaServer(io, plan);
   } catch (e) {
     if (!(e instanceof ControlUnavailableError)) return (err(`fatal: ${e instanceof Error ? e.message : String(e)}`), 1);
     try {
@@ -168,6 +172,15 @@ async function viaServer(io: QueueCommandIo, plan: { op: AdminOp; sel: AdminSele
     out.push(res.result ?? { ids: [], count: 0 });
   }
   return out;
+}
+
+/** The cluster's queue in the database: the same operations on the shared rows, server or not. */
+function viaDatabase(store: PgStoreIo, plan: { op: AdminOp; sel: AdminSelection }[]): Promise<AdminResult[]> {
+  return withQueueDatabase(store, async (db) => {
+    const out: AdminResult[] = [];
+    for (const { op, sel } of plan) out.push(await applyPgAdmin(db, op, sel));
+    return out;
+  });
 }
 
 async function direct(io: QueueCommandIo, plan: { op: AdminOp; sel: AdminSelection }[]): Promise<AdminResult[]> {

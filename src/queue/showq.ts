@@ -28,10 +28,15 @@ export interface ShowqMessage {
   sender: string;
   /** Recipients that are still to be delivered. */
   recipients: ShowqRecipient[];
+  /**
+   * The PostgreSQL store only (absent for the file store, whose output stays Postfix's): the node
+   * holding the message's delivery lease and until when (ms since the epoch), or null when none does.
+   */
+  lease?: { node: string; until: number } | null;
 }
 
 /** The queues showq reports, in Postfix's order. */
-const SHOWQ_QUEUES: readonly QueueName[] = ['hold', 'active', 'deferred'];
+export const SHOWQ_QUEUES: readonly QueueName[] = ['hold', 'active', 'deferred'];
 
 /** Postfix's empty_address_recipient default, shown for the null sender. */
 const EMPTY_ADDRESS = 'MAILER-DAEMON';
@@ -78,6 +83,9 @@ export function listQueue(queueDirectory: string, queues: readonly QueueName[] =
 const padR = (s: string, w: number) => (s.length >= w ? s : s + ' '.repeat(w - s.length));
 const padL = (s: string, w: number) => (s.length >= w ? s : ' '.repeat(w - s.length) + s);
 
+/** A "(text)" line ending at column 78, as showq_compat.c prints a delay reason. */
+const parenthesized = (text: string) => ' '.repeat(Math.max(0, 76 - text.length)) + `(${text})\n`;
+
 /**
  * Sendmail-style listing exactly as Postfix's showq_compat.c prints it (short queue IDs):
  * headings "%-11s %7s %-20s %s", a sender line "%-11s %7ld %20.20s %s" with `*` (active), `!`
@@ -96,12 +104,14 @@ export function formatMailq(messages: readonly ShowqMessage[]): string {
     else if (m.queueName === 'hold') idStatus += '!';
     if (m.forcedExpire) idStatus += '#';
     out += `${padR(idStatus, 11)} ${padL(String(m.messageSize), 7)} ${asctime(m.arrivalTime).slice(0, 20)} ${m.sender || EMPTY_ADDRESS}\n`;
+    // The lease holder (PostgreSQL store): a parenthesized line like a delay reason, which tools
+    // that parse Postfix's listing already skip or take as a comment.
+    if (m.lease) out += parenthesized(`leased by ${m.lease.node} until ${asctime(m.lease.until).slice(4, 19)}`);
     let saved = '';
     for (const r of m.recipients) {
       if (r.delayReason !== saved) {
         saved = r.delayReason;
-        const show = saved || 'reason unavailable';
-        out += ' '.repeat(Math.max(0, 76 - show.length)) + `(${show})\n`;
+        out += parenthesized(saved || 'reason unavailable');
       }
       out += line('', '', '', r.address);
     }
@@ -111,7 +121,11 @@ export function formatMailq(messages: readonly ShowqMessage[]): string {
   return out;
 }
 
-/** One JSON object per line, Postfix's showq_json.c field names and order. */
+/**
+ * One JSON object per line, Postfix's showq_json.c field names and order; with the PostgreSQL
+ * store two more at the end: lease_node (the holder's node name, or null) and lease_until (epoch
+ * seconds, or null).
+ */
 export function formatJson(messages: readonly ShowqMessage[]): string {
   let out = '';
   for (const m of messages) {
@@ -122,7 +136,9 @@ export function formatJson(messages: readonly ShowqMessage[]): string {
     out +=
       `{"queue_name": ${q(m.queueName)}, "queue_id": ${q(m.queueId)}, "arrival_time": ${Math.floor(m.arrivalTime / 1000)}, ` +
       `"message_size": ${m.messageSize}, "forced_expire": ${m.forcedExpire}, "sender": ${q(m.sender || EMPTY_ADDRESS)}, ` +
-      `"recipients": [${rcpts}]}\n`;
+      `"recipients": [${rcpts}]` +
+      (m.lease === undefined ? '' : `, "lease_node": ${m.lease ? q(m.lease.node) : 'null'}, "lease_until": ${m.lease ? Math.floor(m.lease.until / 1000) : 'null'}`) +
+      '}\n';
   }
   return out;
 }

@@ -15,7 +15,8 @@ import { QueueIds } from '../id.js';
 import type { QueueEntry } from '../entry.js';
 import { logClient, logMessageId } from '../log.js';
 import type { BeginOptions, QueueTransaction } from '../writer.js';
-import type { PgConfig } from './config.js';
+import type { PgConfig, PgHost } from './config.js';
+import { clientConfig } from './connect.js';
 import { migrate, type MigrationReport } from './migrations.js';
 import { PgTransaction, type PgTxStore } from './transaction.js';
 
@@ -34,31 +35,8 @@ export interface PgQueueStoreOptions {
 /** Id ranges per node: the queue manager and up to 256 smtpd workers (backstop_smtpd_workers' maximum). */
 const SLOTS_PER_NODE = 257;
 
-function poolFor(cfg: PgConfig, host: string, port: number): Pool {
-  const ssl =
-    cfg.sslmode === 'disable'
-      ? undefined
-      : {
-          rejectUnauthorized: cfg.sslmode !== 'require',
-          ca: cfg.sslrootcert,
-          cert: cfg.sslcert,
-          key: cfg.sslkey,
-          // verify-ca checks the chain but not the name, as libpq does.
-          ...(cfg.sslmode === 'verify-ca' ? { checkServerIdentity: () => undefined } : {}),
-        };
-  const pool = new pg.Pool({
-    host,
-    port,
-    database: cfg.dbname,
-    user: cfg.user,
-    password: cfg.password,
-    ssl,
-    max: cfg.poolSize,
-    connectionTimeoutMillis: cfg.connectTimeoutMs,
-    query_timeout: cfg.queryTimeoutMs,
-    idleTimeoutMillis: 30_000,
-    application_name: 'backstop',
-  });
+function poolFor(cfg: PgConfig, host: PgHost): Pool {
+  const pool = new pg.Pool({ ...clientConfig(cfg, host), max: cfg.poolSize, idleTimeoutMillis: 30_000 });
   // An idle connection the server dropped: the pool discards it; the next use reconnects.
   pool.on('error', () => undefined);
   return pool;
@@ -82,7 +60,7 @@ export class PgQueueStore {
   private constructor(private readonly opts: PgQueueStoreOptions) {
     const cfg = opts.config;
     this.nodeName = cfg.nodeName ?? opts.nodeName;
-    this.pools = cfg.hosts.map((h) => poolFor(cfg, h.host, h.port));
+    this.pools = cfg.hosts.map((h) => poolFor(cfg, h));
     const maillog = opts.maillog ?? defaultMaillog;
     this.log = { smtpd: maillog.logger('smtpd'), cleanup: maillog.logger('cleanup'), queue: maillog.logger('cleanup') };
     this.tx = {

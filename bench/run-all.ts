@@ -38,6 +38,7 @@ const QUICK: Record<string, string[]> = {
   'scenario-4-drain': ['--messages', '2000', '--cap', '20'],
   'scenario-5-idle-connections': ['--connections', '300'],
   'pg-store': ['--messages', '300', '--runs', '1'],
+  'cluster-drain': ['--messages', '1000'],
 };
 
 interface Outcome { name: string; command: string; code: number; seconds: number; report?: BenchReport; output: string; at?: string }

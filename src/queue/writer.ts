@@ -10,50 +10,15 @@
 import { openSync, closeSync, renameSync, unlinkSync } from 'node:fs';
 import { crc32 } from 'node:zlib';
 import { SmtpError, type Envelope } from '../mail/index.js';
+import { TransactionBase } from './txbase.js';
 import { encodeHead, encodeSizeData, type QueueName } from './file.js';
-import { ERR_STORAGE, ERR_WRITE, checkSize, committedEntry, consume, MessageIdScan } from './txparts.js';
+import { ERR_STORAGE, ERR_WRITE, committedEntry, consume } from './txparts.js';
 import { REC, CONTENT_CHUNK, encodeRecord, writeHeader, varintSize } from './records.js';
 import { fsyncFd, closeQuietly, type WriteFn } from './disk.js';
 import type { QueueEntry } from './entry.js';
 
-/** One message on its way into the queue (maddy's delivery: body, then commit or abort). */
-export interface QueueTransaction {
-  /** The queue id, reserved at begin (smtpd names it in the Received: header before the content). */
-  readonly id: string;
-  /**
-   * Stream content (CRLF lines) into the transaction's temporary file. Rejects with SmtpError:
-   * 552 5.3.4 over message_size_limit, 452 4.3.1 disk full, 451 4.3.0 other write error; after a
-   * rejection only abort() remains. May be called more than once (chunks are appended). The
-   * content is read to its end even after a size or write error, so that the caller's stream (the
-   * client's DATA) is consumed; a stream that errors rejects and leaves no file.
-   */
-  write(content: AsyncIterable<Buffer | string> | Iterable<Buffer | string>): Promise<void>;
-  /**
-   * Finish the file, fsync it, rename it into `queue` ('active' by default), fsync that directory,
-   * index it and log it. Resolves with the id only when the message is durable.
-   */
-  commit(opts?: CommitOptions): Promise<string>;
-  /**
-   * Drop the transaction: the temporary file is removed and the id released. Idempotent; safe
-   * after a failed write or commit; a no-op after a commit (a committed message stays).
-   */
-  abort(): Promise<void>;
-}
+export type { QueueTransaction, CommitOptions, BeginOptions } from './txbase.js';
 
-export interface CommitOptions {
-  /** The queue to commit into: active (the queue manager takes it from there), deferred or hold. */
-  queue?: 'active' | 'deferred' | 'hold';
-}
-
-export interface BeginOptions {
-  /**
-   * Log `ID: client=name[addr]` when the message is committed. Default true; smtpd passes false
-   * because it logs its own line (with the SASL fields) once the id is known.
-   */
-  logClient?: boolean;
-}
-
-/** @deprecated with accept(): callers move to begin(), commit({ queue }) and abort(). */
 /** What a transaction needs from the Queue that owns the files. */
 export interface WriterStore {
   readonly write: WriteFn;
@@ -80,17 +45,10 @@ function storageError(err: unknown): SmtpError {
   return new SmtpError(code === 'ENOSPC' || code === 'EDQUOT' ? ERR_STORAGE() : ERR_WRITE(), msg);
 }
 
-type State = 'open' | 'failed' | 'committed' | 'aborted';
-
-export class FileTransaction implements QueueTransaction {
+export class FileTransaction extends TransactionBase {
   /** The temporary file, from the first write (or the commit of an empty message). */
   private tmp: string | null = null;
   private fd: number | null = null;
-  private state: State = 'open';
-  private failure: SmtpError | null = null;
-  /** write() and commit() run one at a time, in call order. */
-  private busy: Promise<unknown> = Promise.resolve();
-  private aborting: Promise<void> | null = null;
   // The file as written so far: the head waits in `pending` until the first flush.
   private readonly head: Buffer;
   private readonly sizeDataOffset: number;
@@ -99,16 +57,14 @@ export class FileTransaction implements QueueTransaction {
   private pendingBytes: number;
   private position = 0;
   private headWritten = false;
-  private size = 0;
-  private readonly messageIdScan = new MessageIdScan();
-  private messageId: string | undefined;
 
   constructor(
     private readonly store: WriterStore,
-    readonly id: string,
-    private readonly env: Envelope,
-    private readonly logClient: boolean,
+    id: string,
+    env: Envelope,
+    logClient: boolean,
   ) {
+    super(id, env, logClient, store.sizeLimit, (i) => store.release(i));
     const { head, sizeDataOffset, crcStart } = encodeHead(env);
     this.head = head;
     this.sizeDataOffset = sizeDataOffset;
@@ -117,40 +73,7 @@ export class FileTransaction implements QueueTransaction {
     this.pendingBytes = head.length;
   }
 
-  write(content: AsyncIterable<Buffer | string> | Iterable<Buffer | string>): Promise<void> {
-    return this.serially(() => this.writeNow(content));
-  }
-
-  commit(opts: CommitOptions = {}): Promise<string> {
-    return this.serially(() => this.commitNow(opts.queue ?? 'active'));
-  }
-
-  abort(): Promise<void> {
-    if (this.state === 'committed') return Promise.resolve();
-    this.state = 'aborted';
-    // After the write or commit in progress: a write still reads its stream to the end (the
-    // caller ends or destroys it); a commit already under way completes, and the message stays.
-    this.aborting ??= this.busy.then(async () => {
-      await this.discardFile();
-      this.store.release(this.id);
-    });
-    return this.aborting;
-  }
-
-  private serially<T>(fn: () => Promise<T>): Promise<T> {
-    const p = this.busy.then(fn, fn);
-    this.busy = p.catch(() => undefined);
-    return p;
-  }
-
-  /** Throw unless the transaction can still take content or a commit. */
-  private usable(): void {
-    if (this.state === 'open') return;
-    if (this.state === 'failed') throw this.failure!;
-    throw new SmtpError(ERR_WRITE(), `${this.id}: transaction already ${this.state}`);
-  }
-
-  private async writeNow(content: AsyncIterable<Buffer | string> | Iterable<Buffer | string>): Promise<void> {
+  protected async writeNow(content: AsyncIterable<Buffer | string> | Iterable<Buffer | string>): Promise<void> {
     this.usable();
     try {
       await this.openFile();
@@ -174,9 +97,7 @@ export class FileTransaction implements QueueTransaction {
 
   private append(chunk: Buffer): void {
     if (chunk.length === 0) return;
-    this.size += chunk.length;
-    checkSize(this.size, this.store.sizeLimit);
-    this.messageIdScan.push(chunk);
+    this.account(chunk);
     for (let off = 0; off < chunk.length; off += CONTENT_CHUNK) {
       const piece = chunk.subarray(off, Math.min(chunk.length, off + CONTENT_CHUNK));
       const rh = Buffer.allocUnsafe(1 + varintSize(piece.length));
@@ -202,7 +123,7 @@ export class FileTransaction implements QueueTransaction {
     this.headWritten = true;
   }
 
-  private async commitNow(target: QueueName): Promise<string> {
+  protected async commitNow(target: 'active' | 'deferred' | 'hold'): Promise<string> {
     this.usable();
     const dest = this.store.path(target, this.id);
     let renamed = false;
@@ -221,7 +142,7 @@ export class FileTransaction implements QueueTransaction {
       if (renamed) unlinkQuietly(dest);
       throw e;
     }
-    this.state = 'committed';
+    this.markCommitted();
     this.store.committed(committedEntry(this.id, target, this.env, this.size, this.position), this.env, this.messageId, this.logClient);
     return this.id;
   }
@@ -244,17 +165,12 @@ export class FileTransaction implements QueueTransaction {
     }
   }
 
-  /** Record the failure (the first one counts), remove the temporary file, return the reply. */
-  private async fail(err: unknown): Promise<SmtpError> {
-    if (this.state === 'open') {
-      this.state = 'failed';
-      this.failure = storageError(err);
-    }
-    await this.discardFile();
-    return this.failure ?? storageError(err);
+  protected asReply(err: unknown): SmtpError {
+    return storageError(err);
   }
 
-  private async discardFile(): Promise<void> {
+  /** Close and remove the temporary file. */
+  protected async discard(): Promise<void> {
     closeQuietly(this.fd);
     this.fd = null;
     if (this.tmp) unlinkQuietly(this.tmp);

@@ -16,8 +16,8 @@ import pg from 'pg';
 import type { PoolClient } from 'pg';
 import { SmtpError, type Envelope } from '../../mail/index.js';
 import type { QueueEntry } from '../entry.js';
-import { ERR_STORAGE, ERR_WRITE, checkSize, committedEntry, consume, MessageIdScan } from '../txparts.js';
-import type { CommitOptions, QueueTransaction } from '../writer.js';
+import { ERR_STORAGE, ERR_WRITE, committedEntry, consume } from '../txparts.js';
+import { TransactionBase } from '../txbase.js';
 
 /** Content per backstop.content row. */
 export const CHUNK_BYTES = 256 * 1024;
@@ -55,56 +55,19 @@ export function isOutage(err: unknown): boolean {
   return ['08', '53', '57', '58', 'XX'].includes((err.code ?? '').slice(0, 2));
 }
 
-type State = 'open' | 'failed' | 'committed' | 'aborted';
-
-export class PgTransaction implements QueueTransaction {
+export class PgTransaction extends TransactionBase {
   private client: PoolClient | null = null;
-  private state: State = 'open';
-  private failure: SmtpError | null = null;
-  private busy: Promise<unknown> = Promise.resolve();
-  private aborting: Promise<void> | null = null;
   private pending: Buffer[] = [];
   private pendingBytes = 0;
   private seq = 0;
-  private size = 0;
-  private readonly messageIdScan = new MessageIdScan();
-  private messageId: string | undefined;
 
   constructor(
     private readonly store: PgTxStore,
-    readonly id: string,
-    private readonly env: Envelope,
-    private readonly logClient: boolean,
-  ) {}
-
-  write(content: AsyncIterable<Buffer | string> | Iterable<Buffer | string>): Promise<void> {
-    return this.serially(() => this.writeNow(content));
-  }
-
-  commit(opts: CommitOptions = {}): Promise<string> {
-    return this.serially(() => this.commitNow(opts.queue ?? 'active'));
-  }
-
-  abort(): Promise<void> {
-    if (this.state === 'committed') return Promise.resolve();
-    this.state = 'aborted';
-    this.aborting ??= this.busy.then(async () => {
-      await this.rollback();
-      this.store.release(this.id);
-    });
-    return this.aborting;
-  }
-
-  private serially<T>(fn: () => Promise<T>): Promise<T> {
-    const p = this.busy.then(fn, fn);
-    this.busy = p.catch(() => undefined);
-    return p;
-  }
-
-  private usable(): void {
-    if (this.state === 'open') return;
-    if (this.state === 'failed') throw this.failure!;
-    throw new SmtpError(ERR_WRITE(), `${this.id}: transaction already ${this.state}`);
+    id: string,
+    env: Envelope,
+    logClient: boolean,
+  ) {
+    super(id, env, logClient, store.sizeLimit, (i) => store.release(i));
   }
 
   /** The transaction's connection, with BEGIN sent (the first time). */
@@ -116,7 +79,7 @@ export class PgTransaction implements QueueTransaction {
     return client;
   }
 
-  private async writeNow(content: AsyncIterable<Buffer | string> | Iterable<Buffer | string>): Promise<void> {
+  protected async writeNow(content: AsyncIterable<Buffer | string> | Iterable<Buffer | string>): Promise<void> {
     this.usable();
     // As in the file store: after a failure the rest of the content is still read (the client's
     // DATA stream is consumed) and the error is thrown at the end.
@@ -139,9 +102,7 @@ export class PgTransaction implements QueueTransaction {
 
   private async append(chunk: Buffer): Promise<void> {
     if (chunk.length === 0) return;
-    this.size += chunk.length;
-    checkSize(this.size, this.store.sizeLimit);
-    this.messageIdScan.push(chunk);
+    this.account(chunk);
     this.pending.push(chunk);
     this.pendingBytes += chunk.length;
     while (this.pendingBytes >= CHUNK_BYTES) {
@@ -156,7 +117,7 @@ export class PgTransaction implements QueueTransaction {
     await this.client!.query('INSERT INTO backstop.content (message, seq, data) VALUES ($1, $2, $3)', [this.id, this.seq++, data]);
   }
 
-  private async commitNow(queue: 'active' | 'deferred' | 'hold'): Promise<string> {
+  protected async commitNow(queue: 'active' | 'deferred' | 'hold'): Promise<string> {
     this.usable();
     this.messageId = this.messageIdScan.finish();
     try {
@@ -177,20 +138,24 @@ export class PgTransaction implements QueueTransaction {
     this.store.worked();
     this.client!.release();
     this.client = null;
-    this.state = 'committed';
+    this.markCommitted();
     this.store.committed(committedEntry(this.id, queue, this.env, this.size, 0), this.env, this.messageId, this.logClient);
     return this.id;
   }
 
-  /** Record the failure (the first one counts), roll back, return the reply. */
-  private async fail(err: unknown): Promise<SmtpError> {
+  /** Record the failure (an outage is logged once by the store), roll back, return the reply. */
+  protected override async fail(err: unknown): Promise<SmtpError> {
     if (isOutage(err)) this.store.failed(err);
-    if (this.state === 'open') {
-      this.state = 'failed';
-      this.failure = pgStorageError(err);
-    }
-    await this.rollback(err instanceof SmtpError ? undefined : err);
-    return this.failure ?? pgStorageError(err);
+    return super.fail(err);
+  }
+
+  protected asReply(err: unknown): SmtpError {
+    return pgStorageError(err);
+  }
+
+  /** A failure that is not a reply of ours (the database's or the connection's) breaks the connection. */
+  protected discard(cause?: unknown): Promise<void> {
+    return this.rollback(cause === undefined || cause instanceof SmtpError ? undefined : cause);
   }
 
   /**

@@ -34,14 +34,7 @@ async function database(withStandby: boolean): Promise<{ primary: TestPostgres; 
   if (!withStandby) return { primary };
   try {
     const standby = await primary.standby('sb1');
-    await primary.query(`ALTER SYSTEM SET synchronous_standby_names = 'sb1'`);
-    await primary.query('SELECT pg_reload_conf()');
-    for (let i = 0; ; i++) {
-      const r = await primary.query<{ s: string }>(`SELECT sync_state AS s FROM pg_stat_replication WHERE application_name = 'sb1'`);
-      if (r[0]?.s === 'sync') break;
-      if (i >= 100) throw new Error(`standby sb1 not synchronous after 10 s: ${JSON.stringify(r)}`);
-      await sleep(100);
-    }
+    await primary.makeSynchronous('sb1');
     return { primary, standby };
   } catch (e) {
     primary.remove();

@@ -13,7 +13,7 @@ import { rmSync } from 'node:fs';
 import { startPostgres, type TestPostgres } from '../helpers/postgres.js';
 import { runCli } from '../helpers/cli.js';
 import { makeConfigDir } from '../helpers/server.js';
-import { freePort, sleep } from '../helpers/net.js';
+import { freePort } from '../helpers/net.js';
 import { PgQueueStore, parsePgConfig } from '../../src/queue/pg/index.js';
 import { quietLog } from '../queue/helpers.js';
 
@@ -55,14 +55,7 @@ test('no synchronous standby, then one, then it is gone: check warns, is quiet, 
   ]);
 
   standby = await primary.standby('sb1');
-  await primary.query(`ALTER SYSTEM SET synchronous_standby_names = 'FIRST 1 (sb1)'`);
-  await primary.query('SELECT pg_reload_conf()');
-  for (let i = 0; ; i++) {
-    const s = await primary.query<{ s: string }>(`SELECT sync_state AS s FROM pg_stat_replication WHERE application_name = 'sb1'`);
-    if (s[0]?.s === 'sync') break;
-    if (i >= 100) throw new Error(`standby sb1 not synchronous after 10 s: ${JSON.stringify(s)}`);
-    await sleep(100);
-  }
+  await primary.makeSynchronous('sb1', 'FIRST 1 (sb1)');
   r = await storeLines(dir);
   assert.deepEqual(r.lines, [], r.stderr);
 

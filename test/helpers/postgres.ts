@@ -40,6 +40,11 @@ export interface TestPostgres {
   query<T extends Record<string, unknown> = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<T[]>;
   /** A streaming standby of this server (pg_basebackup), started, named `name` for replication. */
   standby(name: string): Promise<TestPostgres>;
+  /**
+   * Make this primary's commits wait for standby `name`: set synchronous_standby_names (and any
+   * other `settings`), reload, and wait (10 s at most) until pg_stat_replication says `sync`.
+   */
+  makeSynchronous(name: string, names?: string, settings?: Record<string, string>): Promise<void>;
   /** Promote this standby to a primary (pg_ctl promote, waits). */
   promote(): void;
   /** Stop the server and remove its directory. */
@@ -112,6 +117,16 @@ function server(run: Run, dir: string, port: number): TestPostgres {
       const sb = server(run, sdir, sport);
       sb.start();
       return sb;
+    },
+    async makeSynchronous(name, names = name, settings = {}) {
+      for (const [k, v] of Object.entries({ synchronous_standby_names: names, ...settings })) await self.query(`ALTER SYSTEM SET ${k} = '${v}'`);
+      await self.query('SELECT pg_reload_conf()');
+      for (let i = 0; ; i++) {
+        const r = await self.query<{ s: string }>(`SELECT sync_state AS s FROM pg_stat_replication WHERE application_name = $1`, [name]);
+        if (r[0]?.s === 'sync') return;
+        if (i >= 100) throw new Error(`standby ${name} not synchronous after 10 s: ${JSON.stringify(r)}`);
+        await new Promise((res) => setTimeout(res, 100));
+      }
     },
     promote() {
       run('pg_ctl', ['-D', data, '-w', '-t', '30', 'promote']);

@@ -20,15 +20,7 @@ let standby: TestPostgres;
 before(async () => {
   primary = await startPostgres();
   standby = await primary.standby('sb1');
-  await primary.query(`ALTER SYSTEM SET synchronous_standby_names = 'sb1'`);
-  await primary.query(`ALTER SYSTEM SET synchronous_commit = 'remote_apply'`);
-  await primary.query('SELECT pg_reload_conf()');
-  for (let i = 0; ; i++) {
-    const r = await primary.query<{ s: string }>(`SELECT sync_state AS s FROM pg_stat_replication WHERE application_name = 'sb1'`);
-    if (r[0]?.s === 'sync') break;
-    if (i >= 100) throw new Error(`standby sb1 not synchronous after 10 s: ${JSON.stringify(r)}`);
-    await sleep(100);
-  }
+  await primary.makeSynchronous('sb1', 'sb1', { synchronous_commit: 'remote_apply' });
 });
 after(() => {
   standby?.remove();

@@ -47,6 +47,11 @@ export class SmtpSession {
     return this.conn.alive;
   }
 
+  /** Resolves when the connection has closed. */
+  get closed(): Promise<void> {
+    return this.conn.closed;
+  }
+
   /** Connects, reads the greeting, says EHLO/HELO and negotiates TLS. */
   static async open(address: MxAddress, opts: SessionOptions): Promise<SmtpSession> {
     const socket = await connectSocket(address, opts);

@@ -71,11 +71,14 @@ export class Conn {
   readonly t: SmtpTimeouts;
   socket: Socket;
   dead = false;
+  /** Resolves when the TCP connection has closed (however it ended; STARTTLS does not end it). */
+  readonly closed: Promise<void>;
 
   constructor(readonly address: MxAddress, socket: Socket, readonly opts: SessionOptions) {
     this.host = hostDesc(address);
     this.relay = `${this.host}:${address.port}`;
     this.socket = socket;
+    this.closed = new Promise((resolve) => socket.once('close', () => resolve()));
     this.t = timeoutsOf(opts);
     this.reader = new ReplyReader(opts.lineLengthLimit ?? 2048);
     this.attach(socket);

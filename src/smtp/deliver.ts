@@ -8,7 +8,7 @@
 import { maillog, type Logger } from '../log/index.js';
 import type { EnvelopeRecipient } from '../mail/index.js';
 import { SmtpSession } from './client.js';
-import { SessionError } from './conn.js';
+import { SessionError, timeoutsOf } from './conn.js';
 import type { SessionOptions } from './options.js';
 import type { RecipientOutcome, Transaction } from './transaction.js';
 import { logConnectFailure, logDelivery, type Delays, type DeliveryStatus } from './log.js';
@@ -56,7 +56,24 @@ export interface DeliveryOptions extends RoutingOptions {
   tls?: OutboundTls;
   /** minimal_backoff_time in seconds: a message older than this may retry TLS failures in plain text at `may`. */
   minimalBackoffSec?: number;
+  /**
+   * Connection slots shared with other nodes (the PostgreSQL queue store: src/queue/pg/slots.ts):
+   * each new connection to a next hop holds one until it closes, so that all nodes together
+   * keep at most `slotLimit` connections to it, cached idle ones included.
+   */
+  slots?: ConnectionSlots;
+  /** The limit per next hop for `slots` (default_destination_concurrency_limit). */
+  slotLimit?: number;
 }
+
+/** Slots for connections to a next hop, shared by every holder (see DeliveryOptions.slots). */
+export interface ConnectionSlots {
+  /** A free slot for `nexthop` under `limit`, or null when none is free now; call the function to give it back. */
+  tryAcquire(nexthop: string, limit: number): Promise<(() => void) | null>;
+}
+
+/** How often a delivery asks again for a connection slot (it waits at most smtp_connect_timeout). */
+const SLOT_POLL_MS = 100;
 
 export type RecipientStatus = 'sent' | 'deferred' | 'bounced';
 
@@ -193,9 +210,23 @@ async function deliverToHop(
       for (let i = 0; i < addrs.length && left.length; i++) {
         const a = addrs[i];
         let session: SmtpSession;
+        const slot = await connectionSlot(hop, opts);
+        if (slot === 'cached') {
+          // While it waited for a slot, one of this node's connections came free: use it.
+          const again = opts.cache?.take(hop.key);
+          if (again) await runOn(again, false);
+          i--;
+          continue;
+        }
+        if (!slot) {
+          last = { dsn: '4.4.5', text: `delivery temporarily suspended: all ${opts.slotLimit ?? 0} connection slots of ${hop.key} are in use by other nodes`, relay: 'none' };
+          break;
+        }
         try {
           session = await openSecured(hop, a, { ...opts.session, logger: opts.session.logger ?? log }, opts.tls, log, plainRetryOk);
+          void session.closed.then(slot);
         } catch (err) {
+          slot();
           if (!(err instanceof SessionError)) throw err;
           if (err.kind === 'connect') logConnectFailure(log, err.text);
           // relay=none when no greeting was seen (connect failures, and TLS policy decided
@@ -219,6 +250,23 @@ async function deliverToHop(
     out.set(p.index, { status: l.dsn.startsWith('5') ? 'bounced' : 'deferred', dsn: l.dsn, text: l.text, relay: l.relay, remoteMta: l.remoteMta, diagnostic: l.diagnostic, setupDone: l.setupDone, done });
   }
   return out;
+}
+
+/**
+ * A slot for one more connection to `hop` (a no-op without shared slots): waits while every slot
+ * is taken, as long as a connect may take (smtp_connect_timeout); 'cached' when one of this
+ * node's connections to it came free meanwhile; null when none came free in time.
+ */
+async function connectionSlot(hop: NextHop, opts: DeliveryOptions): Promise<(() => void) | 'cached' | null> {
+  if (!opts.slots) return () => undefined;
+  const until = Date.now() + timeoutsOf(opts.session).smtp_connect_timeout * 1000;
+  for (;;) {
+    const release = await opts.slots.tryAcquire(hop.key, opts.slotLimit ?? 20).catch(() => null);
+    if (release) return release;
+    if (opts.cache?.has(hop.key)) return 'cached';
+    if (Date.now() >= until) return null;
+    await new Promise((r) => setTimeout(r, SLOT_POLL_MS));
+  }
 }
 
 function delaysFor(arrival: number, active: number, start: number, o: Outcome): Delays {

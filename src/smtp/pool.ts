@@ -72,6 +72,11 @@ export class ConnectionCache {
     this.entries.set(key, list);
   }
 
+  /** Whether a session for this destination is cached (it may have died since). */
+  has(key: string): boolean {
+    return (this.entries.get(key)?.length ?? 0) > 0;
+  }
+
   /** Number of cached sessions (all destinations). */
   get size(): number {
     let n = 0;

@@ -431,3 +431,49 @@ test('a 4xx at a non-final MX moves the recipient on to the next MX', async () =
     await second.close();
   }
 });
+
+/** Connection slots shared by several holders, as PgSlots shares them between nodes (in one process here). */
+function sharedSlots(): { tryAcquire(key: string, limit: number): Promise<(() => void) | null>; held: () => number } {
+  let held = 0;
+  return {
+    held: () => held,
+    async tryAcquire(_key, limit) {
+      if (held >= limit) return null;
+      held++;
+      let done = false;
+      return () => {
+        if (!done) (done = true), held--;
+      };
+    },
+  };
+}
+
+test('shared connection slots: two "nodes" with their own connection caches keep at most the limit of connections to the primary, cached idle ones included', async () => {
+  const sink = await startSink({ delayMs: 5 });
+  const slots = sharedSlots();
+  const nodes = [new ConnectionCache({ idleSeconds: 0.3 }), new ConnectionCache({ idleSeconds: 0.3 })];
+  try {
+    const results = await Promise.all(
+      nodes.flatMap((cache, n) =>
+        Array.from({ length: 12 }, (_, i) => deliver(message([`u${n}-${i}@primary.test`]), options(sink.port, { cache, slots, slotLimit: 3 }))),
+      ),
+    );
+    assert.deepEqual(results.map((r) => r[0].status), new Array(24).fill('sent'));
+    assert.equal(sink.messages.length, 24);
+    assert.ok(sink.peakConnections <= 3, `peak ${sink.peakConnections} connections over 3 slots`);
+    assert.ok(sink.connections < 24, 'connections were reused');
+    // Idle cached connections keep their slots until they close; then every slot is free again.
+    await waitFor(() => slots.held() === 0, 5000, 'every slot given back');
+    // A node that can get no slot in time defers, saying why, and opens nothing.
+    const blocked = { tryAcquire: async () => null };
+    const before = sink.connections;
+    const r = await deliver(message(['late@primary.test']), options(sink.port, { slots: blocked, slotLimit: 3, session: { heloName: 'h', timeouts: { smtp_connect_timeout: 1 } } }));
+    assert.equal(r[0].status, 'deferred');
+    assert.equal(r[0].dsn, '4.4.5');
+    assert.match(r[0].text, /all 3 connection slots of .* are in use by other nodes/);
+    assert.equal(sink.connections, before);
+  } finally {
+    await Promise.all(nodes.map((c) => c.closeAll()));
+    await sink.close();
+  }
+});

@@ -31,7 +31,7 @@ const dns = await startDnsServer(ZONE);
 maillog.open(undefined, { quiet: !process.env.BENCH_LOG });
 // The server's own queue side (queue, queue manager, delivery agents) on its defaults; mail for
 // example.test follows its MX record to the primary on 127.0.0.2:PORT. BENCH_AGENTS sets
-// backstop_delivery_agents (default: one per core).
+// backstop_delivery_agents (default 0: the queue manager delivers itself).
 const loaded = queueSideConfig(dir, dns.servers, port, process.env.BENCH_AGENTS ? [`backstop_delivery_agents = ${process.env.BENCH_AGENTS}`] : []);
 const side = await startQueueSide(loaded.config, loaded.texts);
 const { queue } = side;

@@ -295,8 +295,9 @@ bool(B, 'backstop_smtp_send_xclient', 'no');
 int(B, 'backstop_smtpd_workers', '0', { max: 256 });
 bool(B, 'backstop_single_process', 'no');
 // Delivery agents (docs/process-model.md): threads of the queue manager's process that make the
-// deliveries, as Postfix's smtp(8) processes do (0: one per core, none on a single core, where
-// the queue manager delivers itself); each leaves after max_idle without work, as Postfix's daemons do.
+// deliveries, as Postfix's smtp(8) processes do (0: none, the queue manager delivers itself — on
+// 2 cores the threads cost more CPU than they save: bench/qmgr-drain.ts); each leaves after
+// max_idle without work, as Postfix's daemons do.
 int(B, 'backstop_delivery_agents', '0', { max: 64 });
 time(G, 'max_idle', '100s', { min: 1 });
 // Operating it (docs/operating.md): the master's HTTP listener for /metrics, the dashboard and its

@@ -5,7 +5,6 @@
 // per-destination connection limits exist once. Stops in the reverse order.
 
 import { existsSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
 import type { Config, ConfigTexts } from '../config/index.js';
 import { maillog } from '../log/index.js';
 import { Queue, type WriteFn } from '../queue/index.js';
@@ -37,13 +36,6 @@ export function faultHook(): ((write: WriteFn) => WriteFn) | undefined {
   };
 }
 
-/** backstop_delivery_agents: 0 is one thread per core, or none (the queue manager delivers) on one core. */
-export function agentCount(config: Config): number {
-  const n = config.int('backstop_delivery_agents');
-  if (n > 0) return n;
-  const cores = availableParallelism();
-  return cores > 1 ? cores : 0;
-}
 
 /** `texts`: the configuration the master validated, for the delivery agent threads. */
 export async function startQueueSide(config: Config, texts?: ConfigTexts): Promise<QueueSide> {
@@ -67,7 +59,7 @@ export async function startQueueSide(config: Config, texts?: ConfigTexts): Promi
     maximalQueueLifetime: config.time('maximal_queue_lifetime'),
     log: log('bounce'),
   });
-  const count = agentCount(config);
+  const count = config.int('backstop_delivery_agents');
   const agents = count ? new DeliveryAgents({ count, data: { configDir: config.dir, texts }, maxIdleMs: config.time('max_idle') * 1000, throttleMs: config.time('service_throttle_time') * 1000 }) : undefined;
   const qmgr = createQmgr({ queue, delivery: deliveryOptions(config, { dns, cache }), deliver: agents?.deliver, notices, params: qmgrParamsFrom(config), log: log('qmgr') });
   let control;

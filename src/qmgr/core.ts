@@ -5,11 +5,11 @@
 // together, so that no stage imports another. Trusts nothing; holds no I/O of its own.
 
 import type { Logger } from '../log/index.js';
-import type { Queue, QueueEntry } from '../queue/index.js';
+import type { QueueEntry, SchedulingQueue } from '../queue/index.js';
 import type { DeliveryOptions, MxAddress, NextHop, OutboundMessage, RecipientResult } from '../smtp/index.js';
 import type { Destination } from './destination.js';
 import type { QmgrParams } from './params.js';
-import type { NoticeBuilder, NoticeRecipient } from './types.js';
+import type { ConnectionSlots, NoticeBuilder, NoticeRecipient } from './types.js';
 
 export type DeliverFn = (msg: OutboundMessage, opts: DeliveryOptions) => Promise<RecipientResult[]>;
 export type ProbeFn = (addr: MxAddress, timeoutMs: number) => Promise<boolean>;
@@ -18,7 +18,7 @@ export type ProbeFn = (addr: MxAddress, timeoutMs: number) => Promise<boolean>;
 export interface ActiveMsg {
   id: string;
   entry: QueueEntry;
-  head: Awaited<ReturnType<Queue['load']>>;
+  head: Awaited<ReturnType<SchedulingQueue['load']>>;
   activeTime: number;
   /** Outstanding work: jobs plus one while activation is still grouping. */
   work: number;
@@ -36,10 +36,12 @@ export interface ActiveMsg {
 
 export interface QmgrCore {
   readonly params: QmgrParams;
-  readonly queue: Queue;
+  readonly queue: SchedulingQueue;
   readonly delivery: DeliveryOptions;
   readonly deliverFn: DeliverFn;
   readonly notices?: NoticeBuilder;
+  /** Connection slots shared with other nodes; absent: only the destination's window limits. */
+  readonly slots?: ConnectionSlots;
   /** The clock (ms since the epoch) of every retry, lifetime, dead-list and delay decision. */
   readonly now: () => number;
   readonly random: () => number;

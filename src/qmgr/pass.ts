@@ -42,12 +42,26 @@ async function suspended(q: QmgrCore, dest: Destination, job: Job): Promise<void
   }
 }
 
+/** How long a job waits before it asks again for a shared connection slot that was not free. */
+const SLOT_RETRY_MS = 250;
+
 async function runJob(q: QmgrCore, dest: Destination, job: Job): Promise<void> {
   const msg = q.active.get(job.id);
   if (!msg) {
     dest.inflight--;
     q.pumpDest(dest);
     return;
+  }
+  let release: (() => void) | null = null;
+  if (q.slots) {
+    // Shared slots (several nodes): no free slot means no connection now; the job waits its turn.
+    release = await q.slots.tryAcquire(dest.key, q.params.default_destination_concurrency_limit).catch(() => null);
+    if (!release) {
+      dest.inflight--;
+      dest.ready.unshift(job);
+      setTimeout(() => q.pumpDest(dest), SLOT_RETRY_MS).unref();
+      return;
+    }
   }
   const env = msg.head.envelope;
   let results: RecipientResult[];
@@ -84,6 +98,7 @@ async function runJob(q: QmgrCore, dest: Destination, job: Job): Promise<void> {
     } else dest.success();
     await record(q, msg, job, results);
   } finally {
+    release?.();
     dest.inflight--;
     q.pumpDest(dest);
     await q.workDone(msg);

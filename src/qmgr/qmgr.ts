@@ -12,7 +12,7 @@
 
 import { EventEmitter } from 'node:events';
 import { maillog, type Logger } from '../log/index.js';
-import type { Queue, QueueEntry } from '../queue/index.js';
+import type { QueueEntry, SchedulingQueue } from '../queue/index.js';
 import { deliver as smtpDeliver, type DeliveryOptions } from '../smtp/index.js';
 import { destinationFor, enqueue, immediate, pumpActivation } from './activation.js';
 import type { DeliverFn, ProbeFn, QmgrCore } from './core.js';
@@ -21,17 +21,19 @@ import { workDone } from './endpass.js';
 import { flushAll, flushDomain } from './flush.js';
 import { QMGR_DEFAULTS, type QmgrParams } from './params.js';
 import { lost, pumpDest } from './pass.js';
-import type { NoticeBuilder, QmgrStats } from './types.js';
+import type { ConnectionSlots, NoticeBuilder, QmgrStats } from './types.js';
 import { probeGreeting } from './watch.js';
 
 export interface QmgrOptions {
-  queue: Queue;
+  queue: SchedulingQueue;
   /** Routing, session options and connection cache of the SMTP client. */
   delivery: DeliveryOptions;
   /** The delivery function (default: the smtp module's deliver). */
   deliver?: DeliverFn;
   /** Builds bounce and delay notices; without it no notice is sent (logged as a warning). */
   notices?: NoticeBuilder;
+  /** Connection slots per next hop shared with other nodes (docs/cluster.md); default: none beyond the local window. */
+  slots?: ConnectionSlots;
   params?: Partial<QmgrParams>;
   /** Clock (ms since the epoch) of every time the queue manager takes: activation, retry, lifetime, dead list; default Date.now. */
   now?: () => number;
@@ -67,6 +69,7 @@ export class Qmgr extends EventEmitter<QmgrEvents> {
       delivery: opts.delivery,
       deliverFn: opts.deliver ?? smtpDeliver,
       notices: opts.notices,
+      slots: opts.slots,
       now: opts.now ?? Date.now,
       random: opts.random ?? Math.random,
       probeFn: opts.probe ?? ((a, t) => probeGreeting(a, t, bind)),

@@ -54,3 +54,13 @@ export interface QmgrStats {
   removed: number;
   destinations: Array<{ key: string; window: number; inflight: number; ready: number; dead: boolean; deferred: number; peak: number }>;
 }
+
+/**
+ * Connection slots per next hop shared beyond this queue manager (several nodes on one queue,
+ * docs/cluster.md): a delivery holds one while it may open a connection to `nexthop`. Without
+ * it, only this queue manager's own per-destination window limits connections.
+ */
+export interface ConnectionSlots {
+  /** A slot for one connection to `nexthop` (at most `limit` at once): its release, or null when none is free now (try later). */
+  tryAcquire(nexthop: string, limit: number): Promise<(() => void) | null>;
+}

@@ -1,20 +1,26 @@
 // The queue side of the mail system, in dependency order: DNS → the queue (lock, recovery, the
 // index) → the delivery client → the bounce service → the queue manager → the control socket
-// for postqueue/postsuper. Exactly one process runs it: the master itself (one process) or the
+// for postqueue/postsuper. With backstop_queue_store = postgres:FILE the queue is the shared
+// PostgreSQL queue's PgQueue (docs/cluster.md): the database need not answer at start (deliveries
+// wait for it), and the destination watch's "destination is back" makes that destination's mail
+// due on every node. Exactly one process runs it: the master itself (one process) or the
 // queue manager worker (several processes), so scheduling, the destination watch and the
 // per-destination connection limits exist once. Stops in the reverse order.
 
 import { existsSync } from 'node:fs';
+import { isAbsolute, resolve } from 'node:path';
 import type { Config } from '../config/index.js';
 import { maillog } from '../log/index.js';
-import { Queue, type WriteFn } from '../queue/index.js';
+import { Queue, type AdminResult, type QueueEntry, type SchedulingQueue, type WriteFn } from '../queue/index.js';
+import { loadPgConfig, parseQueueStore, PgQueue, type PgConfig } from '../queue/pg/index.js';
 import { createQmgr, createNoticeBuilder, controlHandlers, qmgrParamsFrom, type Qmgr } from '../qmgr/index.js';
 import { startControlServer, controlSocketPath } from '../control/index.js';
 import { configPath } from './paths.js';
 import { connectionCache, deliveryOptions, resolverFromConfig } from './wiring.js';
 
 export interface QueueSide {
-  queue: Queue;
+  /** The file Queue, or the shared queue's PgQueue. */
+  queue: SchedulingQueue & { adopt(entry: QueueEntry): void };
   qmgr: Qmgr;
   stop(): Promise<void>;
 }
@@ -33,16 +39,43 @@ export function faultHook(): ((write: WriteFn) => WriteFn) | undefined {
   };
 }
 
-export async function startQueueSide(config: Config): Promise<QueueSide> {
-  const log = (service: string) => maillog.logger(service);
-  const dns = resolverFromConfig(config);
-  const queue = await Queue.open({
+/** The PostgreSQL queue's configuration when backstop_queue_store selects it (backstop check validated it). */
+export function pgQueueConfig(config: Config): PgConfig | null {
+  const spec = parseQueueStore(config.str('backstop_queue_store'));
+  if (spec.kind === 'file') return null;
+  return loadPgConfig(isAbsolute(spec.file) ? spec.file : resolve(config.dir, spec.file));
+}
+
+async function openQueue(config: Config): Promise<Queue | PgQueue> {
+  const pgConfig = pgQueueConfig(config);
+  if (pgConfig) {
+    return PgQueue.open({
+      config: pgConfig,
+      nodeName: config.str('myhostname'),
+      dir: configPath(config, 'queue_directory'),
+      leaseMs: config.time('backstop_queue_lease_time') * 1000,
+      messageSizeLimit: config.size('message_size_limit'),
+      maillog,
+    });
+  }
+  return Queue.open({
     queueDirectory: configPath(config, 'queue_directory'),
     maillog,
     messageSizeLimit: config.size('message_size_limit'),
     lock: true,
     wrapWrite: faultHook(),
   });
+}
+
+/** postsuper on the shared queue is the administration commands' work, not this socket's (docs/cluster.md). */
+async function notOnSharedQueue(): Promise<AdminResult> {
+  throw new Error('postsuper through the queue manager is not available with the PostgreSQL queue store (docs/cluster.md)');
+}
+
+export async function startQueueSide(config: Config): Promise<QueueSide> {
+  const log = (service: string) => maillog.logger(service);
+  const dns = resolverFromConfig(config);
+  const queue = await openQueue(config);
   const cache = connectionCache(config);
   const notices = createNoticeBuilder({
     myhostname: config.str('myhostname'),
@@ -58,7 +91,16 @@ export async function startQueueSide(config: Config): Promise<QueueSide> {
   let control;
   try {
     await qmgr.start();
-    control = await startControlServer(controlSocketPath(queue.dir), controlHandlers(qmgr, queue));
+    if (queue instanceof PgQueue) {
+      // Flush on return across the cluster; a flush from any node (NOTIFY) ignores the dead list here.
+      const pgq = queue;
+      qmgr.on('destinationUp', (domain) => void pgq.flushDomainEverywhere(domain));
+      pgq.onFlush((payload) => void (payload ? qmgr.flushDomain(payload) : qmgr.flushAll()));
+    }
+    const handlers = queue instanceof Queue
+      ? controlHandlers(qmgr, queue)
+      : { ...controlHandlers(qmgr, null as never), delete: notOnSharedQueue, hold: notOnSharedQueue, release: notOnSharedQueue, requeue: notOnSharedQueue };
+    control = await startControlServer(controlSocketPath(queue.dir), handlers);
   } catch (err) {
     await qmgr.stop().catch(() => undefined);
     await queue.close().catch(() => undefined);

@@ -24,6 +24,8 @@ export function pumpDest(q: QmgrCore, dest: Destination): void {
     }
     if (dest.ready.length === 0) return;
   }
+  // Waiting for a shared connection slot (another node has them): the retry timer pumps again.
+  if (slotRetry.has(dest)) return;
   while (q.running && dest.ready.length && dest.slots() > 0) {
     const job = dest.ready.shift()!;
     dest.inflight++;
@@ -44,6 +46,8 @@ async function suspended(q: QmgrCore, dest: Destination, job: Job): Promise<void
 
 /** How long a job waits before it asks again for a shared connection slot that was not free. */
 const SLOT_RETRY_MS = 250;
+/** One retry timer per destination waiting for a shared slot. */
+const slotRetry = new WeakMap<Destination, NodeJS.Timeout>();
 
 async function runJob(q: QmgrCore, dest: Destination, job: Job): Promise<void> {
   const msg = q.active.get(job.id);
@@ -59,7 +63,14 @@ async function runJob(q: QmgrCore, dest: Destination, job: Job): Promise<void> {
     if (!release) {
       dest.inflight--;
       dest.ready.unshift(job);
-      setTimeout(() => q.pumpDest(dest), SLOT_RETRY_MS).unref();
+      if (!slotRetry.has(dest)) {
+        const t = setTimeout(() => {
+          slotRetry.delete(dest);
+          q.pumpDest(dest);
+        }, SLOT_RETRY_MS);
+        t.unref();
+        slotRetry.set(dest, t);
+      }
       return;
     }
   }

@@ -1,0 +1,245 @@
+// The queue manager on the shared PostgreSQL queue (PgQueue + the real Qmgr and SMTP client), on a
+// real PostgreSQL, a real DNS server and a real SMTP sink as the primary on 127.0.0.2: one node
+// delivers what smtpd committed and removes the rows; two nodes split a backlog with every message
+// delivered once and the connections within a shared slot limit; a dead node's leases run out and
+// the other node delivers its messages; deferred mail keeps its reason and attempt count in the
+// database; the destination watch on one node flushes the domain on every node; a node started
+// while the database is away delivers once it returns, logging the outage once each way.
+// Needs Debian's postgresql.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { Maillog } from '../../../src/log/index.js';
+import { Resolver } from '../../../src/dns/index.js';
+import { ConnectionCache, type DeliveryOptions } from '../../../src/smtp/index.js';
+import { createQmgr, createNoticeBuilder, type ConnectionSlots, type Qmgr, type QmgrParams } from '../../../src/qmgr/index.js';
+import { claimDue, finishAttempt, parsePgConfig, PgQueue, PgQueueStore, type PgConfig } from '../../../src/queue/pg/index.js';
+import { startPostgres, type TestPostgres } from '../../helpers/postgres.js';
+import { startDnsServer, type TestDnsServer } from '../../helpers/dnsserver.js';
+import { startSink, type Sink } from '../../helpers/sink.js';
+import { freePort, sleep, waitFor } from '../../helpers/net.js';
+import { ZONE, envelope } from '../../qmgr/harness.js';
+
+let db: TestPostgres;
+let dns: TestDnsServer;
+let port: number;
+let cfg: PgConfig;
+let writer: PgQueueStore;
+
+before(async () => {
+  db = await startPostgres();
+  dns = await startDnsServer(ZONE);
+  port = await freePort('127.0.0.2', '127.0.0.3');
+  cfg = parsePgConfig('t.cf', db.configText('pool_size = 5\nconnect_timeout = 2s\nquery_timeout = 5s\n'));
+  writer = await PgQueueStore.open({ config: cfg, nodeName: 'smtpd', slot: 1, maillog: logOf().log });
+});
+after(async () => {
+  await writer?.close();
+  await dns?.close();
+  db?.remove();
+});
+
+function logOf(): { log: Maillog; lines: string[] } {
+  const log = new Maillog();
+  log.open(undefined, { quiet: true });
+  const lines: string[] = [];
+  log.addSink((r) => lines.push(`${r.service}: ${r.text}`));
+  return { log, lines };
+}
+
+interface Node {
+  queue: PgQueue;
+  qmgr: Qmgr;
+  lines: string[];
+  stop(): Promise<void>;
+}
+
+async function startNode(name: string, opts: { leaseMs?: number; params?: Partial<QmgrParams>; slots?: ConnectionSlots } = {}): Promise<Node> {
+  const { log, lines } = logOf();
+  const queue = PgQueue.open({ config: cfg, nodeName: name, dir: '/nonexistent', leaseMs: opts.leaseMs ?? 30_000, pollMs: 200, maillog: log });
+  const delivery: DeliveryOptions = {
+    dns: new Resolver({ servers: [dns.servers], timeoutMs: 2000, cacheSize: 0 }),
+    isSelf: () => false,
+    defaultPort: port,
+    session: { heloName: `${name}.test`, timeouts: { smtp_connect_timeout: 2, smtp_helo_timeout: 5, smtp_mail_timeout: 5, smtp_rcpt_timeout: 5, smtp_data_init_timeout: 5, smtp_data_xfer_timeout: 5, smtp_data_done_timeout: 5, smtp_rset_timeout: 5, smtp_quit_timeout: 2 } },
+    // A cached idle connection holds no slot: with shared slots, no cache (docs/cluster.md).
+    cache: opts.slots ? undefined : new ConnectionCache({ idleSeconds: 1 }),
+    logger: log.logger('smtp'),
+  };
+  const qmgr = createQmgr({
+    queue,
+    delivery,
+    notices: createNoticeBuilder({ myhostname: `${name}.test`, log: log.logger('bounce') }),
+    params: { backstop_destination_probe_interval: 1, ...opts.params },
+    slots: opts.slots,
+    log: log.logger('qmgr'),
+  });
+  await qmgr.start();
+  queue.onFlush((p) => void (p ? qmgr.flushDomain(p) : qmgr.flushAll()));
+  qmgr.on('destinationUp', (domain) => void queue.flushDomainEverywhere(domain));
+  return {
+    queue,
+    qmgr,
+    lines,
+    async stop() {
+      await qmgr.stop(5000);
+      await queue.close();
+    },
+  };
+}
+
+async function put(n: number, rcpts = ['user@example.test']): Promise<string[]> {
+  const ids: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const tx = writer.begin(envelope('sender@sender.test', rcpts));
+    await tx.write([Buffer.from(`Subject: m\r\nMessage-ID: <m${i}.${Date.now()}@client.test>\r\n\r\nbody ${i}\r\n`)]);
+    ids.push(await tx.commit());
+  }
+  return ids;
+}
+
+async function rows(): Promise<number> {
+  return Number((await db.query<{ n: string }>('SELECT count(*) AS n FROM backstop.messages'))[0].n);
+}
+
+function ids(sink: Sink): string[] {
+  return sink.messages.map((m) => /Message-ID: <([^>]+)>/i.exec(m.raw.toString())![1]);
+}
+
+async function clean(): Promise<void> {
+  await db.query('DELETE FROM backstop.messages');
+}
+
+test('one node delivers what smtpd committed, byte for byte, and removes the rows', async () => {
+  await clean();
+  const sink = await startSink({ host: '127.0.0.2', port });
+  const node = await startNode('a');
+  try {
+    const sent = await put(10, ['user@example.test', 'other@example.test']);
+    await sink.waitFor(10, 15_000);
+    await waitFor(async () => (await rows()) === 0, 10_000, 'every row removed');
+    assert.equal(sink.messages.length, 10);
+    for (const m of sink.messages) assert.deepEqual(m.to.sort(), ['other@example.test', 'user@example.test']);
+    assert.match(sink.messages[0].raw.toString(), /^Received: |^Subject: m/m);
+    for (const id of sent) assert.ok(node.lines.some((l) => l.includes(`${id}: removed`)), `${id} removed`);
+  } finally {
+    await node.stop();
+    await sink.close();
+  }
+});
+
+test('primary down: the attempt is written (deferred, attempts, reason, lease given up); the watch on one node flushes the domain on both', async () => {
+  await clean();
+  const a = await startNode('a');
+  const b = await startNode('b');
+  let sink: Sink | undefined;
+  try {
+    await put(30);
+    await waitFor(async () => Number((await db.query<{ n: string }>(`SELECT count(*) AS n FROM backstop.messages WHERE queue = 'deferred' AND attempts >= 1`))[0].n) === 30, 20_000, '30 deferred rows');
+    const r = await db.query<{ lease_node: string | null; state: { lastReason?: string }; next_attempt: Date }>('SELECT lease_node, state, next_attempt FROM backstop.messages');
+    for (const x of r) {
+      assert.equal(x.lease_node, null);
+      assert.match(x.state.lastReason ?? '', /connect to|Connection refused|suspended/);
+      assert.ok(x.next_attempt.getTime() > Date.now() + 60_000, 'retried after the backoff, not now');
+    }
+    sink = await startSink({ host: '127.0.0.2', port });
+    // The watch (1 s probes) sees the primary answer: every node's deferred mail for it is due now.
+    await sink.waitFor(30, 20_000);
+    await waitFor(async () => (await rows()) === 0, 10_000, 'every row removed');
+    const got = ids(sink);
+    assert.equal(new Set(got).size, 30, 'each message once');
+    assert.equal(got.length, 30);
+  } finally {
+    await a.stop();
+    await b.stop();
+    await sink?.close();
+  }
+});
+
+test('two nodes, 200 messages: each delivered once, connections within the shared slot limit', async () => {
+  await clean();
+  const sink = await startSink({ host: '127.0.0.2', port });
+  // One limit for both nodes (what part B's advisory-lock slots give across processes).
+  let held = 0;
+  const slots: ConnectionSlots = {
+    async tryAcquire(_hop, limit) {
+      if (held >= limit) return null;
+      held++;
+      let done = false;
+      return () => {
+        if (!done) held--;
+        done = true;
+      };
+    },
+  };
+  const params: Partial<QmgrParams> = { default_destination_concurrency_limit: 3 };
+  const a = await startNode('a', { slots, params });
+  const b = await startNode('b', { slots, params });
+  try {
+    await put(200);
+    await sink.waitFor(200, 30_000);
+    await waitFor(async () => (await rows()) === 0, 10_000, 'every row removed');
+    const got = ids(sink);
+    assert.equal(new Set(got).size, 200);
+    assert.equal(got.length, 200, 'none twice');
+    const byA = a.lines.filter((l) => /status=sent/.test(l)).length;
+    const byB = b.lines.filter((l) => /status=sent/.test(l)).length;
+    assert.equal(byA + byB, 200);
+    assert.ok(byA > 0 && byB > 0, `both nodes delivered (${byA}/${byB})`);
+    assert.ok(sink.peakConnections <= 3, `at most 3 connections at once across both nodes, saw ${sink.peakConnections}`);
+  } finally {
+    await a.stop();
+    await b.stop();
+    await sink.close();
+  }
+});
+
+test('a dead node: its leases run out and another node delivers its messages; its late result is refused', async () => {
+  await clean();
+  const sent = await put(12);
+  // "Node x" claimed everything and died (no renewal, no result).
+  const c = await writer.connect();
+  const claimed = await claimDue(c, 'x', { batch: 100, leaseMs: 1500 });
+  c.release();
+  assert.equal(claimed.length, 12);
+  const sink = await startSink({ host: '127.0.0.2', port });
+  const b = await startNode('b', { leaseMs: 2000 });
+  try {
+    await sleep(500);
+    assert.equal(sink.messages.length, 0, 'nothing while the lease holds');
+    await sink.waitFor(12, 15_000);
+    assert.deepEqual(ids(sink).sort(), [...new Set(ids(sink))].sort());
+    await waitFor(async () => (await rows()) === 0, 10_000, 'every row removed');
+    const late = await writer.connect();
+    try {
+      assert.equal(await finishAttempt(late, 'x', sent[0], { status: 'D' }), false, 'the dead node\'s late result changes nothing');
+    } finally {
+      late.release();
+    }
+  } finally {
+    await b.stop();
+    await sink.close();
+  }
+});
+
+test('a node started while the database is away: no failure, one line each way, delivers once it returns', async () => {
+  await clean();
+  await put(5);
+  db.stop();
+  const sink = await startSink({ host: '127.0.0.2', port });
+  let node: Node | undefined;
+  try {
+    node = await startNode('late');
+    await sleep(2500);
+    assert.equal(sink.messages.length, 0);
+    assert.equal(node.lines.filter((l) => /queue database unavailable/.test(l)).length, 1, node.lines.join('\n'));
+    db.start();
+    await sink.waitFor(5, 20_000);
+    await waitFor(() => node!.lines.some((l) => /queue database available again/.test(l)), 5000, 'available again');
+    assert.equal(node.lines.filter((l) => /queue database unavailable/.test(l)).length, 1);
+    assert.equal(node.lines.filter((l) => /available again/.test(l)).length, 1);
+  } finally {
+    await node?.stop();
+    await sink.close();
+  }
+});

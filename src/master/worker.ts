@@ -121,6 +121,13 @@ async function runQmgr(configDir: string): Promise<void> {
   send({ t: 'ready' });
 }
 
+/** The shared queue's store is ready, or `ms` have passed. */
+async function waitReady(store: PgQueueStore, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([store.whenReady(), new Promise<void>((r) => (timer = setTimeout(r, ms)))]);
+  clearTimeout(timer);
+}
+
 async function runSmtpd(configDir: string, slot: number): Promise<void> {
   const loaded = workerConfig(configDir);
   const { config } = loaded;
@@ -148,6 +155,9 @@ async function runSmtpd(configDir: string, slot: number): Promise<void> {
         wrapWrite: faultHook(),
         onCommitted: (entry) => announce(entry),
       });
+  // A reachable database is ready before the first session (else its first senders get 451);
+  // one that is away is not waited for longer than a connection attempt (451 until it returns).
+  if (writer instanceof PgQueueStore) await waitReady(writer, pgConfig!.connectTimeoutMs);
   const destinations = new EventEmitter();
   const flushes = new Map<number, (ok: boolean) => void>();
   const anvilAnswers = new Map<number, (v: AnvilVerdict) => void>();

@@ -185,7 +185,7 @@ test('the database stopped under SMTP load: 451 4.3.0 while it is away, never a 
     const refused = sent.filter((s) => s.code !== 250);
     assert.ok(acked.length > 10, `mail accepted before and after (${acked.length})`);
     assert.ok(refused.some((s) => /^451 4\.3\.0/.test(s.reply)), `451 4.3.0 while the database was away: ${refused.slice(0, 3).map((s) => s.reply).join(' | ')}`);
-    for (const s of refused) assert.match(s.reply, /^4\d\d /, 'only temporary refusals');
+    for (const s of refused) assert.match(s.reply, /^4\d\d /, `only temporary refusals\n${node.server.log().split('\n').filter((l) => !/connect from|disconnect from|client=|message-id=|queued as|from=</.test(l)).slice(-60).join('\n')}`);
     await waitFor(() => acked.every((s) => midsAt(sink).includes(s.mid)), 30_000, 'every acknowledged message delivered');
     await waitFor(async () => (await rowCount(db)) === 0, 15_000, 'the queue empty');
     const got = midsAt(sink);
@@ -230,7 +230,12 @@ test('failover: the synchronous standby promoted under load; nothing acknowledge
     const later = await send(node.port, 'after');
     assert.equal(later.code, 250, later.reply);
     sink = await startSink({ host: '127.0.0.2', port: sinkPort });
-    await waitFor(() => [...acked, later].every((s) => midsAt(sink!).includes(s.mid)), 40_000, 'every acknowledged message delivered');
+    try {
+      await waitFor(() => [...acked, later].every((s) => midsAt(sink!).includes(s.mid)), 40_000, 'every acknowledged message delivered');
+    } catch (err) {
+      const rows = await standby.query('SELECT id, queue, attempts, lease_node, lease_until, next_attempt, state FROM backstop.messages LIMIT 5');
+      throw new Error(`${(err as Error).message}\n${JSON.stringify(rows)}\n${node.server.log().split('\n').filter((l) => !/connect from|disconnect from|client=|message-id=|queued as|from=</.test(l)).slice(-80).join('\n')}`);
+    }
   } finally {
     await stopNode(node);
     await sink?.close();

@@ -210,6 +210,10 @@ export class PgQueueStore {
             continue;
           }
           this.checked.add(client);
+          // A connection the server drops while this process holds it (the database stopped
+          // between two writes of a message) emits 'error': without a listener that would end
+          // the process. Its next query fails and the message gets 451 instead.
+          client.on('error', () => undefined);
         } catch (err) {
           client.release(err instanceof Error ? err : new Error(String(err)));
           lastErr = err;

@@ -71,6 +71,20 @@ for (const [desc, text, re] of bad) {
   });
 }
 
+test('backstop_queue_lease_time: 60s by default (postconf -d), a time, at least 1 s', async () => {
+  assert.equal(paramDef('backstop_queue_lease_time')?.default, '60s');
+  const dir = makeConfigDir({ 'main.cf': 'queue_directory = spool\ndata_directory = data\nbackstop_queue_lease_time = 0\n' });
+  try {
+    const d = await runCli(['postconf', '-c', dir, '-d', 'backstop_queue_lease_time']);
+    assert.equal(d.stdout, 'backstop_queue_lease_time = 60s\n');
+    const bad = await runCli(['check', '-c', dir]);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /backstop_queue_lease_time/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('postgres config: a missing file is an error naming it', () => {
   assert.throws(() => loadPgConfig('/nonexistent/pg.cf'), /postgres config \/nonexistent\/pg.cf: open: No such file or directory/);
 });

@@ -5,6 +5,6 @@ export { parseQueueStore, parsePgConfig, loadPgConfig, type QueueStoreSpec, type
 export { MIGRATIONS, LATEST_VERSION, migrate, type Migration, type MigrationReport } from './migrations.js';
 export { PgQueueStore, type PgQueueStoreOptions } from './store.js';
 export { CHUNK_BYTES, isOutage, pgStorageError } from './transaction.js';
-export { claimDue, claimOne, renewLeases, recordStatus, finishAttempt, removeLeased, flushDomainRows, type ClaimedMessage, type ClaimOptions, type AttemptResult, type DeliveryState } from './leases.js';
+export { claimDue, claimOne, renewLeases, recordStatus, finishAttempt, removeLeased, releaseLeases, flushDomainRows, type ClaimedMessage, type ClaimOptions, type AttemptResult, type DeliveryState } from './leases.js';
 export { PgQueue, type PgQueueOptions } from './queue.js';
 export { synchronousStandbyProblem } from './standby.js';

@@ -168,3 +168,10 @@ export async function removeLeased(db: ClientBase, node: string, id: string): Pr
   const r = await db.query('DELETE FROM backstop.messages WHERE id = $2 AND lease_node = $1 AND lease_until >= now()', [node, id]);
   return r.rowCount === 1;
 }
+
+/** Give up this node's leases on `ids` untouched (a clean stop): other nodes may claim them at once. */
+export async function releaseLeases(db: ClientBase, node: string, ids: readonly string[]): Promise<number> {
+  if (ids.length === 0) return 0;
+  const r = await db.query('UPDATE backstop.messages SET lease_node = NULL, lease_until = NULL WHERE id = ANY($2) AND lease_node = $1', [node, ids]);
+  return r.rowCount ?? 0;
+}

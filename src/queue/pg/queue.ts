@@ -20,7 +20,7 @@ import type { LoadedMessage, SchedulingQueue } from '../scheduling.js';
 import type { BeginOptions, QueueTransaction } from '../writer.js';
 import { Claimer } from './claimer.js';
 import type { PgConfig } from './config.js';
-import { claimOne, finishAttempt, flushDomainRows, recordStatus, removeLeased, type ClaimedMessage, type DeliveryState } from './leases.js';
+import { claimOne, finishAttempt, flushDomainRows, recordStatus, releaseLeases, removeLeased, type ClaimedMessage, type DeliveryState } from './leases.js';
 import { PgQueueStore } from './store.js';
 
 export interface PgQueueOptions {
@@ -98,8 +98,25 @@ export class PgQueue extends EventEmitter<QueueEvents> implements SchedulingQueu
     this.flushFns.push(fn);
   }
 
+  /**
+   * Stop claiming; give back the leases still held (the queue manager has stopped: nothing of them
+   * is in flight), so that other nodes need not wait for them to run out. Then close the store.
+   */
   async close(): Promise<void> {
     await this.claimer.stop();
+    const ids = [...this.held].filter(([, h]) => h.leased).map(([id]) => id);
+    if (ids.length && this.store.ready) {
+      try {
+        const client = await this.store.connect();
+        try {
+          await releaseLeases(client, this.store.nodeName, ids);
+        } finally {
+          client.release();
+        }
+      } catch {
+        // The database is away: the leases run out by themselves.
+      }
+    }
     await this.store.close();
   }
 

@@ -13,7 +13,7 @@ import { Maillog } from '../../../src/log/index.js';
 import { Resolver } from '../../../src/dns/index.js';
 import { ConnectionCache, type DeliveryOptions } from '../../../src/smtp/index.js';
 import { createQmgr, createNoticeBuilder, type ConnectionSlots, type Qmgr, type QmgrParams } from '../../../src/qmgr/index.js';
-import { claimDue, finishAttempt, parsePgConfig, PgQueue, PgQueueStore, type PgConfig } from '../../../src/queue/pg/index.js';
+import { claimDue, finishAttempt, releaseLeases, parsePgConfig, PgQueue, PgQueueStore, type PgConfig } from '../../../src/queue/pg/index.js';
 import { startPostgres, type TestPostgres } from '../../helpers/postgres.js';
 import { startDnsServer, type TestDnsServer } from '../../helpers/dnsserver.js';
 import { startSink, type Sink } from '../../helpers/sink.js';
@@ -241,5 +241,21 @@ test('a node started while the database is away: no failure, one line each way, 
   } finally {
     await node?.stop();
     await sink.close();
+  }
+});
+
+test('a clean stop gives its leases back (only its own): other nodes need not wait for them to run out', async () => {
+  await clean();
+  const sent = await put(4);
+  const c = await writer.connect();
+  try {
+    const got = await claimDue(c, 'x', { batch: 10, leaseMs: 60_000 });
+    assert.equal(got.length, 4);
+    assert.equal(await releaseLeases(c, 'y', sent), 0, 'another node\'s leases are not its to give');
+    assert.equal(await releaseLeases(c, 'x', sent), 4);
+    const again = await claimDue(c, 'z', { batch: 10, leaseMs: 60_000 });
+    assert.deepEqual(again.map((m) => m.id).sort(), [...sent].sort());
+  } finally {
+    c.release();
   }
 });

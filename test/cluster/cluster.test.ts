@@ -7,8 +7,8 @@
 // - the database stopped under SMTP load: 451 4.3.0 while it is away, never a 250 for a message
 //   that is not in the database, every acknowledged message delivered after it returns;
 // - failover: the standby promoted under load; every message acknowledged before is there after;
-// - 1,000 queued messages, two nodes, the primary back: each delivered exactly once (Message-IDs
-//   counted at the sink), and each node within its connection limit.
+// - 1,000 queued messages, two nodes (one of them in a single process), the primary back: each
+//   delivered exactly once (Message-IDs counted at the sink), and each node within its connection limit.
 // Needs Debian's postgresql package. Every wait is bounded.
 
 import { test, before, after } from 'node:test';
@@ -267,7 +267,8 @@ test('1,000 queued messages, two nodes, the primary back: each delivered exactly
     }
     const limit = ['smtp_destination_concurrency_limit = 5', 'initial_destination_concurrency = 5'];
     a = await startNode('bulk-a', [db], limit);
-    b = await startNode('bulk-b', [db], limit);
+    // Node B runs in one process (backstop_single_process): the same queue side, smtpd wired directly.
+    b = await startNode('bulk-b', [db], [...limit, 'backstop_single_process = yes']);
     // Both try, find the primary down and defer (the dead list spares the other messages a connection).
     await waitFor(async () => Number((await db.query<{ n: string }>(`SELECT count(*) AS n FROM backstop.messages WHERE attempts > 0 AND lease_node IS NULL`))[0].n) === 1000, 60_000, 'all 1,000 deferred');
     sink = await startSink({ host: '127.0.0.2', port: sinkPort });

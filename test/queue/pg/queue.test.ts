@@ -3,8 +3,10 @@
 // delivers what smtpd committed and removes the rows; two nodes split a backlog with every message
 // delivered once and the connections within a shared slot limit; a dead node's leases run out and
 // the other node delivers its messages; deferred mail keeps its reason and attempt count in the
-// database; the destination watch on one node flushes the domain on every node; a node started
-// while the database is away delivers once it returns, logging the outage once each way.
+// database; a bounce's notice is queued through the database and delivered to the sender, the
+// delivered recipient never sent twice; the destination watch on one node flushes the domain on
+// every node; a node started while the database is away delivers once it returns, logging the
+// outage once each way.
 // Needs Debian's postgresql.
 
 import { test, before, after } from 'node:test';
@@ -257,5 +259,43 @@ test('a clean stop gives its leases back (only its own): other nodes need not wa
     assert.deepEqual(again.map((m) => m.id).sort(), [...sent].sort());
   } finally {
     c.release();
+  }
+});
+
+test('a recipient refused with 550: the failure notice goes through the database to the sender; the delivered one is not sent again', async () => {
+  await clean();
+  const primary = await startSink({
+    host: '127.0.0.2',
+    port,
+    rcptReply: (a) => (a.startsWith('unknown') ? { code: 550, text: '5.1.1 <unknown@example.test>: Recipient address rejected: User unknown' } : a.startsWith('later') ? { code: 450, text: '4.2.0 try later' } : undefined),
+  });
+  const senderMx = await startSink({ host: '127.0.0.3', port });
+  const node = await startNode('a');
+  try {
+    const [id] = await put(1, ['user@example.test', 'unknown@example.test', 'later@example.test']);
+    const [notice] = await senderMx.waitFor(1, 15_000);
+    assert.deepEqual(notice.to, ['sender@sender.test']);
+    assert.match(notice.raw.toString(), /unknown@example\.test/);
+    assert.match(notice.raw.toString(), /5\.1\.1/);
+    // The original stays for the deferred recipient, with the others' results recorded.
+    const row = await waitFor(async () => (await db.query<{ status: string; queue: string; lease_node: string | null; state: { results?: Array<{ dsn?: string } | null> } }>('SELECT status, queue, lease_node, state FROM backstop.messages WHERE id = $1', [id]))[0], 10_000, 'the original row');
+    await waitFor(async () => (await db.query<{ queue: string }>('SELECT queue FROM backstop.messages WHERE id = $1 AND lease_node IS NULL', [id]))[0]?.queue === 'deferred', 10_000, 'the original deferred');
+    const after = (await db.query<{ status: string; state: { results?: Array<{ dsn?: string } | null> } }>('SELECT status, state FROM backstop.messages WHERE id = $1', [id]))[0];
+    assert.equal(after.status, 'DBP');
+    assert.equal(after.state.results?.[2]?.dsn, '4.2.0');
+    assert.ok(row);
+    assert.equal(primary.messages.length, 1);
+    assert.deepEqual(primary.messages[0].to, ['user@example.test']);
+    // The notice's row is gone (delivered); only the original remains.
+    await waitFor(async () => (await rows()) === 1, 10_000, 'only the original left');
+    // Retried (flush): the delivered and bounced recipients are not sent again.
+    node.qmgr.flushAll();
+    await waitFor(async () => Number((await db.query<{ a: number }>('SELECT attempts AS a FROM backstop.messages WHERE id = $1', [id]))[0].a) >= 2, 10_000, 'a second attempt');
+    assert.equal(primary.messages.length, 1, 'nothing delivered twice');
+    assert.equal(senderMx.messages.length, 1, 'one notice');
+  } finally {
+    await node.stop();
+    await primary.close();
+    await senderMx.close();
   }
 });

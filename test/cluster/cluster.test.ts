@@ -4,6 +4,8 @@
 // SMTP sink on 127.0.0.2 that the test stops and starts, senders over real SMTP sessions.
 // - two nodes take mail while the primary is down; node A is SIGKILLed and its folders deleted;
 //   when the primary returns node B delivers every message either node acknowledged, once;
+// - the same with a primary slow to greet: A dies with deliveries in flight (leases held); once
+//   its leases ran out node B delivers its messages, once;
 // - the database stopped under SMTP load: 451 4.3.0 while it is away, never a 250 for a message
 //   that is not in the database, every acknowledged message delivered after it returns;
 // - failover: the standby promoted under load; every message acknowledged before is there after;
@@ -153,6 +155,54 @@ test('two nodes, primary down; node A SIGKILLed and its folders deleted; node B 
     const got = midsAt(sink);
     for (const s of sent) assert.ok(got.includes(s.mid), `${s.queueId} (${s.mid}) delivered`);
     assert.equal(got.length, 30, 'none twice: nothing was in flight when A died');
+    assert.match(b.server.log(), /backstop\/qmgr\[\d+\]: [0-9A-F]+: removed/);
+  } finally {
+    const left = a as Node | undefined;
+    if (left) {
+      killNode(left);
+      left.server.cleanup();
+    }
+    await stopNode(b);
+    await sink?.close();
+    db.remove();
+  }
+});
+
+test('two nodes, a primary slow to greet; node A SIGKILLed with deliveries in flight: its leases run out and node B delivers its messages, once', { timeout: 120_000 }, async () => {
+  const db = await startPostgres();
+  let a: Node | undefined;
+  let b: Node | undefined;
+  let sink: Sink | undefined;
+  // The primary greets only after 4 s: deliveries stay in flight, leases held.
+  const slow = await startSink({ host: '127.0.0.2', port: sinkPort, delayMs: 4000 });
+  sink = slow;
+  try {
+    a = await startNode('node-a', [db]);
+    b = await startNode('node-b', [db]);
+    const sent = [
+      ...(await Promise.all(Array.from({ length: 15 }, () => send(a!.port, 'a')))),
+      ...(await Promise.all(Array.from({ length: 15 }, () => send(b!.port, 'b')))),
+    ];
+    for (const s of sent) assert.equal(s.code, 250, `${s.reply}\n${a.server.log().slice(-3000)}\n${b.server.log().slice(-3000)}`);
+    await waitFor(async () => Number((await db.query<{ n: string }>(`SELECT count(*) AS n FROM backstop.messages WHERE lease_node = 'node-a'`))[0].n) > 0 && slow.connections > 0, 10_000, 'A delivering');
+    const heldByA = Number((await db.query<{ n: string }>(`SELECT count(*) AS n FROM backstop.messages WHERE lease_node = 'node-a' AND lease_until > now()`))[0].n);
+    assert.ok(heldByA > 0, 'A holds leases when it dies');
+    killNode(a);
+    await a.server.exited;
+    rmSync(a.server.dir, { recursive: true, force: true });
+    a = undefined;
+
+    // B's deliveries go through once greeted; A's leases run out (3 s) and B claims and delivers them.
+    try {
+      await slow.waitFor(30, 40_000);
+    } catch (err) {
+      const rows = await db.query('SELECT id, queue, attempts, lease_node, lease_until, next_attempt, now() FROM backstop.messages');
+      throw new Error(`${(err as Error).message}\n${JSON.stringify(rows)}\n${b.server.log().split('\n').filter((l) => !/connect from|disconnect from|client=|message-id=|queued as|from=</.test(l)).slice(-80).join('\n')}`);
+    }
+    await waitFor(async () => (await rowCount(db)) === 0, 15_000, 'the queue empty');
+    const got = midsAt(slow);
+    for (const s of sent) assert.ok(got.includes(s.mid), `${s.queueId} (${s.mid}) delivered`);
+    assert.equal(got.length, 30, 'none twice: A\'s deliveries in flight never reached DATA');
     assert.match(b.server.log(), /backstop\/qmgr\[\d+\]: [0-9A-F]+: removed/);
   } finally {
     const left = a as Node | undefined;

@@ -49,7 +49,7 @@ export function pgQueueConfig(config: Config): PgConfig | null {
 async function openQueue(config: Config): Promise<Queue | PgQueue> {
   const pgConfig = pgQueueConfig(config);
   if (pgConfig) {
-    return PgQueue.open({
+    const q = PgQueue.open({
       config: pgConfig,
       nodeName: config.str('myhostname'),
       dir: configPath(config, 'queue_directory'),
@@ -57,6 +57,12 @@ async function openQueue(config: Config): Promise<Queue | PgQueue> {
       messageSizeLimit: config.size('message_size_limit'),
       maillog,
     });
+    // A reachable database is ready before anything is served (single process: smtpd's first
+    // senders); one that is away is not waited for longer than a connection attempt.
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([q.store.whenReady(), new Promise<void>((r) => (timer = setTimeout(r, pgConfig.connectTimeoutMs)))]);
+    clearTimeout(timer);
+    return q;
   }
   return Queue.open({
     queueDirectory: configPath(config, 'queue_directory'),

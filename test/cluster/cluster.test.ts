@@ -6,6 +6,7 @@
 //   when the primary returns node B delivers every message either node acknowledged, once;
 // - the same with a primary slow to greet: A dies with deliveries in flight (leases held); once
 //   its leases ran out node B delivers its messages, once;
+// - a node started while the database is away: 451 4.3.0, then 250 and delivery once it returns;
 // - the database stopped under SMTP load: 451 4.3.0 while it is away, never a 250 for a message
 //   that is not in the database, every acknowledged message delivered after it returns;
 // - failover: the standby promoted under load; every message acknowledged before is there after;
@@ -242,9 +243,37 @@ test('the database stopped under SMTP load: 451 4.3.0 while it is away, never a 
     // A refused message may exist (a COMMIT whose answer was lost): it is delivered, never an acknowledged one lost.
     assert.ok(got.length >= acked.length);
     const log = node.server.log();
-    const down = log.match(/queue database unavailable/g)?.length ?? 0;
+    const down = log.match(/warning: queue database unavailable/g)?.length ?? 0;
     assert.ok(down >= 1 && down <= 3, `the outage logged once per process (master's workers: 2 smtpd + qmgr), saw ${down}`);
     assert.match(log, /queue database available again/);
+  } finally {
+    await stopNode(node);
+    await sink.close();
+    db.remove();
+  }
+});
+
+test('a node started while the database is away: it starts, answers 451 4.3.0, and takes and delivers mail once the database returns', { timeout: 120_000 }, async () => {
+  const db = await startPostgres();
+  db.stop();
+  const sink = await startSink({ host: '127.0.0.2', port: sinkPort });
+  let node: Node | undefined;
+  try {
+    node = await startNode('early', [db]);
+    const refused = await send(node.port, 'early');
+    assert.match(refused.reply, /^451 4\.3\.0 /);
+    db.start();
+    const ok = await waitFor(async () => {
+      const r = await send(node!.port, 'back');
+      return r.code === 250 ? r : null;
+    }, 20_000, 'a 250 once the database is back', 500);
+    await sink.waitFor(1, 20_000);
+    assert.ok(midsAt(sink).includes(ok.mid));
+    assert.ok(!midsAt(sink).includes(refused.mid), 'the refused message was not kept');
+    const log = node.server.log();
+    const down = log.match(/warning: queue database unavailable/g)?.length ?? 0;
+    assert.ok(down >= 1 && down <= 3, `once per process (2 smtpd workers, the queue manager), saw ${down}:\n${log.split('\n').filter((l) => /database|master/.test(l)).join('\n')}`);
+    assert.equal(log.match(/queue database available again/g)?.length, down, 'and its end once each');
   } finally {
     await stopNode(node);
     await sink.close();

@@ -39,6 +39,8 @@ export class Claimer {
   private again = false;
   private listener: PoolClient | null = null;
   private readonly flushes: string[] = [];
+  /** The last round stopped because this node held enough, not because nothing was due. */
+  private moreDue = false;
 
   constructor(private readonly o: ClaimerOptions) {}
 
@@ -75,6 +77,14 @@ export class Claimer {
     }
   }
 
+  /**
+   * This node finished work: claim now if the last round left due messages behind (so that a
+   * draining node does not wait for the next poll), else wait for the poll.
+   */
+  more(): void {
+    if (this.moreDue) this.soon();
+  }
+
   /** Claim now (or right after the round in flight). */
   soon(): void {
     if (!this.running || !this.o.store.ready) return;
@@ -100,12 +110,17 @@ export class Claimer {
     }
     try {
       await this.ensureListening();
+      this.moreDue = false;
       for (let i = 0; i < MAX_ROUNDS && this.running; i++) {
         const room = this.o.maxHeld - this.o.leasedIds().length;
-        if (room <= 0) break;
+        if (room <= 0) {
+          this.moreDue = true;
+          break;
+        }
         const got = await claimDue(client, this.o.store.nodeName, { batch: Math.min(this.o.batch, room), leaseMs: this.o.leaseMs });
         for (const m of got) this.o.claimed(m);
         if (got.length < Math.min(this.o.batch, room)) break;
+        this.moreDue = true;
       }
       client.release();
       this.o.store.worked();

@@ -31,7 +31,7 @@ export interface PgQueueOptions {
   dir: string;
   /** backstop_queue_lease_time, ms. */
   leaseMs: number;
-  /** Messages claimed per statement; at most `maxHeld` leased at once. */
+  /** Messages claimed per statement (default 100); at most `maxHeld` leased at once (default 500). */
   batch?: number;
   maxHeld?: number;
   /** How often due messages are looked for when nothing announces them. Default 1 s. */
@@ -55,11 +55,13 @@ export class PgQueue extends EventEmitter<QueueEvents> implements SchedulingQueu
   private readonly log: Logger;
   private readonly leaseMs: number;
   private readonly flushFns: Array<(payload: string) => void> = [];
+  private readonly maxHeld: number;
 
   private constructor(opts: PgQueueOptions) {
     super();
     this.dir = opts.dir;
     this.leaseMs = opts.leaseMs;
+    this.maxHeld = opts.maxHeld ?? 500;
     this.maillog = opts.maillog ?? defaultMaillog;
     this.log = this.maillog.logger('qmgr');
     this.store = PgQueueStore.start({
@@ -76,7 +78,7 @@ export class PgQueue extends EventEmitter<QueueEvents> implements SchedulingQueu
       store: this.store,
       leaseMs: opts.leaseMs,
       batch: opts.batch ?? 100,
-      maxHeld: opts.maxHeld ?? 1000,
+      maxHeld: this.maxHeld,
       pollMs: opts.pollMs ?? 1000,
       leasedIds: () => [...this.held].filter(([, h]) => h.leased).map(([id]) => id),
       claimed: (m) => this.claimed(m),
@@ -227,6 +229,11 @@ export class PgQueue extends EventEmitter<QueueEvents> implements SchedulingQueu
     this.emit('accepted', m.id, entry);
   }
 
+  /** Below half of what it may hold: claim more now if more were due (a draining node keeps busy). */
+  private finishedOne(): void {
+    if (this.leased < this.maxHeld / 2) this.claimer.more();
+  }
+
   /** Out of the index, quietly (lease lost, result not written, taken by another node). */
   private drop(id: string): void {
     const h = this.held.get(id);
@@ -305,6 +312,7 @@ export class PgQueue extends EventEmitter<QueueEvents> implements SchedulingQueu
       finishAttempt(db, this.store.nodeName, id, { status: h.entry.status, nextAttempt: new Date(nextAttempt), state: this.stateOf(h) }),
     );
     h.leased = false;
+    this.finishedOne();
     h.entry.retry = h.head.retry;
     const from = h.entry.queue;
     h.entry.queue = 'deferred';
@@ -357,6 +365,7 @@ export class PgQueue extends EventEmitter<QueueEvents> implements SchedulingQueu
     const h = this.holding(id);
     await this.fenced(id, 'removal', (db) => removeLeased(db, this.store.nodeName, id));
     this.held.delete(id);
+    this.finishedOne();
     logRemoved(service === 'qmgr' ? this.log : this.maillog.logger(service), id);
     this.emit('removed', id, h.entry.queue);
   }

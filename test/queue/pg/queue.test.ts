@@ -56,9 +56,9 @@ interface Node {
   stop(): Promise<void>;
 }
 
-async function startNode(name: string, opts: { leaseMs?: number; params?: Partial<QmgrParams>; slots?: ConnectionSlots } = {}): Promise<Node> {
+async function startNode(name: string, opts: { leaseMs?: number; params?: Partial<QmgrParams>; slots?: ConnectionSlots; maxHeld?: number; pollMs?: number } = {}): Promise<Node> {
   const { log, lines } = logOf();
-  const queue = PgQueue.open({ config: cfg, nodeName: name, dir: '/nonexistent', leaseMs: opts.leaseMs ?? 30_000, pollMs: 200, maillog: log });
+  const queue = PgQueue.open({ config: cfg, nodeName: name, dir: '/nonexistent', leaseMs: opts.leaseMs ?? 30_000, pollMs: opts.pollMs ?? 200, maxHeld: opts.maxHeld, maillog: log });
   const delivery: DeliveryOptions = {
     dns: new Resolver({ servers: [dns.servers], timeoutMs: 2000, cacheSize: 0 }),
     isSelf: () => false,
@@ -297,5 +297,22 @@ test('a recipient refused with 550: the failure notice goes through the database
     await node.stop();
     await primary.close();
     await senderMx.close();
+  }
+});
+
+test('a node that may hold only 5 claims more as it finishes, without waiting for its poll', async () => {
+  await clean();
+  const sink = await startSink({ host: '127.0.0.2', port });
+  await put(30);
+  // The poll is a minute away: only the first claim (at start) and the claims on finishing can drain 30.
+  const node = await startNode('small', { maxHeld: 5, pollMs: 60_000 });
+  try {
+    await sink.waitFor(30, 15_000);
+    await waitFor(async () => (await rows()) === 0, 10_000, 'every row removed');
+    assert.equal(new Set(ids(sink)).size, 30);
+    assert.ok(node.queue.leased <= 5);
+  } finally {
+    await node.stop();
+    await sink.close();
   }
 });

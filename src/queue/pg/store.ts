@@ -227,19 +227,29 @@ export class PgQueueStore {
     throw lastErr;
   }
 
-  /** The content of a committed message, chunk by chunk (one row in memory at a time). */
+  /**
+   * The content of a committed message, chunk by chunk (one row in memory at a time). A pooled
+   * connection is held only while a row is fetched, not while the caller sends it on: a delivery
+   * to a slow primary does not keep a connection from the claim loop or from smtpd.
+   */
   async *readContent(id: string): AsyncGenerator<Buffer> {
-    const client = await this.connect();
-    try {
-      const r = await client.query<{ chunks: number }>('SELECT chunks FROM backstop.messages WHERE id = $1', [id]);
-      if (r.rowCount === 0) throw new Error(`${id}: no such message in the queue database`);
-      for (let seq = 0; seq < r.rows[0].chunks; seq++) {
-        const c = await client.query<{ data: Buffer }>('SELECT data FROM backstop.content WHERE message = $1 AND seq = $2', [id, seq]);
-        if (c.rowCount === 0) throw new Error(`${id}: content chunk ${seq} is missing`);
-        yield c.rows[0].data;
+    const fetch = async <T>(fn: (c: PoolClient) => Promise<T>): Promise<T> => {
+      const client = await this.connect();
+      try {
+        const v = await fn(client);
+        client.release();
+        return v;
+      } catch (err) {
+        client.release(err instanceof Error ? err : new Error(String(err)));
+        throw err;
       }
-    } finally {
-      client.release();
+    };
+    const r = await fetch((c) => c.query<{ chunks: number }>('SELECT chunks FROM backstop.messages WHERE id = $1', [id]));
+    if (r.rowCount === 0) throw new Error(`${id}: no such message in the queue database`);
+    for (let seq = 0; seq < r.rows[0].chunks; seq++) {
+      const c = await fetch((cl) => cl.query<{ data: Buffer }>('SELECT data FROM backstop.content WHERE message = $1 AND seq = $2', [id, seq]));
+      if (c.rowCount === 0) throw new Error(`${id}: content chunk ${seq} is missing`);
+      yield c.rows[0].data;
     }
   }
 

@@ -316,3 +316,24 @@ test('a node that may hold only 5 claims more as it finishes, without waiting fo
     await sink.close();
   }
 });
+
+test('content being sent on holds no pooled connection: with pool_size = 1 the claim loop and smtpd still get one', async () => {
+  await clean();
+  const tiny = await PgQueueStore.open({ config: parsePgConfig('t.cf', db.configText('pool_size = 1\nconnect_timeout = 1s\n')), nodeName: 'tiny', slot: 2, maillog: logOf().log });
+  try {
+    const tx = tiny.begin(envelope('sender@sender.test', ['user@example.test']));
+    await tx.write([Buffer.alloc(600_000, 0x61), Buffer.from('\r\n')]);
+    const id = await tx.commit();
+    const it = tiny.readContent(id)[Symbol.asyncIterator]();
+    const first = await it.next();
+    assert.equal(first.done, false);
+    // A slow primary: the first chunk is being sent; meanwhile another user of the pool is served.
+    const c = await tiny.connect();
+    c.release();
+    let total = (first.value as Buffer).length;
+    for (let r = await it.next(); !r.done; r = await it.next()) total += r.value.length;
+    assert.equal(total, 600_002);
+  } finally {
+    await tiny.close();
+  }
+});

@@ -85,7 +85,7 @@ console.log(`the watch saw the primary ${((upAt - listening) / 1000).toFixed(1)}
 console.log(`drain: ${N} messages delivered ${secs.toFixed(1)} s after the primary listened (target ≤ 5 s) — ${(N / secs).toFixed(0)} messages/s overall`);
 console.log(`messages at the primary: ${got}, duplicates: ${dups}, peak connections: ${peak} (limit 20)`);
 console.log(`CPU per message during the drain: queue manager ${((cpu.user + cpu.system) / 1000 / N).toFixed(3)} ms, primary (sink process) ${(sinkCpuMs / N).toFixed(3)} ms`);
-while (queue.size > 0) await new Promise((r) => setTimeout(r, 50));
+while (queue.list().length > 0) await new Promise((r) => setTimeout(r, 50));
 await side.stop();
 await dns.close();
 rmSync(dir, { recursive: true, force: true });

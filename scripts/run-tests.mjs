@@ -22,7 +22,8 @@ function find(dir, out = []) {
 // queue store tests. Other arguments are substrings of file paths.
 const UNIT_EXCLUDED = ['dist/test/interop/', 'dist/test/fidelity/', 'dist/test/battery/', 'dist/test/fuzz/', 'dist/test/verify/redis.test.js',
   'dist/test/queue/pg/store.test.js', 'dist/test/queue/pg/leases.test.js', 'dist/test/queue/pg/replication.test.js',
-  'dist/test/queue/pg/slots.test.js', 'dist/test/queue/pg/admin.test.js', 'dist/test/cli/pgqueue.test.js', 'dist/test/cli/check-pg.test.js'];
+  'dist/test/queue/pg/slots.test.js', 'dist/test/queue/pg/admin.test.js', 'dist/test/cli/pgqueue.test.js', 'dist/test/cli/check-pg.test.js',
+  'dist/test/queue/pg/queue.test.js', 'dist/test/cluster/'];
 const args = process.argv.slice(2);
 const unit = args.includes('--unit');
 const filter = args.filter((a) => a !== '--unit');

@@ -306,6 +306,9 @@ str(B, 'backstop_http_listen', '127.0.0.1:9025');
 str(B, 'backstop_http_action_token_file', '');
 // The queue store (docs/cluster.md): `file` (queue_directory, as Postfix) or postgres:CONFIG_FILE.
 str(B, 'backstop_queue_store', 'file');
+// With postgres: how long a node's claim on a message lasts unless renewed (every third of it):
+// a node that dies gives its messages to the others after at most this long.
+time(B, 'backstop_queue_lease_time', '60s', { min: 1 });
 str(G, 'maillog_file_rotate_suffix', '%Y%m%d-%H%M%S');
 
 defs.sort((a, b) => a.name.localeCompare(b.name));

@@ -4,7 +4,7 @@
 // the queue gauges. Reads only.
 
 import type { Config } from '../config/index.js';
-import type { Queue } from '../queue/index.js';
+import type { SchedulingQueue } from '../queue/index.js';
 import type { Qmgr } from '../qmgr/index.js';
 import type { VerifyStore } from '../verify/index.js';
 import { destinationUp, enableProcessMetrics, ownReport, setQueueView, type WorkerReport } from '../observe/index.js';
@@ -20,7 +20,7 @@ function viewOptions(config: Config): QueueViewOptions {
 }
 
 /** The queue side's reporting: the queue gauges come from here from now on. */
-export function observeQueueSide(config: Config, queue: Queue, qmgr: Qmgr): () => Promise<WorkerReport> {
+export function observeQueueSide(config: Config, queue: SchedulingQueue, qmgr: Qmgr): () => Promise<WorkerReport> {
   enableProcessMetrics();
   const opts = viewOptions(config);
   setQueueView(() => queueGauges(queue, opts));

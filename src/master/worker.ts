@@ -4,7 +4,8 @@
 //   announce, answers their ETRN flushes and tells them when a destination is back.
 // - `smtpd`: one of several SMTP servers sharing the master's listening sockets (Node's cluster
 //   module: the master binds, the workers accept). Each writes the mail it accepts into the queue
-//   itself (QueueWriter, durable before 250) and announces it to the queue manager.
+//   itself (QueueWriter, durable before 250; or PgQueueStore, committed in the shared PostgreSQL
+//   queue before 250) and announces it to the queue manager.
 // Started by a root master, a worker opens what only root may read (main.cf, tables, TLS keys,
 // the verify cache) and then changes to mail_owner for good, before it serves anything — as
 // Postfix's daemons do after their initialization. It ignores SIGINT (a terminal's Ctrl-C reaches the whole process group; the master stops the
@@ -18,7 +19,8 @@ import { QueueWriter, type QueueEntry } from '../queue/index.js';
 import { onTableChange } from '../tables/index.js';
 import type { AnvilVerdict, ConnectionCounter } from '../smtpd/index.js';
 import { configPath, openMaillog } from './paths.js';
-import { faultHook, startQueueSide } from './queueside.js';
+import { PgQueueStore } from '../queue/pg/index.js';
+import { faultHook, pgQueueConfig, startQueueSide } from './queueside.js';
 import { startSmtpdSide } from './smtpdside.js';
 import { observeQueueSide, observeSmtpdSide } from './observeside.js';
 import { WORKER_ENV, type QmgrMessage, type SmtpdMessage, type ToQmgr, type ToSmtpd } from './ipc.js';
@@ -119,6 +121,13 @@ async function runQmgr(configDir: string): Promise<void> {
   send({ t: 'ready' });
 }
 
+/** The shared queue's store is ready, or `ms` have passed. */
+async function waitReady(store: PgQueueStore, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([store.whenReady(), new Promise<void>((r) => (timer = setTimeout(r, ms)))]);
+  clearTimeout(timer);
+}
+
 async function runSmtpd(configDir: string, slot: number): Promise<void> {
   const loaded = workerConfig(configDir);
   const { config } = loaded;
@@ -134,14 +143,21 @@ async function runSmtpd(configDir: string, slot: number): Promise<void> {
       send({ t: 'accepted', entries });
     });
   };
-  const writer = new QueueWriter({
-    queueDirectory: configPath(config, 'queue_directory'),
-    slot,
-    messageSizeLimit: config.size('message_size_limit'),
-    maillog,
-    wrapWrite: faultHook(),
-    onCommitted: (entry) => announce(entry),
-  });
+  const pgConfig = pgQueueConfig(config);
+  // The shared queue: the database need not answer now (451 4.3.0 until it does).
+  const writer = pgConfig
+    ? PgQueueStore.start({ config: pgConfig, nodeName: config.str('myhostname'), slot, messageSizeLimit: config.size('message_size_limit'), maillog, onCommitted: (entry) => announce(entry) })
+    : new QueueWriter({
+        queueDirectory: configPath(config, 'queue_directory'),
+        slot,
+        messageSizeLimit: config.size('message_size_limit'),
+        maillog,
+        wrapWrite: faultHook(),
+        onCommitted: (entry) => announce(entry),
+      });
+  // A reachable database is ready before the first session (else its first senders get 451);
+  // one that is away is not waited for longer than a connection attempt (451 until it returns).
+  if (writer instanceof PgQueueStore) await waitReady(writer, pgConfig!.connectTimeoutMs);
   const destinations = new EventEmitter();
   const flushes = new Map<number, (ok: boolean) => void>();
   const anvilAnswers = new Map<number, (v: AnvilVerdict) => void>();

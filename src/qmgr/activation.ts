@@ -55,6 +55,11 @@ async function activate(q: QmgrCore, id: string, flush: boolean): Promise<void> 
   q.active.set(id, msg);
   try {
     if (entry.queue !== 'active') await q.queue.moveTo(id, 'active');
+    // A shared queue's message another node holds now (docs/cluster.md) left the index: not ours.
+    if (!q.queue.has(id)) {
+      q.active.delete(id);
+      return;
+    }
     msg.head = await q.queue.load(id);
   } catch (err) {
     q.active.delete(id);

@@ -5,7 +5,7 @@
 // together, so that no stage imports another. Trusts nothing; holds no I/O of its own.
 
 import type { Logger } from '../log/index.js';
-import type { Queue, QueueEntry } from '../queue/index.js';
+import type { QueueEntry, SchedulingQueue } from '../queue/index.js';
 import type { DeliveryOptions, MxAddress, NextHop, OutboundMessage, RecipientResult } from '../smtp/index.js';
 import type { Destination } from './destination.js';
 import type { QmgrParams } from './params.js';
@@ -24,7 +24,7 @@ export type ProbeFn = (addr: MxAddress, timeoutMs: number) => Promise<boolean>;
 export interface ActiveMsg {
   id: string;
   entry: QueueEntry;
-  head: Awaited<ReturnType<Queue['load']>>;
+  head: Awaited<ReturnType<SchedulingQueue['load']>>;
   activeTime: number;
   /** Outstanding work: jobs plus one while activation is still grouping. */
   work: number;
@@ -42,7 +42,7 @@ export interface ActiveMsg {
 
 export interface QmgrCore {
   readonly params: QmgrParams;
-  readonly queue: Queue;
+  readonly queue: SchedulingQueue;
   readonly delivery: DeliveryOptions;
   readonly deliverFn: DeliverFn;
   readonly notices?: NoticeBuilder;

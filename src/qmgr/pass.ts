@@ -65,7 +65,7 @@ async function runJob(q: QmgrCore, dest: Destination, job: Job): Promise<void> {
       smtputf8: env.smtputf8,
       bodyType: env.body === '8BITMIME' ? '8BITMIME' : env.body === '7BIT' ? '7BIT' : undefined,
       body: () => q.queue.content(msg.id),
-      path: q.queue.path(msg.entry.queue, msg.id),
+      path: q.queue.path?.(msg.entry.queue, msg.id),
       size: msg.head.messageSize,
       arrivalTime: env.arrivalTime,
       activeTime: msg.activeTime,

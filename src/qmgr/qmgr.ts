@@ -12,7 +12,7 @@
 
 import { EventEmitter } from 'node:events';
 import { maillog, type Logger } from '../log/index.js';
-import type { Queue, QueueEntry } from '../queue/index.js';
+import type { QueueEntry, SchedulingQueue } from '../queue/index.js';
 import { deliver as smtpDeliver, type DeliveryOptions } from '../smtp/index.js';
 import { destinationFor, enqueue, immediate, pumpActivation } from './activation.js';
 import type { DeliverFn, ProbeFn, QmgrCore } from './core.js';
@@ -25,7 +25,7 @@ import type { NoticeBuilder, QmgrStats } from './types.js';
 import { probeGreeting } from './watch.js';
 
 export interface QmgrOptions {
-  queue: Queue;
+  queue: SchedulingQueue;
   /** Routing, session options and connection cache of the SMTP client. */
   delivery: DeliveryOptions;
   /** The delivery function (default: the smtp module's deliver). */

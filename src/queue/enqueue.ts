@@ -4,10 +4,9 @@
 // it: it learns HOLD/DISCARD only at end of data, so it drives the transaction itself.
 
 import type { Envelope } from '../mail/index.js';
-import type { Queue } from './queue.js';
-import type { CommitOptions } from './writer.js';
+import type { BeginOptions, CommitOptions, QueueTransaction } from './writer.js';
 
-export async function enqueue(queue: Queue, envelope: Envelope, content: AsyncIterable<Buffer | string> | Iterable<Buffer | string>, opts: CommitOptions = {}): Promise<string> {
+export async function enqueue(queue: { begin(env: Envelope, opts?: BeginOptions): QueueTransaction }, envelope: Envelope, content: AsyncIterable<Buffer | string> | Iterable<Buffer | string>, opts: CommitOptions = {}): Promise<string> {
   const tx = queue.begin(envelope);
   try {
     await tx.write(content);

@@ -18,3 +18,4 @@ export * from './queue.js';
 export * from './showq.js';
 export * from './admin.js';
 export { QueueWriter, type QueueWriterOptions } from './spool.js';
+export type { SchedulingQueue, LoadedMessage } from './scheduling.js';

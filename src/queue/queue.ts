@@ -24,6 +24,7 @@ import { appendUpdate, recipientUpdate, type JournalStore, type RecipientResult 
 import { recoverQueue, type RecoveryReport } from './recovery.js';
 import { FileTransaction, type QueueTransaction, type WriterStore, type BeginOptions } from './writer.js';
 import { logClient, logMessageId, logQueueActive, logRemoved } from './log.js';
+import type { SchedulingQueue } from './scheduling.js';
 
 export interface QueueOptions {
   /** Postfix's queue_directory. */
@@ -46,7 +47,7 @@ export interface QueueOptions {
 /** The queues the scheduler moves mail between (see moveUnlocked). */
 const SCHEDULING: ReadonlySet<QueueName> = new Set<QueueName>(['active', 'deferred']);
 
-export class Queue extends EventEmitter<QueueEvents> {
+export class Queue extends EventEmitter<QueueEvents> implements SchedulingQueue {
   readonly dir: string;
   recovery!: RecoveryReport;
   private readonly index = new Map<string, QueueEntry>();

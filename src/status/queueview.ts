@@ -8,7 +8,10 @@
 
 import { readdirSync, statSync, statfsSync } from 'node:fs';
 import { join } from 'node:path';
-import { QUEUE_NAMES, type Queue, type QueueEntry } from '../queue/index.js';
+import { QUEUE_NAMES, type QueueEntry, type SchedulingQueue } from '../queue/index.js';
+
+/** What the view reads of a queue. */
+type QueueLike = Pick<SchedulingQueue, 'dir' | 'list'>;
 import { destinationState, recentDestinations, type DestinationView, type MessageView, type QueueGauges, type QueueReport } from '../observe/index.js';
 
 export interface QueueViewOptions {
@@ -53,7 +56,7 @@ function pending(e: QueueEntry): string[] {
   return e.recipients.filter((_, i) => (e.status[i] ?? 'P') === 'P');
 }
 
-export function queueReport(queue: Queue, opts: QueueViewOptions): QueueReport {
+export function queueReport(queue: QueueLike, opts: QueueViewOptions): QueueReport {
   const now = (opts.now ?? Date.now)();
   const limit = opts.messageLimit ?? 200;
   const queues: QueueReport['queues'] = {};
@@ -117,7 +120,7 @@ export function queueReport(queue: Queue, opts: QueueViewOptions): QueueReport {
 }
 
 /** The queue gauges (observe's setQueueView) from the same view. */
-export function queueGauges(queue: Queue, opts: QueueViewOptions): QueueGauges {
+export function queueGauges(queue: QueueLike, opts: QueueViewOptions): QueueGauges {
   const r = queueReport(queue, { ...opts, messageLimit: 0 });
   return {
     queues: Object.entries(r.queues).map(([q, v]) => ({ queue: q, messages: v.messages, oldestAgeSeconds: v.oldestAge })),

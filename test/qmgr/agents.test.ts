@@ -80,7 +80,7 @@ test('two agent threads deliver every message once, within the destination limit
     const before = await sentCount();
     await queueMessages(l.side, 150, 'agents');
     await l.sink.waitFor(150, 30_000);
-    await until('the queue to empty', () => l.side.queue.size === 0);
+    await until('the queue to empty', () => l.side.queue.list().length === 0);
     const ids = l.sink.messages.map((m) => m.to[0]);
     assert.equal(new Set(ids).size, 150, 'each recipient once');
     assert.equal(l.sink.messages.length, 150, 'no duplicates');
@@ -116,7 +116,7 @@ test('a thread that dies with deliveries in hand loses nothing: they are deferre
     await sleep(1100); // the throttle
     await l.side.qmgr.flushAll();
     await l.sink.waitFor(5, 20_000);
-    await until('the queue to empty', () => l.side.queue.size === 0);
+    await until('the queue to empty', () => l.side.queue.list().length === 0);
     assert.deepEqual(l.sink.messages.map((m) => m.to[0]).sort(), [0, 1, 2, 3, 4].map((i) => `u${i}@example.test`));
   } finally {
     rmSync(flag, { force: true });

@@ -57,6 +57,15 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE backstop.content ALTER COLUMN data SET STORAGE EXTERNAL;
     `,
   },
+  {
+    version: 2,
+    name: 'queue manager: per-message delivery state',
+    // What the file store keeps in a queue file's journal beyond the status letters: per-recipient
+    // results (reason, DSN, remote MTA), the last delay reason, delay warning sent, forced expiry.
+    sql: `
+      ALTER TABLE backstop.messages ADD COLUMN state jsonb NOT NULL DEFAULT '{}';
+    `,
+  },
 ];
 
 export const LATEST_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;

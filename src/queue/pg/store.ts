@@ -30,7 +30,12 @@ export interface PgQueueStoreOptions {
   maillog?: Maillog;
   /** The message is committed; tell the queue manager. */
   onCommitted?(entry: QueueEntry): void;
+  /** What an outage means for this process, in its log line; default: new mail gets 451. */
+  outageEffect?: string;
 }
+
+/** How often start() tries again to reach a database that was away when the process started. */
+const START_RETRY_MS = 2_000;
 
 /** Id ranges per node: the queue manager and up to 256 smtpd workers (backstop_smtpd_workers' maximum). */
 const SLOTS_PER_NODE = 257;
@@ -56,6 +61,9 @@ export class PgQueueStore {
   private readonly log: { smtpd: ReturnType<Maillog['logger']>; cleanup: ReturnType<Maillog['logger']>; queue: ReturnType<Maillog['logger']> };
   private down = false;
   private closed = false;
+  private readyNow = false;
+  private readonly readyWaiters: Array<() => void> = [];
+  private retryTimer: NodeJS.Timeout | null = null;
 
   private constructor(private readonly opts: PgQueueStoreOptions) {
     const cfg = opts.config;
@@ -83,26 +91,64 @@ export class PgQueueStore {
   static async open(opts: PgQueueStoreOptions): Promise<PgQueueStore> {
     const store = new PgQueueStore(opts);
     try {
-      const client = await store.connect();
-      try {
-        store.migration = await migrate(client);
-        const r = await client.query<{ num: number }>(
-          `INSERT INTO backstop.nodes (name) VALUES ($1)
-           ON CONFLICT (name) DO UPDATE SET last_seen = now() RETURNING num`,
-          [store.nodeName],
-        );
-        store.nodeNumber = r.rows[0].num;
-        client.release();
-        store.ids = new QueueIds(() => false, store.nodeNumber * SLOTS_PER_NODE + opts.slot);
-        return store;
-      } catch (err) {
-        client.release(err instanceof Error ? err : new Error(String(err)));
-        throw err;
-      }
+      await store.init();
+      return store;
     } catch (err) {
       await store.close();
       throw err;
     }
+  }
+
+  /**
+   * The store at once, whether or not the database answers: until it has been reached (and
+   * migrated, and this node registered) begin() answers 451 4.3.0; it is tried again every
+   * START_RETRY_MS, the outage logged once and its end once. whenReady() resolves then.
+   */
+  static start(opts: PgQueueStoreOptions): PgQueueStore {
+    const store = new PgQueueStore(opts);
+    const attempt = () => {
+      store.retryTimer = null;
+      if (store.closed) return;
+      store.init().then(
+        () => store.worked(),
+        (err) => {
+          store.failed(err);
+          if (!store.closed) store.retryTimer = setTimeout(attempt, START_RETRY_MS);
+        },
+      );
+    };
+    attempt();
+    return store;
+  }
+
+  private async init(): Promise<void> {
+    const client = await this.connect();
+    try {
+      this.migration = await migrate(client);
+      const r = await client.query<{ num: number }>(
+        `INSERT INTO backstop.nodes (name) VALUES ($1)
+         ON CONFLICT (name) DO UPDATE SET last_seen = now() RETURNING num`,
+        [this.nodeName],
+      );
+      this.nodeNumber = r.rows[0].num;
+      client.release();
+    } catch (err) {
+      client.release(err instanceof Error ? err : new Error(String(err)));
+      throw err;
+    }
+    this.ids = new QueueIds(() => false, this.nodeNumber * SLOTS_PER_NODE + this.opts.slot);
+    this.readyNow = true;
+    for (const w of this.readyWaiters.splice(0)) w();
+  }
+
+  /** The database has been reached once: the schema is current and this node registered. */
+  get ready(): boolean {
+    return this.readyNow;
+  }
+
+  /** Resolves once ready (at once if it is). */
+  whenReady(): Promise<void> {
+    return this.readyNow ? Promise.resolve() : new Promise((r) => this.readyWaiters.push(r));
   }
 
   /** This node's number in backstop.nodes. */
@@ -114,6 +160,7 @@ export class PgQueueStore {
   begin(env: Envelope, opts: BeginOptions = {}): QueueTransaction {
     if (this.closed) throw new SmtpError(reply(451, '4.3.0', 'Error: queue file write error'), 'queue is closed');
     if (env.recipients.length === 0) throw new SmtpError(reply(554, '5.5.1', 'Error: no valid recipients'));
+    if (!this.readyNow) throw new SmtpError(reply(451, '4.3.0', 'Error: queue file write error'), 'queue database unavailable');
     return new PgTransaction(this.tx, this.ids.reserve(), env, opts.logClient ?? true);
   }
 
@@ -141,6 +188,10 @@ export class PgQueueStore {
             continue;
           }
           this.checked.add(client);
+          // A connection the server drops while this process holds it (the database stopped
+          // between two writes of a message) emits 'error': without a listener that would end
+          // the process. Its next query fails and the message gets 451 instead.
+          client.on('error', () => undefined);
         } catch (err) {
           client.release(err instanceof Error ? err : new Error(String(err)));
           lastErr = err;
@@ -154,29 +205,41 @@ export class PgQueueStore {
     throw lastErr;
   }
 
-  /** The content of a committed message, chunk by chunk (one row in memory at a time). */
+  /**
+   * The content of a committed message, chunk by chunk (one row in memory at a time). A pooled
+   * connection is held only while a row is fetched, not while the caller sends it on: a delivery
+   * to a slow primary does not keep a connection from the claim loop or from smtpd.
+   */
   async *readContent(id: string): AsyncGenerator<Buffer> {
-    const client = await this.connect();
-    try {
-      const r = await client.query<{ chunks: number }>('SELECT chunks FROM backstop.messages WHERE id = $1', [id]);
-      if (r.rowCount === 0) throw new Error(`${id}: no such message in the queue database`);
-      for (let seq = 0; seq < r.rows[0].chunks; seq++) {
-        const c = await client.query<{ data: Buffer }>('SELECT data FROM backstop.content WHERE message = $1 AND seq = $2', [id, seq]);
-        if (c.rowCount === 0) throw new Error(`${id}: content chunk ${seq} is missing`);
-        yield c.rows[0].data;
+    const fetch = async <T>(fn: (c: PoolClient) => Promise<T>): Promise<T> => {
+      const client = await this.connect();
+      try {
+        const v = await fn(client);
+        client.release();
+        return v;
+      } catch (err) {
+        client.release(err instanceof Error ? err : new Error(String(err)));
+        throw err;
       }
-    } finally {
-      client.release();
+    };
+    const r = await fetch((c) => c.query<{ chunks: number }>('SELECT chunks FROM backstop.messages WHERE id = $1', [id]));
+    if (r.rowCount === 0) throw new Error(`${id}: no such message in the queue database`);
+    for (let seq = 0; seq < r.rows[0].chunks; seq++) {
+      const c = await fetch((cl) => cl.query<{ data: Buffer }>('SELECT data FROM backstop.content WHERE message = $1 AND seq = $2', [id, seq]));
+      if (c.rowCount === 0) throw new Error(`${id}: content chunk ${seq} is missing`);
+      yield c.rows[0].data;
     }
   }
 
-  private failed(err: unknown): void {
+  /** The database failed a request: logged once per outage. */
+  failed(err: unknown): void {
     if (this.down || this.closed) return;
     this.down = true;
-    this.log.queue.warning(`queue database unavailable: ${err instanceof Error ? err.message : String(err)}; new mail gets 451 until it returns`);
+    this.log.queue.warning(`queue database unavailable: ${err instanceof Error ? err.message : String(err)}; ${this.opts.outageEffect ?? 'new mail gets 451'} until it returns`);
   }
 
-  private worked(): void {
+  /** The database answered: the end of an outage is logged once. */
+  worked(): void {
     if (!this.down) return;
     this.down = false;
     this.log.queue.info('queue database available again');
@@ -184,6 +247,7 @@ export class PgQueueStore {
 
   async close(): Promise<void> {
     this.closed = true;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
     await Promise.all(this.pools.map((p) => p.end().catch(() => undefined)));
   }
 }

@@ -71,11 +71,25 @@ for (const [desc, text, re] of bad) {
   });
 }
 
+test('backstop_queue_lease_time: 60s by default (postconf -d), a time, at least 1 s', async () => {
+  assert.equal(paramDef('backstop_queue_lease_time')?.default, '60s');
+  const dir = makeConfigDir({ 'main.cf': 'queue_directory = spool\ndata_directory = data\nbackstop_queue_lease_time = 0\n' });
+  try {
+    const d = await runCli(['postconf', '-c', dir, '-d', 'backstop_queue_lease_time']);
+    assert.equal(d.stdout, 'backstop_queue_lease_time = 60s\n');
+    const bad = await runCli(['check', '-c', dir]);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /backstop_queue_lease_time/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('postgres config: a missing file is an error naming it', () => {
   assert.throws(() => loadPgConfig('/nonexistent/pg.cf'), /postgres config \/nonexistent\/pg.cf: open: No such file or directory/);
 });
 
-test('backstop check: postgres:FILE is parsed (errors name file and line) and, until the delivery side exists, refused', async () => {
+test('backstop check: postgres:FILE is parsed (errors name file and line); a good one is accepted', async () => {
   const base = 'queue_directory = spool\ndata_directory = data\n';
   const dirs = [
     makeConfigDir({ 'main.cf': `${base}backstop_queue_store = postgres:pg.cf\n`, 'pg.cf': 'hosts = 127.0.0.1\ndbname = d\nuser = u\n' }),
@@ -85,8 +99,9 @@ test('backstop check: postgres:FILE is parsed (errors name file and line) and, u
   ];
   try {
     const [good, badFile, badValue, file] = await Promise.all(dirs.map((d) => runCli(['check', '-c', d])));
-    assert.equal(good.code, 1);
-    assert.match(good.stderr, /error: .*main\.cf, line 3: parameter backstop_queue_store: the PostgreSQL queue store cannot be used yet/);
+    assert.equal(good.code, 0, good.stderr);
+    assert.doesNotMatch(good.stderr, /backstop_queue_store/);
+    assert.equal(badFile.code, 1);
     assert.match(badFile.stderr, /error: .*main\.cf, line 3: parameter backstop_queue_store: postgres config .*pg\.cf, line 2: bad sslmode "maybe"/);
     assert.match(badValue.stderr, /error: .*main\.cf, line 3: parameter backstop_queue_store: bad value "mysql:x.cf"/);
     assert.doesNotMatch(file.stderr, /backstop_queue_store/);

@@ -100,7 +100,9 @@ test('backstop check: postgres:FILE is parsed (errors name file and line); a goo
   try {
     const [good, badFile, badValue, file] = await Promise.all(dirs.map((d) => runCli(['check', '-c', d])));
     assert.equal(good.code, 0, good.stderr);
-    assert.doesNotMatch(good.stderr, /backstop_queue_store/);
+    // Accepted: at most check's warning that no database answers where it points (none runs here).
+    assert.doesNotMatch(good.stderr, /error:/);
+    for (const line of good.stderr.split('\n').filter((l) => /backstop_queue_store/.test(l))) assert.match(line, /warning: .*cannot reach the queue database/);
     assert.equal(badFile.code, 1);
     assert.match(badFile.stderr, /error: .*main\.cf, line 3: parameter backstop_queue_store: postgres config .*pg\.cf, line 2: bad sslmode "maybe"/);
     assert.match(badValue.stderr, /error: .*main\.cf, line 3: parameter backstop_queue_store: bad value "mysql:x.cf"/);

@@ -26,7 +26,7 @@ try {
     const port = await freePort();
     const dir = relayConfigDir(port, sinkPort, {
       extra: ['backstop_queue_store = postgres:pg.cf', 'backstop_http_listen =', 'minimal_backoff_time = 300s'],
-      files: { 'pg.cf': db.configText(`node_name = ${name}\npool_size = 20\n`) },
+      files: { 'pg.cf': db.configText(`node_name = ${name}\npool_size = 8\n`) },
     });
     nodes.push({ name, port, server: await startServer(dir, port, '127.0.0.1', 60_000) });
   }

@@ -28,7 +28,7 @@ export async function createApp(loaded: LoadedConfig): Promise<App> {
   try {
     smtpdSide = await startSmtpdSide(loaded, {
       queue,
-      flusher: qmgr,
+      flusher: queueSide,
       watchAddress: (address) => void qmgr.watchAddress(address),
       destinationEvents: qmgr,
       verifySync: true,

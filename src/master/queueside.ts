@@ -25,6 +25,11 @@ export interface QueueSide {
   qmgr: Qmgr;
   /** The delivery agent threads (backstop_delivery_agents; the file store only). */
   agents?: DeliveryAgents;
+  /**
+   * ETRN's fast flush: this queue manager's, and on the shared queue every node's (the domain's
+   * deferred rows made due, then NOTIFY). False when the domain may not be flushed.
+   */
+  flushDomain(domain: string): Promise<boolean>;
   stop(): Promise<void>;
 }
 
@@ -93,7 +98,7 @@ export async function startQueueSide(config: Config, texts?: ConfigTexts): Promi
   // Delivery agent threads read the queue files themselves: the file store only.
   const count = queue instanceof Queue ? config.int('backstop_delivery_agents') : 0;
   const agents = count ? new DeliveryAgents({ count, data: { configDir: config.dir, texts }, maxIdleMs: config.time('max_idle') * 1000, throttleMs: config.time('service_throttle_time') * 1000 }) : undefined;
-  const delivery = { ...deliveryOptions(config, { dns, cache }), slots, slotLimit: config.int('default_destination_concurrency_limit') };
+  const delivery = { ...deliveryOptions(config, { dns, cache }), slots, slotLimit: config.int('smtp_destination_concurrency_limit') };
   const notices = createNoticeBuilder({
     myhostname: config.str('myhostname'),
     myorigin: config.str('myorigin'),
@@ -132,6 +137,11 @@ export async function startQueueSide(config: Config, texts?: ConfigTexts): Promi
     queue,
     qmgr,
     agents,
+    async flushDomain(domain) {
+      const ok = await qmgr.flushDomain(domain);
+      if (ok && queue instanceof PgQueue) await queue.flushDomainEverywhere(domain.toLowerCase());
+      return ok;
+    },
     async stop() {
       await running.close();
       await qmgr.stop();

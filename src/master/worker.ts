@@ -100,7 +100,7 @@ async function runQmgr(configDir: string): Promise<void> {
         for (const e of m.entries) side.queue.adopt(e);
         break;
       case 'flush':
-        side.qmgr.flushDomain(m.domain).then(
+        side.flushDomain(m.domain).then(
           (ok) => send({ t: 'flushed', req: m.req, ok }),
           () => send({ t: 'flushed', req: m.req, ok: false }),
         );

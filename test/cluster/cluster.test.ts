@@ -118,6 +118,26 @@ async function rowCount(db: TestPostgres): Promise<number> {
   return Number((await db.query<{ n: string }>('SELECT count(*) AS n FROM backstop.messages'))[0].n);
 }
 
+/** The queue is empty, every message of `sent` reached `sink` once, and node B's queue manager removed mail. */
+async function deliveredOnce(db: TestPostgres, sink: Sink, sent: Sent[], why: string, logB: string): Promise<void> {
+  await waitFor(async () => (await rowCount(db)) === 0, 15_000, 'the queue empty');
+  const got = midsAt(sink);
+  for (const s of sent) assert.ok(got.includes(s.mid), `${s.queueId} (${s.mid}) delivered`);
+  assert.equal(got.length, sent.length, why);
+  assert.match(logB, /backstop\/qmgr\[\d+\]: [0-9A-F]+: removed/);
+}
+
+/** After a test: node A (if still there) killed, node B stopped, the sink and the database gone. */
+async function teardown(a: Node | undefined, b: Node | undefined, sink: Sink | undefined, db: TestPostgres): Promise<void> {
+  if (a) {
+    killNode(a);
+    a.server.cleanup();
+  }
+  await stopNode(b);
+  await sink?.close();
+  db.remove();
+}
+
 /** SIGKILL a node's master and every worker at once: nothing of it runs on. */
 function killNode(n: Node): void {
   const master = n.server.child.pid!;
@@ -153,20 +173,9 @@ test('two nodes, primary down; node A SIGKILLed and its folders deleted; node B 
     sink = await startSink({ host: '127.0.0.2', port: sinkPort });
     // B's destination watch sees the primary answer and makes every node's deferred mail due.
     await sink.waitFor(30, 30_000);
-    await waitFor(async () => (await rowCount(db)) === 0, 15_000, 'the queue empty');
-    const got = midsAt(sink);
-    for (const s of sent) assert.ok(got.includes(s.mid), `${s.queueId} (${s.mid}) delivered`);
-    assert.equal(got.length, 30, 'none twice: nothing was in flight when A died');
-    assert.match(b.server.log(), /backstop\/qmgr\[\d+\]: [0-9A-F]+: removed/);
+    await deliveredOnce(db, sink, sent, 'none twice: nothing was in flight when A died', b.server.log());
   } finally {
-    const left = a as Node | undefined;
-    if (left) {
-      killNode(left);
-      left.server.cleanup();
-    }
-    await stopNode(b);
-    await sink?.close();
-    db.remove();
+    await teardown(a as Node | undefined, b, sink, db);
   }
 });
 
@@ -201,20 +210,9 @@ test('two nodes, a primary slow to greet; node A SIGKILLed with deliveries in fl
       const rows = await db.query('SELECT id, queue, attempts, lease_node, lease_until, next_attempt, now() FROM backstop.messages');
       throw new Error(`${(err as Error).message}\n${JSON.stringify(rows)}\n${b.server.log().split('\n').filter((l) => !/connect from|disconnect from|client=|message-id=|queued as|from=</.test(l)).slice(-80).join('\n')}`);
     }
-    await waitFor(async () => (await rowCount(db)) === 0, 15_000, 'the queue empty');
-    const got = midsAt(slow);
-    for (const s of sent) assert.ok(got.includes(s.mid), `${s.queueId} (${s.mid}) delivered`);
-    assert.equal(got.length, 30, 'none twice: A\'s deliveries in flight never reached DATA');
-    assert.match(b.server.log(), /backstop\/qmgr\[\d+\]: [0-9A-F]+: removed/);
+    await deliveredOnce(db, slow, sent, 'none twice: A\'s deliveries in flight never reached DATA', b.server.log());
   } finally {
-    const left = a as Node | undefined;
-    if (left) {
-      killNode(left);
-      left.server.cleanup();
-    }
-    await stopNode(b);
-    await sink?.close();
-    db.remove();
+    await teardown(a as Node | undefined, b, sink, db);
   }
 });
 

@@ -38,7 +38,8 @@ test('postsuper -r ALL and -d ALL on a terminal: a progress bar, the same totals
     assert.equal(await postsuperCommand(['-r', 'ALL'], tty), 0);
     const bar = tty.err();
     assert.match(bar, /postsuper: requeued \[[=-]+\] 0\/230 \(0%/);
-    assert.match(bar, /postsuper: requeued \[[=-]+\] 200\/230 \(86%/);
+    // Frames in between depend on the clock (the bar redraws at most 10 times a second): a fast
+    // machine may finish the 200-message step before the next redraw.
     assert.match(bar, /postsuper: requeued \[=+\] 230\/230 \(100%/);
     assert.ok(bar.endsWith('\x1b[2Kpostsuper: Requeued: 230 messages\n'), JSON.stringify(bar.slice(-80)));
 

@@ -98,7 +98,7 @@ export async function startQueueSide(config: Config, texts?: ConfigTexts): Promi
   // Delivery agent threads read the queue files themselves: the file store only.
   const count = queue instanceof Queue ? config.int('backstop_delivery_agents') : 0;
   const agents = count ? new DeliveryAgents({ count, data: { configDir: config.dir, texts }, maxIdleMs: config.time('max_idle') * 1000, throttleMs: config.time('service_throttle_time') * 1000 }) : undefined;
-  const delivery = { ...deliveryOptions(config, { dns, cache }), slots, slotLimit: config.int('smtp_destination_concurrency_limit') };
+  const delivery = { ...deliveryOptions(config, { dns, cache }), slots, slotLimit: config.int('smtp_destination_concurrency_limit'), slotWaitSec: config.time('smtp_connection_reuse_time_limit') };
   const notices = createNoticeBuilder({
     myhostname: config.str('myhostname'),
     myorigin: config.str('myorigin'),

@@ -8,7 +8,7 @@
 import { maillog, type Logger } from '../log/index.js';
 import type { EnvelopeRecipient } from '../mail/index.js';
 import { SmtpSession } from './client.js';
-import { SessionError, timeoutsOf } from './conn.js';
+import { SessionError } from './conn.js';
 import type { SessionOptions } from './options.js';
 import type { RecipientOutcome, Transaction } from './transaction.js';
 import { logConnectFailure, logDelivery, type Delays, type DeliveryStatus } from './log.js';
@@ -64,6 +64,11 @@ export interface DeliveryOptions extends RoutingOptions {
   slots?: ConnectionSlots;
   /** The limit per next hop for `slots` (default_destination_concurrency_limit). */
   slotLimit?: number;
+  /**
+   * How long a delivery waits for a slot (seconds; default 300, smtp_connection_reuse_time_limit:
+   * by then every connection another node holds has had to close).
+   */
+  slotWaitSec?: number;
 }
 
 /** Slots for connections to a next hop, shared by every holder (see DeliveryOptions.slots). */
@@ -72,7 +77,7 @@ export interface ConnectionSlots {
   tryAcquire(nexthop: string, limit: number): Promise<(() => void) | null>;
 }
 
-/** How often a delivery asks again for a connection slot (it waits at most smtp_connect_timeout). */
+/** How often a delivery asks again for a connection slot. */
 const SLOT_POLL_MS = 100;
 
 export type RecipientStatus = 'sent' | 'deferred' | 'bounced';
@@ -254,12 +259,13 @@ async function deliverToHop(
 
 /**
  * A slot for one more connection to `hop` (a no-op without shared slots): waits while every slot
- * is taken, as long as a connect may take (smtp_connect_timeout); 'cached' when one of this
- * node's connections to it came free meanwhile; null when none came free in time.
+ * is taken — another node keeps its connections while it has mail for the hop, and the limit is
+ * used all the same — up to slotWaitSec; 'cached' when one of this node's connections to it came
+ * free meanwhile; null when none came free in time.
  */
 async function connectionSlot(hop: NextHop, opts: DeliveryOptions): Promise<(() => void) | 'cached' | null> {
   if (!opts.slots) return () => undefined;
-  const until = Date.now() + timeoutsOf(opts.session).smtp_connect_timeout * 1000;
+  const until = Date.now() + (opts.slotWaitSec ?? 300) * 1000;
   for (;;) {
     const release = await opts.slots.tryAcquire(hop.key, opts.slotLimit ?? 20).catch(() => null);
     if (release) return release;

@@ -467,7 +467,7 @@ test('shared connection slots: two "nodes" with their own connection caches keep
     // A node that can get no slot in time defers, saying why, and opens nothing.
     const blocked = { tryAcquire: async () => null };
     const before = sink.connections;
-    const r = await deliver(message(['late@primary.test']), options(sink.port, { slots: blocked, slotLimit: 3, session: { heloName: 'h', timeouts: { smtp_connect_timeout: 1 } } }));
+    const r = await deliver(message(['late@primary.test']), options(sink.port, { slots: blocked, slotLimit: 3, slotWaitSec: 1 }));
     assert.equal(r[0].status, 'deferred');
     assert.equal(r[0].dsn, '4.4.5');
     assert.match(r[0].text, /all 3 connection slots of .* are in use by other nodes/);

@@ -246,9 +246,7 @@ test('the database stopped under SMTP load: 451 4.3.0 while it is away, never a 
     assert.ok(down >= 1 && down <= 3, `the outage logged once per process (master's workers: 2 smtpd + qmgr), saw ${down}`);
     assert.match(log, /queue database available again/);
   } finally {
-    await stopNode(node);
-    await sink.close();
-    db.remove();
+    await teardown(undefined, node, sink, db);
   }
 });
 
@@ -277,18 +275,14 @@ test('a node started while the database is away: it starts, answers 451 4.3.0, a
     await sleep(500);
     assert.equal(count(/queue database available again/g), down, 'and its end once each');
   } finally {
-    await stopNode(node);
-    await sink.close();
-    db.remove();
+    await teardown(undefined, node, sink, db);
   }
 });
 
 test('failover: the synchronous standby promoted under load; nothing acknowledged before is missing after', { timeout: 150_000 }, async () => {
   const primary = await startPostgres();
   const standby = await primary.standby('sb1');
-  await primary.query(`ALTER SYSTEM SET synchronous_standby_names = 'sb1'`);
-  await primary.query('SELECT pg_reload_conf()');
-  await waitFor(async () => (await primary.query<{ s: string }>(`SELECT sync_state AS s FROM pg_stat_replication WHERE application_name = 'sb1'`))[0]?.s === 'sync', 15_000, 'sb1 synchronous');
+  await primary.makeSynchronous('sb1');
   let node: Node | undefined;
   let sink: Sink | undefined;
   try {
@@ -358,9 +352,7 @@ test('ETRN on one node flushes the whole cluster: the mail both nodes deferred g
     assert.equal(got.length, 12, 'none twice');
   } finally {
     await stopNode(a);
-    await stopNode(b);
-    await sink?.close();
-    db.remove();
+    await teardown(undefined, b, sink, db);
   }
 });
 
@@ -407,9 +399,7 @@ test('1,000 queued messages, two nodes, the primary back: each delivered exactly
   } finally {
     await store.close();
     await stopNode(a);
-    await stopNode(b);
-    await sink?.close();
-    db.remove();
+    await teardown(undefined, b, sink, db);
   }
 });
 

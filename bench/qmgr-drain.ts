@@ -8,7 +8,7 @@
 // With BENCH_PROFILE=FILE, a CPU profile of the queue manager's process covering only the drain
 // (from the primary's first listening moment to the last delivery) is written to FILE.
 
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -62,6 +62,7 @@ const it = lines[Symbol.asyncIterator]();
 await it.next();
 const listening = Date.now();
 const cpu0 = process.cpuUsage();
+const main0 = mainThreadCpuMs();
 const profiler = PROFILE ? new Session() : undefined;
 if (profiler) {
   profiler.connect();
@@ -74,6 +75,7 @@ maillog.addSink((r) => {
 });
 const done = (await it.next()).value as string;
 const cpu = process.cpuUsage(cpu0);
+const mainMs = mainThreadCpuMs() - main0;
 if (profiler) {
   const { profile } = await profiler.post('Profiler.stop');
   writeFileSync(PROFILE!, JSON.stringify(profile));
@@ -84,8 +86,15 @@ const secs = (Date.now() - listening) / 1000;
 console.log(`the watch saw the primary ${((upAt - listening) / 1000).toFixed(1)} s after it listened; drain after that: ${((Date.now() - upAt) / 1000).toFixed(1)} s (${(N / ((Date.now() - upAt) / 1000)).toFixed(0)} messages/s)`);
 console.log(`drain: ${N} messages delivered ${secs.toFixed(1)} s after the primary listened (target ≤ 5 s) — ${(N / secs).toFixed(0)} messages/s overall`);
 console.log(`messages at the primary: ${got}, duplicates: ${dups}, peak connections: ${peak} (limit 20)`);
-console.log(`CPU per message during the drain: queue manager ${((cpu.user + cpu.system) / 1000 / N).toFixed(3)} ms, primary (sink process) ${(sinkCpuMs / N).toFixed(3)} ms`);
+console.log(`CPU per message during the drain: queue manager ${((cpu.user + cpu.system) / 1000 / N).toFixed(3)} ms (its main thread ${(mainMs / N).toFixed(3)} ms, busy ${((mainMs / 1000 / secs) * 100).toFixed(0)}% of the drain), primary (sink process) ${(sinkCpuMs / N).toFixed(3)} ms`);
 while (queue.list().length > 0) await new Promise((r) => setTimeout(r, 50));
 await side.stop();
 await dns.close();
 rmSync(dir, { recursive: true, force: true });
+
+/** CPU time of this process's main thread (Linux: /proc/self/task/PID/stat utime+stime, in clock ticks of 10 ms). */
+function mainThreadCpuMs(): number {
+  const f = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8');
+  const fields = f.slice(f.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}

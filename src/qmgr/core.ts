@@ -15,6 +15,8 @@ import type { NoticeBuilder, NoticeRecipient } from './types.js';
 export interface DeliveryRoute {
   key: string;
   limit: number;
+  /** Connections the destination may have now (its window), when more deliveries than that are in flight (QmgrOptions.deliveriesPerConnection). */
+  connections?: number;
 }
 
 export type DeliverFn = (msg: OutboundMessage, opts: DeliveryOptions, route?: DeliveryRoute) => Promise<RecipientResult[]>;
@@ -45,6 +47,7 @@ export interface QmgrCore {
   readonly queue: SchedulingQueue;
   readonly delivery: DeliveryOptions;
   readonly deliverFn: DeliverFn;
+  readonly deliveriesPerConnection: number;
   readonly notices?: NoticeBuilder;
   /** The clock (ms since the epoch) of every retry, lifetime, dead-list and delay decision. */
   readonly now: () => number;

@@ -57,9 +57,9 @@ export class Destination {
     return this.deadUntil > now;
   }
 
-  /** How many more deliveries may start now. */
-  slots(): number {
-    return Math.max(0, Math.floor(this.window) - this.inflight);
+  /** How many more deliveries may start now, `perConnection` of them for each connection the window allows. */
+  slots(perConnection = 1): number {
+    return Math.max(0, Math.floor(this.window) * perConnection - this.inflight);
   }
 
   /** A delivery completed without a site failure: grow the window (slow start). */

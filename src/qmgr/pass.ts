@@ -24,7 +24,7 @@ export function pumpDest(q: QmgrCore, dest: Destination): void {
     }
     if (dest.ready.length === 0) return;
   }
-  while (q.running && dest.ready.length && dest.slots() > 0) {
+  while (q.running && dest.ready.length && dest.slots(q.deliveriesPerConnection) > 0) {
     const job = dest.ready.shift()!;
     dest.inflight++;
     q.peaks.set(dest.key, Math.max(q.peaks.get(dest.key) ?? 0, dest.inflight));
@@ -72,7 +72,8 @@ async function runJob(q: QmgrCore, dest: Destination, job: Job): Promise<void> {
       client: env.client,
     };
     try {
-      results = await q.deliverFn(out, q.delivery, { key: dest.key, limit: dest.limits.concurrencyLimit });
+      const connections = q.deliveriesPerConnection > 1 ? Math.floor(dest.window) : undefined;
+      results = await q.deliverFn(out, q.delivery, { key: dest.key, limit: dest.limits.concurrencyLimit, connections });
     } catch (err) {
       // Not the peer's fault (e.g. the queue file became unreadable): defer, not a site failure.
       await q.immediate(msg, job.rcpts, '4.3.0', `delivery temporarily suspended: ${(err as Error).message}`);

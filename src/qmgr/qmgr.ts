@@ -40,6 +40,13 @@ export interface QmgrOptions {
   /** Greeting probe of the destination watch; default: TCP connect, read 220, QUIT. */
   probe?: ProbeFn;
   log?: Logger;
+  /**
+   * Deliveries per connection a destination may have in flight: its concurrency window limits
+   * connections, and this many deliveries share each (the next message is pipelined behind the
+   * previous end of data, see smtp/pool.ts). Default 2 with the smtp module's deliver and a
+   * connection cache, else 1 (the window limits deliveries).
+   */
+  deliveriesPerConnection?: number;
 }
 
 export interface QmgrEvents {
@@ -66,6 +73,7 @@ export class Qmgr extends EventEmitter<QmgrEvents> {
       queue: opts.queue,
       delivery: opts.delivery,
       deliverFn: opts.deliver ?? smtpDeliver,
+      deliveriesPerConnection: opts.deliveriesPerConnection ?? (!opts.deliver && opts.delivery.cache ? 2 : 1),
       notices: opts.notices,
       now: opts.now ?? Date.now,
       random: opts.random ?? Math.random,

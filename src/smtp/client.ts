@@ -69,7 +69,7 @@ export class SmtpSession {
    * Runs one mail transaction and returns one outcome per recipient. Throws SessionError when the
    * session breaks (lost connection, timeout): the caller decides for the recipients left.
    */
-  async transaction(tx: Transaction, origin?: OriginalClient, opts: { reuse?: boolean } = {}): Promise<RecipientOutcome[]> {
+  async transaction(tx: Transaction, origin?: OriginalClient, opts: { reuse?: boolean; onSent?: () => void } = {}): Promise<RecipientOutcome[]> {
     this.lastUsed = Date.now();
     this.resetDone = undefined;
     const refused = refuseBeforeMail(this.conn, this.features, tx);
@@ -82,8 +82,20 @@ export class SmtpSession {
     }
     // A session that said XCLIENT is never reused (Postfix refuses a second XCLIENT), so no RSET rides along.
     const reuse = !!opts.reuse && !this.impersonating;
-    const results = await exchange(this.conn, this.features, reuse ? { ...tx, resetAfter: true, onReset: (ok) => (this.resetDone = ok) } : tx);
-    this.uses++;
+    // Released: the session went on to the next transaction before this one's replies came
+    // (Transaction.onSent); a failed RSET then closes it, and the next transaction with it.
+    let released = false;
+    const onSent = opts.onSent && reuse ? () => {
+      released = true;
+      this.uses++;
+      opts.onSent!();
+    } : undefined;
+    const onReset = (ok: boolean) => {
+      if (!released) this.resetDone = ok;
+      else if (!ok) this.destroy();
+    };
+    const results = await exchange(this.conn, this.features, reuse ? { ...tx, resetAfter: true, onReset, onSent } : tx);
+    if (!released) this.uses++;
     return results;
   }
 

@@ -162,6 +162,7 @@ async function deliverToHop(
   log: Logger,
   plainRetryOk = true,
   origin?: OriginalClient,
+  connections = 0,
 ): Promise<Map<number, Outcome>> {
   const out = new Map<number, Outcome>();
   let left = pending.slice();
@@ -170,8 +171,16 @@ async function deliverToHop(
   const runOn = async (session: SmtpSession, final: boolean): Promise<void> => {
     const setupDone = Date.now();
     let outcomes: RecipientOutcome[];
+    // With the content written, the session goes back to the cache (or straight to a delivery
+    // waiting for it) while this message's replies are still on their way (Transaction.onSent).
+    let released = false;
+    const cache = opts.cache;
+    const onSent = cache ? () => {
+      released = true;
+      cache.put(hop.key, session);
+    } : undefined;
     try {
-      outcomes = await session.transaction(build(left.map((p) => p.rcpt)), origin, { reuse: !!opts.cache });
+      outcomes = await session.transaction(build(left.map((p) => p.rcpt)), origin, { reuse: !!cache, onSent });
     } catch (err) {
       if (!(err instanceof SessionError)) throw err;
       last = { dsn: err.dsn, text: err.text, relay: session.relay, remoteMta: session.address.name, diagnostic: err.reply?.text, setupDone };
@@ -193,7 +202,8 @@ async function deliverToHop(
       out.set(p.index, { status: o.klass === 2 ? 'sent' : o.klass === 5 ? 'bounced' : 'deferred', dsn: o.dsn, text: o.text, diagnostic, ...base });
     });
     left = still;
-    if (opts.cache && (await session.reset())) opts.cache.put(hop.key, session);
+    if (released) return;
+    if (cache && (await session.reset())) cache.put(hop.key, session);
     else await session.quit();
   };
 
@@ -215,8 +225,24 @@ async function deliverToHop(
       for (let i = 0; i < addrs.length && left.length; i++) {
         const a = addrs[i];
         let session: SmtpSession;
+        // This node's own limit: with every connection busy, wait for one to be handed over.
+        let local = () => undefined as void;
+        if (connections > 0 && opts.cache) {
+          const got = await opts.cache.acquire(hop.key, connections, (opts.slotWaitSec ?? 300) * 1000);
+          if (!got) {
+            last = { dsn: '4.4.5', text: `delivery temporarily suspended: all ${connections} connections to ${hop.key} stayed busy`, relay: 'none' };
+            break;
+          }
+          if ('session' in got) {
+            await runOn(got.session, false);
+            i--;
+            continue;
+          }
+          local = got.done;
+        }
         const slot = await connectionSlot(hop, opts);
         if (slot === 'cached') {
+          local();
           // While it waited for a slot, one of this node's connections came free: use it.
           const again = opts.cache?.take(hop.key);
           if (again) await runOn(again, false);
@@ -224,14 +250,19 @@ async function deliverToHop(
           continue;
         }
         if (!slot) {
+          local();
           last = { dsn: '4.4.5', text: `delivery temporarily suspended: all ${opts.slotLimit ?? 0} connection slots of ${hop.key} are in use by other nodes`, relay: 'none' };
           break;
         }
         try {
           session = await openSecured(hop, a, { ...opts.session, logger: opts.session.logger ?? log }, opts.tls, log, plainRetryOk);
-          void session.closed.then(slot);
+          void session.closed.then(() => {
+            slot();
+            local();
+          });
         } catch (err) {
           slot();
+          local();
           if (!(err instanceof SessionError)) throw err;
           if (err.kind === 'connect') logConnectFailure(log, err.text);
           // relay=none when no greeting was seen (connect failures, and TLS policy decided
@@ -287,8 +318,17 @@ function delaysFor(arrival: number, active: number, start: number, o: Outcome): 
   };
 }
 
+/** What the queue manager says about the destination of a delivery. */
+export interface DeliveryLimits {
+  /**
+   * At most this many connections to each next hop from this process (0: no limit here); the
+   * queue manager may then start more deliveries than connections (ConnectionCache.acquire).
+   */
+  connections?: number;
+}
+
 /** Delivers a message to all its recipients; one result per recipient, in the given order. */
-export async function deliver(msg: OutboundMessage, opts: DeliveryOptions): Promise<RecipientResult[]> {
+export async function deliver(msg: OutboundMessage, opts: DeliveryOptions, limits: DeliveryLimits = {}): Promise<RecipientResult[]> {
   const start = Date.now();
   const arrival = msg.arrivalTime ?? start;
   const active = msg.activeTime ?? start;
@@ -324,7 +364,7 @@ export async function deliver(msg: OutboundMessage, opts: DeliveryOptions): Prom
       // Our own mail (notices, local submission) has no client worth forwarding: on the primary,
       // our address would stand for a client on its own network (or for itself).
       const origin = msg.client && !opts.isSelf(msg.client.address) ? msg.client : undefined;
-      const out = await deliverToHop(hop, pending, build, opts, log, plainRetryOk, origin);
+      const out = await deliverToHop(hop, pending, build, opts, log, plainRetryOk, origin, limits.connections ?? 0);
       for (const [index, o] of out) record(index, o);
     }),
   );

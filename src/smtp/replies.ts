@@ -35,7 +35,8 @@ export class ReplyReader {
   private partial = '';
   private lines: string[] = [];
   private replies: string[][] = [];
-  private waiter: { resolve: (r: string[]) => void; reject: (e: Error) => void } | null = null;
+  /** Reads waiting for a reply, oldest first: with a message pipelined behind the previous one's end of data, two transactions wait on one session. */
+  private readonly waiters: Array<{ resolve: (r: string[]) => void; reject: (e: Error) => void }> = [];
   private ended = false;
   private static readonly MAX_LINES = 100;
 
@@ -60,23 +61,15 @@ export class ReplyReader {
     if (/^\d{3}-/.test(line)) return;
     const reply = this.lines;
     this.lines = [];
-    if (this.waiter) {
-      const w = this.waiter;
-      this.waiter = null;
-      w.resolve(reply);
-    } else {
-      this.replies.push(reply);
-    }
+    const w = this.waiters.shift();
+    if (w) w.resolve(reply);
+    else this.replies.push(reply);
   }
 
   end(err: Error): void {
     this.ended = true;
     this.endError = err;
-    if (this.waiter) {
-      const w = this.waiter;
-      this.waiter = null;
-      w.reject(err);
-    }
+    for (const w of this.waiters.splice(0)) w.reject(err);
   }
   private endError: Error | null = null;
 
@@ -97,15 +90,11 @@ export class ReplyReader {
     if (r) return Promise.resolve(r);
     if (this.ended) return Promise.reject(this.endError!);
     return new Promise((resolve, reject) => {
-      this.waiter = { resolve, reject };
+      this.waiters.push({ resolve, reject });
     });
   }
 
   cancel(err: Error): void {
-    if (this.waiter) {
-      const w = this.waiter;
-      this.waiter = null;
-      w.reject(err);
-    }
+    for (const w of this.waiters.splice(0)) w.reject(err);
   }
 }

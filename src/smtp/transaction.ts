@@ -37,6 +37,13 @@ export interface Transaction {
    */
   resetAfter?: boolean;
   onReset?: (ok: boolean) => void;
+  /**
+   * Called once the content and the pipelined RSET are written and both replies are awaited: the
+   * session may carry the next transaction now. RFC 2920 lets the message content open a group,
+   * so the next MAIL, RCPT and DATA may follow before the end-of-data reply; replies are read in
+   * order, so each transaction still gets its own.
+   */
+  onSent?: () => void;
 }
 
 /** The outcome for one recipient of a transaction. */
@@ -164,13 +171,14 @@ export async function exchange(c: Conn, f: Features, tx: Transaction): Promise<R
   }
   const pipelinedReset = !!tx.resetAfter && f.pipelining;
   await sendBody(c, tx.body!, pipelinedReset ? 'RSET\r\n' : '');
-  const done = await c.read(t.smtp_data_done_timeout, 'sending end of data -- message may be sent more than once');
+  // Both reads are queued before the session is offered to the next transaction, whose replies follow.
+  const doneReply = c.read(t.smtp_data_done_timeout, 'sending end of data -- message may be sent more than once');
+  // The message's fate is known by then; whatever happens to RSET only decides whether the session is kept.
+  const resetOk = pipelinedReset ? c.read(t.smtp_rset_timeout, 'sending RSET probe').then((r) => r.code === 250, () => false) : undefined;
+  if (resetOk) tx.onSent?.();
+  const done = await doneReply;
   for (const i of accepted) results[i] = outcome(c, tx.recipients[i].address, done, 'end of DATA');
-  if (pipelinedReset) {
-    // The message's fate is known; whatever happens to RSET only decides whether the session is kept.
-    const ok = await c.read(t.smtp_rset_timeout, 'sending RSET probe').then((r) => r.code === 250, () => false);
-    tx.onReset?.(ok);
-  }
+  if (resetOk) tx.onReset?.(await resetOk);
   return results;
 }
 
@@ -195,7 +203,7 @@ async function sendBody(c: Conn, body: () => AsyncIterable<Buffer | string>, aft
       held = enc.encode(typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk);
     }
     const tail = after ? Buffer.concat([enc.end(), Buffer.from(after, 'latin1')]) : enc.end();
-    await send(c, held ? Buffer.concat([held, tail]) : tail, stage);
+    await send(c, held ? Buffer.concat([held, tail]) : tail, stage, !!after);
   } catch (err) {
     c.destroy();
     if (err instanceof SessionError) throw err;
@@ -204,10 +212,19 @@ async function sendBody(c: Conn, body: () => AsyncIterable<Buffer | string>, aft
   }
 }
 
-/** One write; when the socket's buffer is full, wait for it to drain (bounded by smtp_data_xfer_timeout). */
-async function send(c: Conn, data: Buffer, stage: string): Promise<void> {
+/**
+ * One write; when the socket's buffer is full, wait for it to drain (bounded by
+ * smtp_data_xfer_timeout). `corked`: the write waits for the end of this turn of the event loop,
+ * so that the next transaction's MAIL, RCPT and DATA (see Transaction.onSent) go out with it in
+ * one segment.
+ */
+async function send(c: Conn, data: Buffer, stage: string, corked = false): Promise<void> {
   if (!c.alive) throw new SessionError('lost', '4.4.2', `lost connection with ${c.host} while ${stage}`);
   const sock = c.socket;
+  if (corked) {
+    sock.cork();
+    process.nextTick(() => sock.uncork());
+  }
   if (sock.write(data)) return;
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => {

@@ -231,7 +231,8 @@ test('concurrency never exceeds the destination limit; recipients are batched pe
     assert.ok(h.primary!.peakConnections <= 3, `peak ${h.primary!.peakConnections}`);
     const big = h.primary!.messages.filter((m) => m.to[0].startsWith('x'));
     assert.deepEqual(big.map((m) => m.to.length).sort(), [1, 2, 2]);
-    assert.ok(h.qmgr.stats().destinations[0].peak <= 3);
+    // Deliveries in flight: two per connection (the next message rides behind the previous end of data).
+    assert.ok(h.qmgr.stats().destinations[0].peak <= 6);
     await until(() => h.queue.size === 0, 5000, 'empty queue');
   } finally {
     await h.close();

@@ -322,6 +322,51 @@ test('connection reuse with PIPELINING: RSET leaves with the end of data; a fail
   }
 });
 
+test('one connection for two deliveries: the second\'s MAIL, RCPT and DATA ride behind the first\'s end of data, each gets its own replies; a busy connection bounds the wait', async () => {
+  let connections = 0;
+  const { port, server } = await rawServer(async (sock, got) => {
+    // A second connection is opened only after the first was given up (the unanswered MAIL below).
+    if (++connections > 1) return void sock.end('421 4.3.2 try again later\r\n');
+    sock.write('220 raw ESMTP\r\n');
+    await seen(got, 'EHLO');
+    sock.write('250-raw\r\n250 PIPELINING\r\n');
+    await seen(got, 'DATA\r\n');
+    sock.write('250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 go\r\n');
+    // The end of data of the first message is not answered until the second transaction is in:
+    // a client that waited for that reply before starting the next message would hang here.
+    await waitFor(() => got().split('DATA\r\n').length === 3, 2000, 'the second transaction before the first 250', 5);
+    assert.match(got(), /first\r\n\.\r\nRSET\r\nMAIL FROM:<sender@client\.test>.*\r\nRCPT TO:<b@primary\.test>\r\nDATA\r\n$/s);
+    sock.write('554 5.7.1 first refused\r\n250 2.0.0 Ok\r\n250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 go\r\n');
+    await seen(got, 'second\r\n.\r\nRSET\r\n');
+    sock.write('250 2.0.0 queued as B\r\n250 2.0.0 Ok\r\n');
+    // The third transaction gets no reply to MAIL: its connection stays busy until the client gives up.
+  }, '127.0.0.2');
+  const cache = new ConnectionCache({ idleSeconds: 5 });
+  const base = options(port);
+  const opts = { ...base, cache, slotWaitSec: 0.3, session: { ...base.session, timeouts: { ...base.session.timeouts, smtp_mail_timeout: 1 } } };
+  const one = (rcpt: string, body: string) => deliver({ ...message([rcpt]), body: () => Readable.from([Buffer.from(`Subject: x\r\n\r\n${body}\r\n`)]) }, opts, { connections: 1 });
+  try {
+    const [a, b] = await Promise.all([one('a@primary.test', 'first'), one('b@primary.test', 'second')]);
+    assert.equal(connections, 1);
+    assert.deepEqual([a[0].status, a[0].text], ['bounced', `host mx1.primary.test[127.0.0.2] said: 554 5.7.1 first refused (in reply to end of DATA command)`]);
+    assert.deepEqual([b[0].status, b[0].text], ['sent', '250 2.0.0 queued as B']);
+    // One connection, busy with a transaction the peer does not answer: the other delivery waits
+    // slotWaitSec, then defers without opening a second connection.
+    const stuck = one('c@primary.test', 'third');
+    await new Promise((r) => setTimeout(r, 50));
+    const waited = await one('d@primary.test', 'fourth');
+    assert.deepEqual([waited[0].status, waited[0].dsn], ['deferred', '4.4.5']);
+    assert.match(waited[0].text, /^delivery temporarily suspended: all 1 connections to \S+ stayed busy$/);
+    assert.equal(connections, 1);
+    const c = await stuck;
+    assert.equal(c[0].status, 'deferred', 'the unanswered MAIL times out');
+    assert.equal(connections, 2);
+  } finally {
+    await cache.closeAll();
+    server.close();
+  }
+});
+
 test('probe: deliverable, undeliverable and deferred, without DATA', async () => {
   const sink = await startSink({ users: ['user@primary.test'] });
   try {

@@ -12,7 +12,7 @@ import { SessionError } from './conn.js';
 import type { SessionOptions } from './options.js';
 import type { RecipientOutcome, Transaction } from './transaction.js';
 import { logConnectFailure, logDelivery, type Delays, type DeliveryStatus } from './log.js';
-import { chooseNextHop, resolveNextHop, NextHopSyntaxError, type NextHop, type RouteFailure, type RoutingOptions } from './nexthop.js';
+import { chooseNextHop, resolveNextHop, NextHopSyntaxError, type MxAddress, type NextHop, type RouteFailure, type RoutingOptions } from './nexthop.js';
 import type { ConnectionCache } from './pool.js';
 import { openSecured, type OutboundTls } from './tls-session.js';
 import type { OriginalClient } from './xforward.js';
@@ -222,44 +222,40 @@ async function deliverToHop(
       const sessLimit = opts.mxSessionLimit ?? 2;
       const addrs = addrLimit > 0 ? resolved.addresses.slice(0, addrLimit) : resolved.addresses;
       let sessions = 0;
-      for (let i = 0; i < addrs.length && left.length; i++) {
-        const a = addrs[i];
-        let session: SmtpSession;
+      // A session for address i: one another delivery handed over (or a cached one, after a wait
+      // for a slot) stands for it, so that a recipient refused with 4xx moves on to the next
+      // address as it would from a new connection; undefined: this address failed, try the next;
+      // null: no connection may be had now.
+      const obtain = async (a: MxAddress): Promise<SmtpSession | undefined | null> => {
         // This node's own limit: with every connection busy, wait for one to be handed over.
         let local = () => undefined as void;
         if (connections > 0 && opts.cache) {
           const got = await opts.cache.acquire(hop.key, connections, (opts.slotWaitSec ?? 300) * 1000);
           if (!got) {
             last = { dsn: '4.4.5', text: `delivery temporarily suspended: all ${connections} connections to ${hop.key} stayed busy`, relay: 'none' };
-            break;
+            return null;
           }
-          if ('session' in got) {
-            await runOn(got.session, false);
-            i--;
-            continue;
-          }
+          if ('session' in got) return got.session;
           local = got.done;
         }
         const slot = await connectionSlot(hop, opts);
         if (slot === 'cached') {
           local();
           // While it waited for a slot, one of this node's connections came free: use it.
-          const again = opts.cache?.take(hop.key);
-          if (again) await runOn(again, false);
-          i--;
-          continue;
+          return opts.cache?.take(hop.key) ?? obtain(a);
         }
         if (!slot) {
           local();
           last = { dsn: '4.4.5', text: `delivery temporarily suspended: all ${opts.slotLimit ?? 0} connection slots of ${hop.key} are in use by other nodes`, relay: 'none' };
-          break;
+          return null;
         }
         try {
-          session = await openSecured(hop, a, { ...opts.session, logger: opts.session.logger ?? log }, opts.tls, log, plainRetryOk);
+          const session = await openSecured(hop, a, { ...opts.session, logger: opts.session.logger ?? log }, opts.tls, log, plainRetryOk);
           void session.closed.then(() => {
             slot();
             local();
           });
+          return session;
         } catch (err) {
           slot();
           local();
@@ -269,8 +265,13 @@ async function deliverToHop(
           // before connecting), as Postfix logs them.
           const noPeer = err.kind === 'connect' || err.kind === 'policy';
           last = { dsn: err.dsn, text: err.text, relay: noPeer ? 'none' : `${a.name}[${a.ip}]:${a.port}`, remoteMta: noPeer ? undefined : a.name, diagnostic: err.reply?.text };
-          continue;
+          return undefined;
         }
+      };
+      for (let i = 0; i < addrs.length && left.length; i++) {
+        const session = await obtain(addrs[i]);
+        if (session === null) break;
+        if (!session) continue;
         sessions++;
         const final = i === addrs.length - 1 || (sessLimit > 0 && sessions >= sessLimit);
         await runOn(session, final);

@@ -367,6 +367,23 @@ test('one connection for two deliveries: the second\'s MAIL, RCPT and DATA ride 
   }
 });
 
+test('a recipient refused with 4xx on a cached or handed-over session is deferred once, not tried again on the same connection', async () => {
+  const sink = await startSink({ host: '127.0.0.2', rcptReply: (a) => (a.startsWith('later') ? { code: 450, text: '4.2.0 try later' } : undefined) });
+  const cache = new ConnectionCache({ idleSeconds: 5 });
+  try {
+    const opts = options(sink.port, { cache });
+    const first = await deliver(message(['user@primary.test', 'later@primary.test']), opts, { connections: 2 });
+    assert.deepEqual(first.map((r) => r.status), ['sent', 'deferred']);
+    // Now a cached session is there: the recipient is refused on it, and that is its answer for this attempt.
+    const again = await deliver(message(['later@primary.test']), opts, { connections: 2 });
+    assert.deepEqual([again[0].status, again[0].dsn], ['deferred', '4.2.0']);
+    assert.equal(sink.peakConnections, 1);
+  } finally {
+    await cache.closeAll();
+    await sink.close();
+  }
+});
+
 test('probe: deliverable, undeliverable and deferred, without DATA', async () => {
   const sink = await startSink({ users: ['user@primary.test'] });
   try {

@@ -215,6 +215,20 @@ describe('smtpd pipelining', () => {
     await h.stop();
   });
 
+  test('the next message pipelined behind the end of data (RFC 2920, as Backstop\'s own client sends it) is answered in order', async () => {
+    const h = await startHarness();
+    const c = await h.ehlo();
+    c.write('MAIL FROM:<s@client.test>\r\nRCPT TO:<a@p.test>\r\nDATA\r\n');
+    for (const code of [250, 250, 354]) assert.equal((await c.read()).code, code);
+    c.write('first\r\n.\r\nRSET\r\nMAIL FROM:<s@client.test>\r\nRCPT TO:<b@p.test>\r\nDATA\r\n');
+    assert.match((await c.read()).text, /^250 2\.0\.0 Ok: queued as /);
+    for (const code of [250, 250, 250, 354]) assert.equal((await c.read()).code, code);
+    c.write('second\r\n.\r\nQUIT\r\n');
+    assert.match((await c.read()).text, /^250 2\.0\.0 Ok: queued as /);
+    assert.equal((await c.read()).code, 221);
+    await h.stop();
+  });
+
   test('message text pipelined after a rejected RCPT and DATA is not run as commands', async () => {
     const h = await startHarness({ engine: new TestEngine(new Set(['x@other.test'])) });
     const c = await h.ehlo();

@@ -70,6 +70,7 @@ async function runJob(q: QmgrCore, dest: Destination, job: Job): Promise<void> {
       arrivalTime: env.arrivalTime,
       activeTime: msg.activeTime,
       client: env.client,
+      nexthop: dest.hop,
     };
     try {
       const connections = q.deliveriesPerConnection > 1 ? Math.floor(dest.window) : undefined;

@@ -26,6 +26,9 @@ import { FileTransaction, type QueueTransaction, type WriterStore, type BeginOpt
 import { logClient, logMessageId, logQueueActive, logRemoved } from './log.js';
 import type { SchedulingQueue } from './scheduling.js';
 
+/** Whole small queue files kept between load() and the content read (Queue.wholeFiles). */
+const WHOLE_FILES_KEPT = 512;
+
 export interface QueueOptions {
   /** Postfix's queue_directory. */
   queueDirectory: string;
@@ -195,9 +198,24 @@ export class Queue extends EventEmitter<QueueEvents> implements SchedulingQueue 
   async load(id: string): Promise<QueueFileHead & { id: string; queue: QueueName }> {
     return this.serial(id, async () => {
       const e = this.entry(id);
-      const h = readQueueHeadSync(this.path(e.queue, id));
+      const { whole, ...h } = readQueueHeadSync(this.path(e.queue, id), true);
+      if (whole) this.keepWhole(id, whole);
       return { ...h, id, queue: e.queue };
     });
+  }
+
+  /**
+   * Small files load() read whole, kept for the content read that follows (the delivery): one
+   * read of the file per delivery instead of two. At most WHOLE_FILES_KEPT, oldest dropped first;
+   * a message's entry goes with its first content read, deferral or removal. The content part of
+   * a queue file never changes once committed, so the kept bytes cannot go stale.
+   */
+  private readonly wholeFiles = new Map<string, Buffer>();
+
+  private keepWhole(id: string, bytes: Buffer): void {
+    this.wholeFiles.delete(id);
+    if (this.wholeFiles.size >= WHOLE_FILES_KEPT) this.wholeFiles.delete(this.wholeFiles.keys().next().value!);
+    this.wholeFiles.set(id, Buffer.from(bytes));
   }
 
   /**
@@ -206,7 +224,9 @@ export class Queue extends EventEmitter<QueueEvents> implements SchedulingQueue 
    */
   content(id: string): AsyncIterable<Buffer> {
     const e = this.entry(id);
-    return readContent(this.path(e.queue, id));
+    const whole = this.wholeFiles.get(id);
+    this.wholeFiles.delete(id);
+    return readContent(this.path(e.queue, id), whole);
   }
 
   /** The content as a Readable stream. */
@@ -249,6 +269,7 @@ export class Queue extends EventEmitter<QueueEvents> implements SchedulingQueue 
       // Not fsync'd (nor the pending recipients' reasons before it): lost in a crash, the message
       // is only tried again sooner — its age, not this record, sets the backoff — as with
       // Postfix's qmgr, which defers without an fsync. The deferral path waits for no disk.
+      this.wholeFiles.delete(id);
       await this.appendUpdate(e, { t: Date.now(), q: { nextAttempt, attempts: e.retry.attempts + 1, lastReason: reason } }, { sync: false });
       if (e.queue === 'active') await this.moveUnlocked(e, 'deferred');
     });
@@ -333,6 +354,7 @@ export class Queue extends EventEmitter<QueueEvents> implements SchedulingQueue 
   remove(id: string, service = 'qmgr', opts: { durable?: boolean } = {}): Promise<void> {
     return this.serial(id, async () => {
       const e = this.entry(id);
+      this.wholeFiles.delete(id);
       await unlink(this.path(e.queue, id));
       if (opts.durable !== false) await this.syncDir(e.queue);
       this.index.delete(id);

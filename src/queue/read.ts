@@ -20,8 +20,13 @@ const BLOCK_BYTES = 256 * 1024;
 /** VERSION + SIZE records: the END checksum covers what follows them. */
 const CRC_START = 1 + 1 + 16 + 1 + 1 + 63;
 
-/** Read one queue file's head and journal. Throws QueueFileError for a bad file, ErrnoException for I/O. */
-export function readQueueHeadSync(path: string): QueueFileHead & { fileSize: number } {
+/**
+ * Read one queue file's head and journal. Throws QueueFileError for a bad file, ErrnoException
+ * for I/O. `keepWhole`: when the first read held the whole file, return its bytes as `whole` (a
+ * view of the read buffer), so that the content can be read from them (readContent) without
+ * reading the file again.
+ */
+export function readQueueHeadSync(path: string, keepWhole = false): QueueFileHead & { fileSize: number; whole?: Buffer } {
   const fd = openSync(path, 'r');
   try {
     let buf = Buffer.allocUnsafe(FIRST_READ);
@@ -72,82 +77,97 @@ export function readQueueHeadSync(path: string): QueueFileHead & { fileSize: num
       validLength: t.validLength,
       torn: t.torn,
       fileSize,
+      ...(keepWhole && fileSize <= got ? { whole: buf.subarray(0, fileSize) } : {}),
     };
   } finally {
     closeSync(fd);
   }
 }
 
-/** Stream the content of the queue file at `path`, verifying records and the END checksum. */
-export async function* readContent(path: string): AsyncGenerator<Buffer> {
+/** Reads `len` bytes at file position `pos` into `buf` at `off`; returns how many it read (0 at the end). */
+type PRead = (buf: Buffer, off: number, len: number, pos: number) => number;
+
+/**
+ * Stream the content of the queue file at `path`, verifying records and the END checksum. With
+ * `whole` (the file's bytes, from readQueueHeadSync), the file is not read again.
+ */
+export async function* readContent(path: string, whole?: Buffer): AsyncGenerator<Buffer> {
+  if (whole) {
+    yield* contentOf((buf, off, len, pos) => (pos >= whole.length ? 0 : whole.copy(buf, off, pos, Math.min(whole.length, pos + len))));
+    return;
+  }
   const fd = openSync(path, 'r');
   try {
-    const first = Buffer.allocUnsafe(16384);
-    let bytesRead = readSync(fd, first, 0, first.length, 0);
-    let headBuf = first.subarray(0, bytesRead);
-    let head: ReturnType<typeof parseHead>;
-    for (;;) {
-      try {
-        head = parseHead(headBuf);
-        break;
-      } catch (err) {
-        if (!(err instanceof QueueFileError) || bytesRead < headBuf.length || !/truncated/.test(err.message)) throw err;
-        const bigger = Buffer.allocUnsafe(headBuf.length * 4);
-        headBuf.copy(bigger);
-        const more = readSync(fd, bigger, headBuf.length, bigger.length - headBuf.length, headBuf.length);
-        bytesRead = headBuf.length + more;
-        headBuf = bigger.subarray(0, bytesRead);
-        if (more === 0) throw err;
-      }
-    }
-    let crc = crc32(headBuf.subarray(CRC_START, head.contentOffset));
-    let pos = head.contentOffset;
-    let carry: Buffer = Buffer.alloc(0);
-    let sawXtra = false;
-    // The first read usually holds the whole content of a small message: no second read then.
-    let spare: Buffer | null = headBuf.length > head.contentOffset ? headBuf.subarray(head.contentOffset) : null;
-    while (!sawXtra) {
-      let got: Buffer;
-      if (spare && carry.length === 0) {
-        got = spare.subarray(0, Math.max(0, Math.min(spare.length, head.endOffset - pos)));
-        spare = null;
-        if (got.length === 0) continue;
-      } else {
-        const block = Buffer.allocUnsafe(Math.min(BLOCK_BYTES, Math.max(1, head.endOffset - pos - carry.length)));
-        const n = readSync(fd, block, 0, block.length, pos + carry.length);
-        if (n === 0) throw new QueueFileError('file is truncated inside the message content');
-        got = block.subarray(0, n);
-      }
-      const buf = carry.length ? Buffer.concat([carry, got]) : got;
-      let off = 0;
-      for (;;) {
-        const rr = readRecord(buf, pos + off, pos);
-        if (!rr.ok) {
-          if (rr.reason === 'bad length') throw new QueueFileError('bad record length in message content');
-          break;
-        }
-        const rec = rr.rec;
-        if (rec.end > head.endOffset) throw new QueueFileError('content record runs past the END record');
-        crc = crc32(buf.subarray(rec.offset - pos, rec.end - pos), crc);
-        off = rec.end - pos;
-        if (rec.type === REC.CONTENT) {
-          yield Buffer.from(buf.subarray(rec.dataOffset - pos, rec.end - pos));
-        } else if (rec.type === REC.XTRA) {
-          sawXtra = true;
-          if (rec.end !== head.endOffset) throw new QueueFileError('END record is not where the SIZE record says');
-          break;
-        } else throw new QueueFileError(`unexpected record type '${rec.type}' in message content`);
-      }
-      pos += off;
-      carry = Buffer.from(buf.subarray(off));
-    }
-    const endBuf = Buffer.allocUnsafe(10);
-    const endRead = readSync(fd, endBuf, 0, 10, head.endOffset);
-    const end = readRecord(endBuf.subarray(0, endRead), 0);
-    if (!end.ok || end.rec.type !== REC.END) throw new QueueFileError('file is truncated: no END record');
-    const want = endBuf.subarray(end.rec.dataOffset, end.rec.end).toString('latin1');
-    if (want !== crc.toString(16).padStart(8, '0')) throw new QueueFileError('checksum mismatch: the queue file is damaged');
+    yield* contentOf((buf, off, len, pos) => readSync(fd, buf, off, len, pos));
   } finally {
     closeSync(fd);
   }
+}
+
+async function* contentOf(readAt: PRead): AsyncGenerator<Buffer> {
+  const first = Buffer.allocUnsafe(16384);
+  let bytesRead = readAt(first, 0, first.length, 0);
+  let headBuf = first.subarray(0, bytesRead);
+  let head: ReturnType<typeof parseHead>;
+  for (;;) {
+    try {
+      head = parseHead(headBuf);
+      break;
+    } catch (err) {
+      if (!(err instanceof QueueFileError) || bytesRead < headBuf.length || !/truncated/.test(err.message)) throw err;
+      const bigger = Buffer.allocUnsafe(headBuf.length * 4);
+      headBuf.copy(bigger);
+      const more = readAt(bigger, headBuf.length, bigger.length - headBuf.length, headBuf.length);
+      bytesRead = headBuf.length + more;
+      headBuf = bigger.subarray(0, bytesRead);
+      if (more === 0) throw err;
+    }
+  }
+  let crc = crc32(headBuf.subarray(CRC_START, head.contentOffset));
+  let pos = head.contentOffset;
+  let carry: Buffer = Buffer.alloc(0);
+  let sawXtra = false;
+  // The first read usually holds the whole content of a small message: no second read then.
+  let spare: Buffer | null = headBuf.length > head.contentOffset ? headBuf.subarray(head.contentOffset) : null;
+  while (!sawXtra) {
+    let got: Buffer;
+    if (spare && carry.length === 0) {
+      got = spare.subarray(0, Math.max(0, Math.min(spare.length, head.endOffset - pos)));
+      spare = null;
+      if (got.length === 0) continue;
+    } else {
+      const block = Buffer.allocUnsafe(Math.min(BLOCK_BYTES, Math.max(1, head.endOffset - pos - carry.length)));
+      const n = readAt(block, 0, block.length, pos + carry.length);
+      if (n === 0) throw new QueueFileError('file is truncated inside the message content');
+      got = block.subarray(0, n);
+    }
+    const buf = carry.length ? Buffer.concat([carry, got]) : got;
+    let off = 0;
+    for (;;) {
+      const rr = readRecord(buf, pos + off, pos);
+      if (!rr.ok) {
+        if (rr.reason === 'bad length') throw new QueueFileError('bad record length in message content');
+        break;
+      }
+      const rec = rr.rec;
+      if (rec.end > head.endOffset) throw new QueueFileError('content record runs past the END record');
+      crc = crc32(buf.subarray(rec.offset - pos, rec.end - pos), crc);
+      off = rec.end - pos;
+      if (rec.type === REC.CONTENT) {
+        yield Buffer.from(buf.subarray(rec.dataOffset - pos, rec.end - pos));
+      } else if (rec.type === REC.XTRA) {
+        sawXtra = true;
+        if (rec.end !== head.endOffset) throw new QueueFileError('END record is not where the SIZE record says');
+        break;
+      } else throw new QueueFileError(`unexpected record type '${rec.type}' in message content`);
+    }
+    pos += off;
+    carry = Buffer.from(buf.subarray(off));
+  }
+  const endBuf = Buffer.allocUnsafe(10);
+  const endRead = readAt(endBuf, 0, 10, head.endOffset);
+  const end = readRecord(endBuf.subarray(0, endRead), 0);
+  if (!end.ok || end.rec.type !== REC.END) throw new QueueFileError('file is truncated: no END record');
+  const want = endBuf.subarray(end.rec.dataOffset, end.rec.end).toString('latin1');
+  if (want !== crc.toString(16).padStart(8, '0')) throw new QueueFileError('checksum mismatch: the queue file is damaged');
 }

@@ -38,6 +38,11 @@ export interface OutboundMessage {
   arrivalTime?: number;
   /** When the queue manager made it active (ms since the epoch); default: the call time. */
   activeTime?: number;
+  /**
+   * The next hop of every recipient, as the queue manager chose it at activation (Postfix's
+   * delivery request carries it to smtp(8)); absent: chosen here, recipient by recipient.
+   */
+  nexthop?: NextHop;
 }
 
 export interface DeliveryOptions extends RoutingOptions {
@@ -335,7 +340,9 @@ export async function deliver(msg: OutboundMessage, opts: DeliveryOptions, limit
   const active = msg.activeTime ?? start;
   const log = opts.logger ?? maillog.logger('smtp');
   const results: RecipientResult[] = new Array(msg.recipients.length);
-  const { groups, failed } = await route(msg.recipients, opts);
+  const { groups, failed } = msg.nexthop
+    ? { groups: new Map([[msg.nexthop.key, { hop: msg.nexthop, pending: msg.recipients.map((rcpt, index) => ({ index, rcpt })) }]]), failed: [] }
+    : await route(msg.recipients, opts);
 
   const record = (index: number, o: Outcome, logStatus?: DeliveryStatus) => {
     const rcpt = msg.recipients[index];

@@ -7,8 +7,25 @@ import ipaddr from 'ipaddr.js';
 
 export type IpAddress = ipaddr.IPv4 | ipaddr.IPv6;
 
+/**
+ * Parsed addresses by text: every SMTP session and delivery asks about the same few (the client,
+ * our own, the primary's), and ipaddr.js's validation runs a long regular expression each time.
+ * At most PARSED_KEPT, then forgotten all at once. Callers must not modify what they get.
+ */
+const parsed = new Map<string, IpAddress | null>();
+const PARSED_KEPT = 4096;
+
 /** The parsed address, IPv4-mapped IPv6 unwrapped; undefined when `text` is not an address. */
 export function parseIp(text: string): IpAddress | undefined {
+  const known = parsed.get(text);
+  if (known !== undefined) return known ?? undefined;
+  const p = parseUncached(text);
+  if (parsed.size >= PARSED_KEPT) parsed.clear();
+  parsed.set(text, p ?? null);
+  return p;
+}
+
+function parseUncached(text: string): IpAddress | undefined {
   const t = text.startsWith('[') && text.endsWith(']') ? text.slice(1, -1) : text;
   if (!ipaddr.isValid(t)) return undefined;
   try {

@@ -23,7 +23,9 @@ export type SmtpdMessage =
   | { t: 'anvil-connect'; req: number; ip: string; limits: ConnectionLimits }
   | { t: 'replace' }
   | { t: 'anvil-disconnect'; ip: string }
-  | { t: 'observed'; req: number; report: WorkerReport };
+  | { t: 'observed'; req: number; report: WorkerReport }
+  /** Several of the above sent in one turn of the worker's event loop, in order. */
+  | { t: 'batch'; messages: SmtpdMessage[] };
 
 /** From the queue manager worker to the master. */
 export type QmgrMessage =

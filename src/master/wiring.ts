@@ -43,18 +43,7 @@ export function myAddresses(config: Config): string[] {
 
 export function isSelfFn(config: Config): (ip: string) => boolean {
   const mine = new Set(myAddresses(config));
-  // Asked for every delivery (the message's client, the next hop's addresses) about the same few
-  // addresses: the answer per address text is kept (at most 4096, then forgotten all at once).
-  const known = new Map<string, boolean>();
-  return (ip) => {
-    let self = known.get(ip);
-    if (self === undefined) {
-      self = mine.has(normalizeIp(ip));
-      if (known.size >= 4096) known.clear();
-      known.set(ip, self);
-    }
-    return self;
-  };
+  return (ip) => mine.has(normalizeIp(ip));
 }
 
 function protocols(config: Config): Array<'ipv4' | 'ipv6'> {

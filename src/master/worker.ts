@@ -44,8 +44,31 @@ function dropPrivileges(): void {
   process.setuid!(uid);
 }
 
+/**
+ * What a worker tells the master in passing (anvil's counts without a limit to enforce, accepted
+ * mail) goes as one message per turn of the event loop: a connection per message would otherwise
+ * cost two messages, each a write here and a read and a parse in the master. Anything else is
+ * sent at once, after what is waiting, so the order is kept.
+ */
+const IN_PASSING = new Set<string>(['anvil-disconnect', 'accepted']);
+let waiting: SmtpdMessage[] = [];
+
 function send(m: SmtpdMessage | QmgrMessage): void {
-  if (process.connected) process.send!(m);
+  if (!process.connected) return;
+  if (IN_PASSING.has(m.t) || (m.t === 'anvil-connect' && m.req === 0)) {
+    if (!waiting.length) setImmediate(sendWaiting);
+    waiting.push(m as SmtpdMessage);
+    return;
+  }
+  sendWaiting();
+  process.send!(m);
+}
+
+function sendWaiting(): void {
+  if (!waiting.length) return;
+  const messages = waiting;
+  waiting = [];
+  if (process.connected) process.send!(messages.length === 1 ? messages[0] : { t: 'batch', messages } satisfies SmtpdMessage);
 }
 
 /**

@@ -228,6 +228,9 @@ export class Workers implements App {
 
   private fromSmtpd(w: SmtpdWorker, m: SmtpdMessage): void {
     switch (m.t) {
+      case 'batch':
+        for (const one of m.messages) this.fromSmtpd(w, one);
+        break;
       case 'accepted':
         this.toQmgr({ t: 'accepted', entries: m.entries });
         break;

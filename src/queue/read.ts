@@ -7,6 +7,8 @@
 // delivered was written or scanned moments ago and is in the page cache, so each read is a copy
 // of at most 256 KB, where an asynchronous read costs two thread wake-ups (five per 1 KB message,
 // the largest share of the queue manager's CPU in a drain: bench/qmgr-drain.ts BENCH_PROFILE).
+// A small file that the head read took whole is not read again: readContent parses the same
+// bytes (Queue.load keeps them for the delivery that follows).
 // Trusts nothing in the file: a bad one is a QueueFileError.
 
 import { openSync, readSync, closeSync, fstatSync } from 'node:fs';

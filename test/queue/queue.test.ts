@@ -370,6 +370,33 @@ test('a damaged body is caught by the checksum when the content is read', async 
   }
 });
 
+test('a small file read whole by load() gives the delivery its content without a second read; damage read then is still caught', async () => {
+  const { dir, cleanup } = tempDir();
+  try {
+    const q = await Queue.open({ queueDirectory: dir, maillog: quietLog().log });
+    const id = await enqueue(q, envelope(), chunks(message('kept body\r\n')));
+    const path = join(dir, 'active', id);
+    await q.load(id);
+    // The file's bytes are gone from disk: the content still comes, from what load() read.
+    const saved = readFileSync(path);
+    writeFileSync(path, '');
+    assert.deepEqual(await collect(q.content(id)), message('kept body\r\n'));
+    // Kept once: the next read goes to the file.
+    await assert.rejects(collect(q.content(id)), { name: 'QueueFileError' });
+    // Damaged bytes read by load() fail the checksum as a damaged file does.
+    const bad = Buffer.from(saved);
+    bad[bad.indexOf('kept')] = 'K'.charCodeAt(0);
+    writeFileSync(path, bad);
+    await q.load(id);
+    writeFileSync(path, saved);
+    await assert.rejects(collect(q.content(id)), { name: 'QueueFileError', message: 'checksum mismatch: the queue file is damaged' });
+    assert.deepEqual(await collect(q.content(id)), message('kept body\r\n'));
+    await q.close();
+  } finally {
+    cleanup();
+  }
+});
+
 test('the lock keeps a second opener out while the first is open', async () => {
   const { dir, cleanup } = tempDir();
   try {

@@ -80,8 +80,10 @@ export class ConnectionCache {
       const w: Waiter = {
         resolve,
         timer: setTimeout(() => {
-          const l = this.waiters.get(key);
-          if (l) l.splice(l.indexOf(w), 1);
+          const l = this.waiters.get(key) ?? [];
+          const i = l.indexOf(w);
+          if (i >= 0) l.splice(i, 1);
+          if (!l.length) this.waiters.delete(key);
           resolve(null);
         }, waitMs),
       };

@@ -8,7 +8,6 @@
 
 import { EventEmitter } from 'node:events';
 import { mkdirSync } from 'node:fs';
-import { rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { reply, SmtpError, type Envelope } from '../mail/index.js';
@@ -16,6 +15,7 @@ import { maillog as defaultMaillog, type Maillog, type Logger } from '../log/ind
 import { QUEUE_NAMES, type QueueName, type RecipientStatus, type RetryState, type StateUpdate, type QueueFileHead } from './file.js';
 import { readQueueHeadSync, readContent } from './read.js';
 import { DirSyncer } from './dirsync.js';
+import { FileOps } from './fileops.js';
 import { QueueIds } from './id.js';
 import { acquireQueueLock, type QueueLock } from './lock.js';
 import { writeAll, type WriteFn } from './disk.js';
@@ -64,6 +64,8 @@ export class Queue extends EventEmitter<QueueEvents> implements SchedulingQueue 
   private readonly maillog: Maillog;
   private lock: QueueLock | null = null;
   private closed = false;
+  /** Renames between queues and removals: batched into a helper thread (fileops.ts). */
+  private readonly fileOps = new FileOps();
 
   private constructor(opts: QueueOptions) {
     super();
@@ -102,6 +104,7 @@ export class Queue extends EventEmitter<QueueEvents> implements SchedulingQueue 
     if (this.closed) return;
     this.closed = true;
     await Promise.allSettled([...this.chains.values()]);
+    await this.fileOps.close();
     for (const s of this.syncers.values()) await s.close();
     await this.lock?.release();
   }
@@ -301,8 +304,8 @@ export class Queue extends EventEmitter<QueueEvents> implements SchedulingQueue 
   private async moveUnlocked(e: QueueEntry, to: QueueName): Promise<void> {
     const from = e.queue;
     if (from === to) return;
-    // In the thread pool: a rename waits for the journal while fsyncs commit it (queue-format.md).
-    await rename(this.path(from, e.id), this.path(to, e.id));
+    // Off the event loop: a rename waits for the journal while fsyncs commit it (queue-format.md).
+    await this.fileOps.rename(this.path(from, e.id), this.path(to, e.id));
     // A move between the two scheduling queues (active ↔ deferred) needs no directory fsync, as in
     // Postfix's qmgr: the message's state (recipients, retry time) lives in the file; a rename is
     // one atomic journal transaction, so after a crash the name is in
@@ -355,7 +358,7 @@ export class Queue extends EventEmitter<QueueEvents> implements SchedulingQueue 
     return this.serial(id, async () => {
       const e = this.entry(id);
       this.wholeFiles.delete(id);
-      await unlink(this.path(e.queue, id));
+      await this.fileOps.unlink(this.path(e.queue, id));
       if (opts.durable !== false) await this.syncDir(e.queue);
       this.index.delete(id);
       logRemoved(service === 'qmgr' ? this.log.qmgr : this.maillog.logger(service), id);

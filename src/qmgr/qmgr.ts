@@ -73,7 +73,7 @@ export class Qmgr extends EventEmitter<QmgrEvents> {
       queue: opts.queue,
       delivery: opts.delivery,
       deliverFn: opts.deliver ?? smtpDeliver,
-      deliveriesPerConnection: Number(process.env.DPC) || (opts.deliveriesPerConnection ?? (!opts.deliver && opts.delivery.cache ? 2 : 1)),
+      deliveriesPerConnection: opts.deliveriesPerConnection ?? (!opts.deliver && opts.delivery.cache ? 2 : 1),
       notices: opts.notices,
       now: opts.now ?? Date.now,
       random: opts.random ?? Math.random,

@@ -69,7 +69,7 @@ export class SmtpSession {
    * Runs one mail transaction and returns one outcome per recipient. Throws SessionError when the
    * session breaks (lost connection, timeout): the caller decides for the recipients left.
    */
-  async transaction(tx: Transaction, origin?: OriginalClient, opts: { reuse?: boolean; onSent?: () => void } = {}): Promise<RecipientOutcome[]> {
+  async transaction(tx: Transaction, origin?: OriginalClient, opts: { reuse?: boolean; onSent?: () => void; nextWaiting?: () => boolean } = {}): Promise<RecipientOutcome[]> {
     this.lastUsed = Date.now();
     this.resetDone = undefined;
     const refused = refuseBeforeMail(this.conn, this.features, tx);
@@ -94,7 +94,7 @@ export class SmtpSession {
       if (!released) this.resetDone = ok;
       else if (!ok) this.destroy();
     };
-    const results = await exchange(this.conn, this.features, reuse ? { ...tx, resetAfter: true, onReset, onSent } : tx);
+    const results = await exchange(this.conn, this.features, reuse ? { ...tx, resetAfter: true, onReset, onSent, nextWaiting: opts.nextWaiting } : tx);
     if (!released) this.uses++;
     return results;
   }

@@ -185,7 +185,7 @@ async function deliverToHop(
       cache.put(hop.key, session);
     } : undefined;
     try {
-      outcomes = await session.transaction(build(left.map((p) => p.rcpt)), origin, { reuse: !!cache, onSent });
+      outcomes = await session.transaction(build(left.map((p) => p.rcpt)), origin, { reuse: !!cache, onSent, nextWaiting: cache ? () => cache.waiting(hop.key) : undefined });
     } catch (err) {
       if (!(err instanceof SessionError)) throw err;
       last = { dsn: err.dsn, text: err.text, relay: session.relay, remoteMta: session.address.name, diagnostic: err.reply?.text, setupDone };

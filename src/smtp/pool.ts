@@ -155,6 +155,11 @@ export class ConnectionCache {
     this.entries.set(key, list);
   }
 
+  /** Whether a delivery waits in `acquire` for a session to this destination. */
+  waiting(key: string): boolean {
+    return (this.waiters.get(key)?.length ?? 0) > 0;
+  }
+
   /** Whether a session for this destination is cached (it may have died since). */
   has(key: string): boolean {
     return (this.entries.get(key)?.length ?? 0) > 0;

@@ -44,6 +44,15 @@ export interface Transaction {
    * order, so each transaction still gets its own.
    */
   onSent?: () => void;
+  /**
+   * Asked just before the end of the content is written, when the session is to be reused: true
+   * when a delivery is already waiting for this session. Then no RSET goes out — after the end of
+   * data the server is back in its initial state whatever it answers (RFC 5321 4.1.1.4), and the
+   * waiting delivery's MAIL follows at once, so it is also the probe that the session is alive —
+   * and the session is handed over (`onSent`). Otherwise RSET goes with the end of data, as the
+   * probe of a session that waits in the cache (Postfix sends its RSET probe on reuse).
+   */
+  nextWaiting?: () => boolean;
 }
 
 /** The outcome for one recipient of a transaction. */
@@ -169,13 +178,15 @@ export async function exchange(c: Conn, f: Features, tx: Transaction): Promise<R
     for (const i of accepted) results[i] = outcome(c, tx.recipients[i].address, r, 'DATA');
     return results;
   }
-  const pipelinedReset = !!tx.resetAfter && f.pipelining;
-  await sendBody(c, tx.body!, pipelinedReset ? 'RSET\r\n' : '');
+  const reused = !!tx.resetAfter && f.pipelining;
+  const direct = reused && !!tx.onSent && !!tx.nextWaiting?.();
+  const pipelinedReset = reused && !direct;
+  await sendBody(c, tx.body!, pipelinedReset ? 'RSET\r\n' : '', direct);
   // Both reads are queued before the session is offered to the next transaction, whose replies follow.
   const doneReply = c.read(t.smtp_data_done_timeout, 'sending end of data -- message may be sent more than once');
   // The message's fate is known by then; whatever happens to RSET only decides whether the session is kept.
   const resetOk = pipelinedReset ? c.read(t.smtp_rset_timeout, 'sending RSET probe').then((r) => r.code === 250, () => false) : undefined;
-  if (resetOk) tx.onSent?.();
+  if (resetOk || direct) tx.onSent?.();
   const done = await doneReply;
   for (const i of accepted) results[i] = outcome(c, tx.recipients[i].address, done, 'end of DATA');
   if (resetOk) tx.onReset?.(await resetOk);
@@ -191,9 +202,10 @@ async function abortData(c: Conn): Promise<void> {
  * Streams the content through the DATA encoder, each write bounded by smtp_data_xfer_timeout.
  * The content is read as an async iterable (no stream pipeline per message) and each encoded
  * chunk is held back until the next one arrives, so that the last goes out with the terminator
- * (and `after`, a pipelined RSET): a small message is one write.
+ * (and `after`, a pipelined RSET): a small message is one write. The last write is corked (till
+ * the end of this turn) when the next transaction's commands are to join it.
  */
-async function sendBody(c: Conn, body: () => AsyncIterable<Buffer | string>, after: string): Promise<void> {
+async function sendBody(c: Conn, body: () => AsyncIterable<Buffer | string>, after: string, corkLast = false): Promise<void> {
   const stage = 'sending message body';
   const enc = new DotEncoder(c.opts.smtpLineLengthLimit ?? 998);
   let held: Buffer | null = null;
@@ -203,7 +215,7 @@ async function sendBody(c: Conn, body: () => AsyncIterable<Buffer | string>, aft
       held = enc.encode(typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk);
     }
     const tail = after ? Buffer.concat([enc.end(), Buffer.from(after, 'latin1')]) : enc.end();
-    await send(c, held ? Buffer.concat([held, tail]) : tail, stage, !!after);
+    await send(c, held ? Buffer.concat([held, tail]) : tail, stage, !!after || corkLast);
   } catch (err) {
     c.destroy();
     if (err instanceof SessionError) throw err;

@@ -60,7 +60,8 @@ async function activate(q: QmgrCore, id: string, flush: boolean): Promise<void> 
       q.active.delete(id);
       return;
     }
-    msg.head = await q.queue.load(id);
+    // Statuses from the index: the journal's reasons are read only for a notice (endpass.ts).
+    msg.head = await q.queue.load(id, { statesFromIndex: true });
   } catch (err) {
     q.active.delete(id);
     throw err;

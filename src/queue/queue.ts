@@ -13,7 +13,7 @@ import { Readable } from 'node:stream';
 import { reply, SmtpError, type Envelope } from '../mail/index.js';
 import { maillog as defaultMaillog, type Maillog, type Logger } from '../log/index.js';
 import { QUEUE_NAMES, type QueueName, type RecipientStatus, type RetryState, type StateUpdate, type QueueFileHead } from './file.js';
-import { readQueueHeadSync, readContent } from './read.js';
+import { readQueueHeadSync, readEnvelopeSync, readContent } from './read.js';
 import { DirSyncer } from './dirsync.js';
 import { FileOps } from './fileops.js';
 import { QueueIds } from './id.js';
@@ -197,12 +197,23 @@ export class Queue extends EventEmitter<QueueEvents> implements SchedulingQueue 
     return e;
   }
 
-  /** Envelope, per-recipient states and retry state of one message, read from its file. */
-  async load(id: string): Promise<QueueFileHead & { id: string; queue: QueueName }> {
+  /**
+   * Envelope, per-recipient states and retry state of one message, read from its file.
+   * `statesFromIndex`: the recipients' statuses and the retry state come from the index (kept
+   * current by every update this queue appended) and the journal is not parsed — the queue
+   * manager's activation, which needs no reasons (the notices load them again).
+   */
+  async load(id: string, opts: { statesFromIndex?: boolean } = {}): Promise<QueueFileHead & { id: string; queue: QueueName }> {
     return this.serial(id, async () => {
       const e = this.entry(id);
+      if (opts.statesFromIndex) {
+        const { whole, ...h } = readEnvelopeSync(this.path(e.queue, id), true);
+        if (whole) this.keepWhole(id, whole, h);
+        const states = Array.from(e.status, (c) => ({ status: c === 'D' ? ('delivered' as const) : c === 'B' ? ('bounced' as const) : ('pending' as const) }));
+        return { ...h, states, retry: { ...e.retry }, journalOffset: e.journalOffset, validLength: e.fileSize, torn: false, id, queue: e.queue };
+      }
       const { whole, ...h } = readQueueHeadSync(this.path(e.queue, id), true);
-      if (whole) this.keepWhole(id, whole);
+      if (whole) this.keepWhole(id, whole, h);
       return { ...h, id, queue: e.queue };
     });
   }
@@ -211,14 +222,16 @@ export class Queue extends EventEmitter<QueueEvents> implements SchedulingQueue 
    * Small files load() read whole, kept for the content read that follows (the delivery): one
    * read of the file per delivery instead of two. At most WHOLE_FILES_KEPT, oldest dropped first;
    * a message's entry goes with its first content read, deferral or removal. The content part of
-   * a queue file never changes once committed, so the kept bytes cannot go stale.
+   * a queue file never changes once committed, so the kept bytes cannot go stale; the head's
+   * offsets, parsed from the same bytes, are kept with them, so the content read does not parse
+   * the head again.
    */
-  private readonly wholeFiles = new Map<string, Buffer>();
+  private readonly wholeFiles = new Map<string, { bytes: Buffer; contentOffset: number; endOffset: number }>();
 
-  private keepWhole(id: string, bytes: Buffer): void {
+  private keepWhole(id: string, bytes: Buffer, h: { contentOffset: number; endOffset: number }): void {
     this.wholeFiles.delete(id);
     if (this.wholeFiles.size >= WHOLE_FILES_KEPT) this.wholeFiles.delete(this.wholeFiles.keys().next().value!);
-    this.wholeFiles.set(id, Buffer.from(bytes));
+    this.wholeFiles.set(id, { bytes: Buffer.from(bytes), contentOffset: h.contentOffset, endOffset: h.endOffset });
   }
 
   /**

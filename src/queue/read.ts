@@ -29,6 +29,21 @@ const CRC_START = 1 + 1 + 16 + 1 + 1 + 63;
  * reading the file again.
  */
 export function readQueueHeadSync(path: string, keepWhole = false): QueueFileHead & { fileSize: number; whole?: Buffer } {
+  const r = readHeadSync(path, keepWhole, true);
+  return r as QueueFileHead & { fileSize: number; whole?: Buffer };
+}
+
+/**
+ * The envelope and offsets of one queue file without its journal (no recipient or retry states):
+ * for the queue manager, whose index already holds each recipient's status and the retry state,
+ * kept current by every update it appended. The END record must be there; the content read
+ * checks it and the checksum.
+ */
+export function readEnvelopeSync(path: string, keepWhole = false): Omit<QueueFileHead, 'states' | 'retry' | 'journalOffset' | 'validLength' | 'torn'> & { fileSize: number; whole?: Buffer } {
+  return readHeadSync(path, keepWhole, false);
+}
+
+function readHeadSync(path: string, keepWhole: boolean, journal: boolean): Omit<QueueFileHead, 'states' | 'retry' | 'journalOffset' | 'validLength' | 'torn'> & Partial<QueueFileHead> & { fileSize: number; whole?: Buffer } {
   const fd = openSync(path, 'r');
   try {
     let buf = Buffer.allocUnsafe(FIRST_READ);
@@ -52,6 +67,10 @@ export function readQueueHeadSync(path: string, keepWhole = false): QueueFileHea
     }
     if (fileSize < 0) fileSize = fstatSync(fd).size;
     if (head.endOffset >= fileSize) throw new QueueFileError('file is truncated: no END record');
+    const whole = keepWhole && fileSize <= got ? { whole: buf.subarray(0, fileSize) } : {};
+    if (!journal) {
+      return { envelope: head.env, messageSize: head.messageSize, messageId: head.messageId, contentOffset: head.contentOffset, endOffset: head.endOffset, fileSize, ...whole };
+    }
     let tail: Buffer;
     if (fileSize <= got) {
       tail = buf.subarray(head.endOffset, fileSize);
@@ -79,7 +98,7 @@ export function readQueueHeadSync(path: string, keepWhole = false): QueueFileHea
       validLength: t.validLength,
       torn: t.torn,
       fileSize,
-      ...(keepWhole && fileSize <= got ? { whole: buf.subarray(0, fileSize) } : {}),
+      ...whole,
     };
   } finally {
     closeSync(fd);
@@ -93,9 +112,11 @@ type PRead = (buf: Buffer, off: number, len: number, pos: number) => number;
  * Stream the content of the queue file at `path`, verifying records and the END checksum. With
  * `whole` (the file's bytes, from readQueueHeadSync), the file is not read again.
  */
-export async function* readContent(path: string, whole?: Buffer): AsyncGenerator<Buffer> {
+export async function* readContent(path: string, whole?: { bytes: Buffer; contentOffset: number; endOffset: number }): AsyncGenerator<Buffer> {
   if (whole) {
-    yield* contentOf((buf, off, len, pos) => (pos >= whole.length ? 0 : whole.copy(buf, off, pos, Math.min(whole.length, pos + len))));
+    // The head was parsed from these very bytes: its offsets stand, only the content is walked.
+    const b = whole.bytes;
+    yield* contentOf((buf, off, len, pos) => (pos >= b.length ? 0 : b.copy(buf, off, pos, Math.min(b.length, pos + len))), { bytes: b, contentOffset: whole.contentOffset, endOffset: whole.endOffset });
     return;
   }
   const fd = openSync(path, 'r');
@@ -106,25 +127,35 @@ export async function* readContent(path: string, whole?: Buffer): AsyncGenerator
   }
 }
 
-async function* contentOf(readAt: PRead): AsyncGenerator<Buffer> {
+async function* contentOf(readAt: PRead, known?: { bytes: Buffer; contentOffset: number; endOffset: number }): AsyncGenerator<Buffer> {
+  if (known) {
+    yield* walkContent(readAt, known.bytes, known);
+    return;
+  }
   const first = Buffer.allocUnsafe(16384);
-  let bytesRead = readAt(first, 0, first.length, 0);
-  let headBuf = first.subarray(0, bytesRead);
-  let head: ReturnType<typeof parseHead>;
+  const { headBuf, head } = readHeadOffsets(first.subarray(0, readAt(first, 0, first.length, 0)), readAt);
+  yield* walkContent(readAt, headBuf, head);
+}
+
+/** Parses the head from the first bytes read, reading more while it is longer; the bytes and its offsets. */
+function readHeadOffsets(first: Buffer, readAt: PRead): { headBuf: Buffer; head: { contentOffset: number; endOffset: number } } {
+  let headBuf = first;
   for (;;) {
     try {
-      head = parseHead(headBuf);
-      break;
+      return { headBuf, head: parseHead(headBuf) };
     } catch (err) {
-      if (!(err instanceof QueueFileError) || bytesRead < headBuf.length || !/truncated/.test(err.message)) throw err;
+      if (!(err instanceof QueueFileError) || !/truncated/.test(err.message)) throw err;
       const bigger = Buffer.allocUnsafe(headBuf.length * 4);
       headBuf.copy(bigger);
       const more = readAt(bigger, headBuf.length, bigger.length - headBuf.length, headBuf.length);
-      bytesRead = headBuf.length + more;
-      headBuf = bigger.subarray(0, bytesRead);
       if (more === 0) throw err;
+      headBuf = bigger.subarray(0, headBuf.length + more);
     }
   }
+}
+
+/** The content records from `head.contentOffset` to the END record, checked against its checksum. */
+async function* walkContent(readAt: PRead, headBuf: Buffer, head: { contentOffset: number; endOffset: number }): AsyncGenerator<Buffer> {
   let crc = crc32(headBuf.subarray(CRC_START, head.contentOffset));
   let pos = head.contentOffset;
   let carry: Buffer = Buffer.alloc(0);

@@ -27,7 +27,8 @@ export interface SchedulingQueue extends EventEmitter<QueueEvents> {
   has(id: string): boolean;
   /** Messages in one queue (or all), oldest first. */
   list(queue?: QueueName): QueueEntry[];
-  load(id: string): Promise<LoadedMessage>;
+  /** `statesFromIndex`: recipient statuses and retry state as the index has them, no reasons (a queue may ignore it and load everything). */
+  load(id: string, opts?: { statesFromIndex?: boolean }): Promise<LoadedMessage>;
   /** The content as stored (CRLF lines), in chunks. */
   content(id: string): AsyncIterable<Buffer>;
   /** The message's file, for a delivery agent thread that reads it itself (file queues only). */

@@ -239,6 +239,15 @@ test('per-recipient and retry state survive a reload', async () => {
       forcedExpire: false,
     });
     assert.equal(q2.get(id)!.status, 'DBP');
+    // The queue manager's load takes the statuses and the retry state from the index the journal
+    // rebuilt (in this process and after a restart alike), with the same envelope, and no reasons.
+    const light = await q2.load(id, { statesFromIndex: true });
+    assert.deepEqual(light.states, [{ status: 'delivered' }, { status: 'bounced' }, { status: 'pending' }]);
+    assert.deepEqual(light.retry, h.retry);
+    assert.deepEqual(light.envelope, h.envelope);
+    assert.deepEqual([light.contentOffset, light.endOffset, light.messageSize], [h.contentOffset, h.endOffset, h.messageSize]);
+    await q2.markDelivered(id, [2], '250 ok');
+    assert.deepEqual((await q2.load(id, { statesFromIndex: true })).states.map((s) => s.status), ['delivered', 'bounced', 'delivered']);
     assert.deepEqual(await collect(q2.content(id)), message());
     await q2.remove(id);
     assert.ok(lines.includes(`qmgr: ${id}: removed`));

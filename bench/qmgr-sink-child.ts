@@ -1,12 +1,15 @@
 // Helper process for bench/qmgr-drain.ts: the primary MX (an SMTP sink on 127.0.0.2:PORT) in its
 // own process, as a real primary would be, so that its CPU does not count against the queue
-// manager. Prints "listening" once bound, then "done COUNT DUPS PEAK CPU_MS" (its own CPU time
-// from listening to the last message).
+// manager. It sends its replies to one batch of pipelined input in one write, as a Postfix primary
+// does (BENCH_SINK_FLUSH=each: one write per reply, as smtp-server does by itself). Prints
+// "listening" once bound, then "done COUNT DUPS PEAK CPU_MS" (its own CPU time from listening to
+// the last message).
 import { startSink } from '../test/helpers/sink.js';
 
 const port = Number(process.argv[2]);
 const n = Number(process.argv[3]);
-const sink = await startSink({ host: '127.0.0.2', port });
+// A primary answers a pipelined group in one segment, as Postfix's smtpd does (flushPerInput).
+const sink = await startSink({ host: '127.0.0.2', port, flushPerInput: process.env.BENCH_SINK_FLUSH !== 'each' });
 process.stdout.write('listening\n');
 const cpu0 = process.cpuUsage();
 await sink.waitFor(n, 600_000);

@@ -330,7 +330,8 @@ export class Queue extends EventEmitter<QueueEvents> implements SchedulingQueue 
     }
     e.queue = to;
     if (to === 'active') {
-      const nrcpt = e.status.split('').filter((c) => c === 'P').length;
+      let nrcpt = 0;
+      for (let i = 0; i < e.status.length; i++) if (e.status.charCodeAt(i) === 0x50 /* P */) nrcpt++;
       logQueueActive(this.log.qmgr, e.id, e.sender, e.messageSize, nrcpt);
     }
     this.emit('moved', e.id, from, to);

@@ -113,25 +113,23 @@ type PRead = (buf: Buffer, off: number, len: number, pos: number) => number;
  * `whole` (the file's bytes, from readQueueHeadSync), the file is not read again.
  */
 export async function* readContent(path: string, whole?: { bytes: Buffer; contentOffset: number; endOffset: number }): AsyncGenerator<Buffer> {
+  // The walk itself is a plain generator (every read is synchronous): one asynchronous step per
+  // chunk for the consumer, not one per level of nested async generators.
   if (whole) {
     // The head was parsed from these very bytes: its offsets stand, only the content is walked.
     const b = whole.bytes;
-    yield* contentOf((buf, off, len, pos) => (pos >= b.length ? 0 : b.copy(buf, off, pos, Math.min(b.length, pos + len))), { bytes: b, contentOffset: whole.contentOffset, endOffset: whole.endOffset });
+    for (const chunk of walkContent((buf, off, len, pos) => (pos >= b.length ? 0 : b.copy(buf, off, pos, Math.min(b.length, pos + len))), b, whole)) yield chunk;
     return;
   }
   const fd = openSync(path, 'r');
   try {
-    yield* contentOf((buf, off, len, pos) => readSync(fd, buf, off, len, pos));
+    for (const chunk of contentOf((buf, off, len, pos) => readSync(fd, buf, off, len, pos))) yield chunk;
   } finally {
     closeSync(fd);
   }
 }
 
-async function* contentOf(readAt: PRead, known?: { bytes: Buffer; contentOffset: number; endOffset: number }): AsyncGenerator<Buffer> {
-  if (known) {
-    yield* walkContent(readAt, known.bytes, known);
-    return;
-  }
+function* contentOf(readAt: PRead): Generator<Buffer> {
   const first = Buffer.allocUnsafe(16384);
   const { headBuf, head } = readHeadOffsets(first.subarray(0, readAt(first, 0, first.length, 0)), readAt);
   yield* walkContent(readAt, headBuf, head);
@@ -155,7 +153,7 @@ function readHeadOffsets(first: Buffer, readAt: PRead): { headBuf: Buffer; head:
 }
 
 /** The content records from `head.contentOffset` to the END record, checked against its checksum. */
-async function* walkContent(readAt: PRead, headBuf: Buffer, head: { contentOffset: number; endOffset: number }): AsyncGenerator<Buffer> {
+function* walkContent(readAt: PRead, headBuf: Buffer, head: { contentOffset: number; endOffset: number }): Generator<Buffer> {
   let crc = crc32(headBuf.subarray(CRC_START, head.contentOffset));
   let pos = head.contentOffset;
   let carry: Buffer = Buffer.alloc(0);

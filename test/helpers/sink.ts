@@ -12,7 +12,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 
 export interface SinkReply {
   code: number;
@@ -60,6 +60,13 @@ export interface SinkOptions {
   hide?: Array<'PIPELINING' | 'DSN' | 'SMTPUTF8' | '8BITMIME'>;
   /** Banner text after "220 ". */
   banner?: string;
+  /**
+   * Replies to one batch of input leave in one write, as Postfix's smtpd sends them: it puts its
+   * replies into the stream buffer and flushes when it must wait for the client (smtpd_chat.c),
+   * so a pipelined MAIL/RCPT/DATA group gets its three replies in one segment. Default: each
+   * reply is its own write, as smtp-server makes it.
+   */
+  flushPerInput?: boolean;
 }
 
 export interface Sink {
@@ -199,6 +206,15 @@ export async function startSink(opts: SinkOptions = {}): Promise<Sink> {
     });
   });
   const port = (server.server.address() as AddressInfo).port;
+  if (opts.flushPerInput) {
+    // Before smtp-server's own listeners: cork when input arrives, uncork once this turn's replies are written.
+    server.server.prependListener('connection', (socket: Socket) => {
+      socket.prependListener('data', () => {
+        socket.cork();
+        setImmediate(() => socket.uncork());
+      });
+    });
+  }
 
   return {
     host,

@@ -70,6 +70,7 @@ export class Queue extends EventEmitter<QueueEvents> implements SchedulingQueue 
   private constructor(opts: QueueOptions) {
     super();
     this.dir = opts.queueDirectory;
+    this.folders = Object.fromEntries(QUEUE_NAMES.map((q) => [q, join(this.dir, q) + '/'])) as Record<QueueName, string>;
     this.maillog = opts.maillog ?? defaultMaillog;
     this.log = { smtpd: this.maillog.logger('smtpd'), cleanup: this.maillog.logger('cleanup'), qmgr: this.maillog.logger('qmgr') };
     for (const q of QUEUE_NAMES) this.syncers.set(q, new DirSyncer(join(this.dir, q)));
@@ -115,8 +116,11 @@ export class Queue extends EventEmitter<QueueEvents> implements SchedulingQueue 
   }
 
   path(queue: QueueName, id: string): string {
-    return join(this.dir, queue, id);
+    // Several times per delivered message: the folder's prefix is joined once (an id has no '/').
+    return id.includes('/') ? join(this.dir, queue, id) : this.folders[queue] + id;
   }
+
+  private readonly folders: Record<QueueName, string>;
 
   /** Number of directory fsyncs so far, per queue (group-commit statistics). */
   dirSyncCount(queue: QueueName): number {

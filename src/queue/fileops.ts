@@ -11,28 +11,49 @@
 
 import { Worker } from 'node:worker_threads';
 
-/** The helper thread: runs each batch in order and answers with one error (or null) per operation. */
+/**
+ * The helper thread: runs each batch in order and answers with one result per operation: null,
+ * the first bytes of a file it moved and read ({ data }, the buffer transferred), or an error.
+ */
 const WORKER_SOURCE = `
 const { parentPort } = require('node:worker_threads');
 const fs = require('node:fs');
 parentPort.on('message', (batch) => {
   const out = [];
+  const transfer = [];
   for (const op of batch) {
     try {
-      if (op[0] === 'r') fs.renameSync(op[1], op[2]);
-      else fs.unlinkSync(op[1]);
-      out.push(null);
+      if (op[0] === 'u') fs.unlinkSync(op[1]);
+      else fs.renameSync(op[1], op[2]);
     } catch (e) {
       out.push({ message: e.message, code: e.code, errno: e.errno, syscall: e.syscall, path: e.path, dest: e.dest });
+      continue;
+    }
+    if (op[0] !== 'm') {
+      out.push(null);
+      continue;
+    }
+    // The move is done; a failed read only means the caller reads the file itself.
+    let fd = -1;
+    try {
+      fd = fs.openSync(op[2], 'r');
+      const buf = Buffer.allocUnsafeSlow(op[3]);
+      const n = fs.readSync(fd, buf, 0, buf.length, 0);
+      out.push({ data: buf, length: n });
+      transfer.push(buf.buffer);
+    } catch {
+      out.push(null);
+    } finally {
+      if (fd >= 0) fs.closeSync(fd);
     }
   }
-  parentPort.postMessage(out);
+  parentPort.postMessage(out, transfer);
 });
 `;
 
-type Op = ['r', string, string] | ['u', string];
+type Op = ['r', string, string] | ['u', string] | ['m', string, string, number];
 interface Waiter {
-  resolve: () => void;
+  resolve: (data?: Buffer) => void;
   reject: (err: Error) => void;
 }
 interface FsErrorFields {
@@ -55,11 +76,20 @@ export class FileOps {
   private closed = false;
 
   rename(from: string, to: string): Promise<void> {
-    return this.add(['r', from, to]);
+    return this.add(['r', from, to]).then(() => undefined);
+  }
+
+  /**
+   * Rename, then read the first `bytes` bytes of the file under its new name, in the same trip:
+   * the queue manager reads every message it moves to active/. Resolves with what was read
+   * (shorter than `bytes` when the file is), or undefined when the read failed after the move.
+   */
+  renameAndRead(from: string, to: string, bytes: number): Promise<Buffer | undefined> {
+    return this.add(['m', from, to, bytes]);
   }
 
   unlink(path: string): Promise<void> {
-    return this.add(['u', path]);
+    return this.add(['u', path]).then(() => undefined);
   }
 
   /** Waits for the operations sent, then stops the thread. Later calls fail. */
@@ -72,9 +102,9 @@ export class FileOps {
     await w?.terminate();
   }
 
-  private add(op: Op): Promise<void> {
+  private add(op: Op): Promise<Buffer | undefined> {
     if (this.closed) return Promise.reject(new Error('queue file operations are closed'));
-    return new Promise<void>((resolve, reject) => {
+    return new Promise<Buffer | undefined>((resolve, reject) => {
       this.queued.push(op);
       this.queuedWaiters.push({ resolve, reject });
       if (!this.flushScheduled) {
@@ -99,12 +129,13 @@ export class FileOps {
   private thread(): Worker {
     if (this.worker) return this.worker;
     const w = new Worker(WORKER_SOURCE, { eval: true, stdout: false, stderr: false });
-    w.on('message', (out: Array<FsErrorFields | null>) => {
+    w.on('message', (out: Array<FsErrorFields | { data: Uint8Array; length: number } | null>) => {
       const waiters = this.inFlight.shift() ?? [];
       for (let i = 0; i < waiters.length; i++) {
-        const e = out[i];
-        if (e) waiters[i].reject(fsError(e));
-        else waiters[i].resolve();
+        const r = out[i];
+        if (!r) waiters[i].resolve();
+        else if ('data' in r) waiters[i].resolve(Buffer.from(r.data.buffer, r.data.byteOffset, r.length));
+        else waiters[i].reject(fsError(r));
       }
       if (!this.inFlight.length) this.idle(w);
     });

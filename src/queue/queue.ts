@@ -13,7 +13,7 @@ import { Readable } from 'node:stream';
 import { reply, SmtpError, type Envelope } from '../mail/index.js';
 import { maillog as defaultMaillog, type Maillog, type Logger } from '../log/index.js';
 import { QUEUE_NAMES, type QueueName, type RecipientStatus, type RetryState, type StateUpdate, type QueueFileHead } from './file.js';
-import { readQueueHeadSync, readEnvelopeSync, readContent } from './read.js';
+import { readQueueHeadSync, readEnvelopeSync, readContent, FIRST_READ } from './read.js';
 import { DirSyncer } from './dirsync.js';
 import { FileOps } from './fileops.js';
 import { QueueIds } from './id.js';
@@ -210,8 +210,10 @@ export class Queue extends EventEmitter<QueueEvents> implements SchedulingQueue 
   async load(id: string, opts: { statesFromIndex?: boolean } = {}): Promise<QueueFileHead & { id: string; queue: QueueName }> {
     return this.serial(id, async () => {
       const e = this.entry(id);
+      const read = this.reads.get(id);
+      this.reads.delete(id);
       if (opts.statesFromIndex) {
-        const { whole, ...h } = readEnvelopeSync(this.path(e.queue, id), true);
+        const { whole, ...h } = readEnvelopeSync(this.path(e.queue, id), true, read);
         if (whole) this.keepWhole(id, whole, h);
         const states = Array.from(e.status, (c) => ({ status: c === 'D' ? ('delivered' as const) : c === 'B' ? ('bounced' as const) : ('pending' as const) }));
         return { ...h, states, retry: { ...e.retry }, journalOffset: e.journalOffset, validLength: e.fileSize, torn: false, id, queue: e.queue };
@@ -231,6 +233,18 @@ export class Queue extends EventEmitter<QueueEvents> implements SchedulingQueue 
    * the head again.
    */
   private readonly wholeFiles = new Map<string, { bytes: Buffer; contentOffset: number; endOffset: number }>();
+
+  /**
+   * What the helper thread read of a file it moved into active/, for the load() that follows (at
+   * most WHOLE_FILES_KEPT). Taken by that load, or dropped with the message's deferral or removal.
+   */
+  private readonly reads = new Map<string, Buffer>();
+
+  private keepRead(id: string, bytes: Buffer): void {
+    this.reads.delete(id);
+    if (this.reads.size >= WHOLE_FILES_KEPT) this.reads.delete(this.reads.keys().next().value!);
+    this.reads.set(id, bytes);
+  }
 
   private keepWhole(id: string, bytes: Buffer, h: { contentOffset: number; endOffset: number }): void {
     this.wholeFiles.delete(id);
@@ -290,6 +304,7 @@ export class Queue extends EventEmitter<QueueEvents> implements SchedulingQueue 
       // is only tried again sooner — its age, not this record, sets the backoff — as with
       // Postfix's qmgr, which defers without an fsync. The deferral path waits for no disk.
       this.wholeFiles.delete(id);
+      this.reads.delete(id);
       await this.appendUpdate(e, { t: Date.now(), q: { nextAttempt, attempts: e.retry.attempts + 1, lastReason: reason } }, { sync: false });
       if (e.queue === 'active') await this.moveUnlocked(e, 'deferred');
     });
@@ -322,7 +337,11 @@ export class Queue extends EventEmitter<QueueEvents> implements SchedulingQueue 
     const from = e.queue;
     if (from === to) return;
     // Off the event loop: a rename waits for the journal while fsyncs commit it (queue-format.md).
-    await this.fileOps.rename(this.path(from, e.id), this.path(to, e.id));
+    // Into active/, the queue manager reads the file next (load): the helper thread reads it too.
+    if (to === 'active') {
+      const read = await this.fileOps.renameAndRead(this.path(from, e.id), this.path(to, e.id), FIRST_READ);
+      if (read) this.keepRead(e.id, read);
+    } else await this.fileOps.rename(this.path(from, e.id), this.path(to, e.id));
     // A move between the two scheduling queues (active ↔ deferred) needs no directory fsync, as in
     // Postfix's qmgr: the message's state (recipients, retry time) lives in the file; a rename is
     // one atomic journal transaction, so after a crash the name is in
@@ -376,6 +395,7 @@ export class Queue extends EventEmitter<QueueEvents> implements SchedulingQueue 
     return this.serial(id, async () => {
       const e = this.entry(id);
       this.wholeFiles.delete(id);
+      this.reads.delete(id);
       await this.fileOps.unlink(this.path(e.queue, id));
       if (opts.durable !== false) await this.syncDir(e.queue);
       this.index.delete(id);

@@ -16,7 +16,8 @@ import { crc32 } from 'node:zlib';
 import { parseHead, parseTail, QueueFileError, type QueueFileHead } from './file.js';
 import { REC, readRecord } from './records.js';
 
-const FIRST_READ = 16384;
+/** Bytes a first read asks for; a file shorter than this is read whole by it. */
+export const FIRST_READ = 16384;
 /** Bytes read per block while streaming content. */
 const BLOCK_BYTES = 256 * 1024;
 /** VERSION + SIZE records: the END checksum covers what follows them. */
@@ -39,70 +40,85 @@ export function readQueueHeadSync(path: string, keepWhole = false): QueueFileHea
  * kept current by every update it appended. The END record must be there; the content read
  * checks it and the checksum.
  */
-export function readEnvelopeSync(path: string, keepWhole = false): Omit<QueueFileHead, 'states' | 'retry' | 'journalOffset' | 'validLength' | 'torn'> & { fileSize: number; whole?: Buffer } {
-  return readHeadSync(path, keepWhole, false);
+export function readEnvelopeSync(path: string, keepWhole = false, read?: Buffer): Omit<QueueFileHead, 'states' | 'retry' | 'journalOffset' | 'validLength' | 'torn'> & { fileSize: number; whole?: Buffer } {
+  return readHeadSync(path, keepWhole, false, read);
 }
 
-function readHeadSync(path: string, keepWhole: boolean, journal: boolean): Omit<QueueFileHead, 'states' | 'retry' | 'journalOffset' | 'validLength' | 'torn'> & Partial<QueueFileHead> & { fileSize: number; whole?: Buffer } {
+/**
+ * `read`: the first FIRST_READ bytes of the file, read already (by the helper thread that moved it);
+ * the file is opened only when the head is longer than that.
+ */
+function readHeadSync(path: string, keepWhole: boolean, journal: boolean, read?: Buffer): Omit<QueueFileHead, 'states' | 'retry' | 'journalOffset' | 'validLength' | 'torn'> & Partial<QueueFileHead> & { fileSize: number; whole?: Buffer } {
+  if (read && read.length < FIRST_READ) {
+    // The whole file is in hand: no system call at all.
+    return headOf(-1, read, read.length, FIRST_READ, keepWhole, journal);
+  }
   const fd = openSync(path, 'r');
   try {
-    let buf = Buffer.allocUnsafe(FIRST_READ);
-    let got = readSync(fd, buf, 0, buf.length, 0);
-    let fileSize = got < buf.length ? got : -1;
-    let head: ReturnType<typeof parseHead>;
-    for (;;) {
-      try {
-        head = parseHead(buf.subarray(0, got));
-        break;
-      } catch (err) {
-        // A head larger than the first read (many recipients): read more, unless the file ended.
-        if (!(err instanceof QueueFileError) || fileSize >= 0 || !/truncated/.test(err.message)) throw err;
-        const bigger = Buffer.allocUnsafe(buf.length * 4);
-        buf.copy(bigger, 0, 0, got);
-        const more = readSync(fd, bigger, got, bigger.length - got, got);
-        got += more;
-        if (got < bigger.length) fileSize = got;
-        buf = bigger;
-      }
-    }
-    if (fileSize < 0) fileSize = fstatSync(fd).size;
-    if (head.endOffset >= fileSize) throw new QueueFileError('file is truncated: no END record');
-    const whole = keepWhole && fileSize <= got ? { whole: buf.subarray(0, fileSize) } : {};
-    if (!journal) {
-      return { envelope: head.env, messageSize: head.messageSize, messageId: head.messageId, contentOffset: head.contentOffset, endOffset: head.endOffset, fileSize, ...whole };
-    }
-    let tail: Buffer;
-    if (fileSize <= got) {
-      tail = buf.subarray(head.endOffset, fileSize);
-    } else {
-      tail = Buffer.allocUnsafe(fileSize - head.endOffset);
-      let off = 0;
-      while (off < tail.length) {
-        const n = readSync(fd, tail, off, tail.length - off, head.endOffset + off);
-        if (n === 0) break;
-        off += n;
-      }
-      tail = tail.subarray(0, off);
-    }
-    const t = parseTail(tail, head.endOffset, head.nrcpt);
-    const end = readRecord(tail, head.endOffset, head.endOffset);
-    return {
-      envelope: head.env,
-      states: t.states,
-      retry: t.retry,
-      messageSize: head.messageSize,
-      messageId: head.messageId,
-      contentOffset: head.contentOffset,
-      endOffset: head.endOffset,
-      journalOffset: end.ok ? end.rec.end : head.endOffset,
-      validLength: t.validLength,
-      torn: t.torn,
-      fileSize,
-      ...whole,
-    };
+    const buf = Buffer.allocUnsafe(FIRST_READ);
+    return headOf(fd, buf, readSync(fd, buf, 0, buf.length, 0), buf.length, keepWhole, journal);
   } finally {
     closeSync(fd);
   }
+}
+
+/**
+ * Parses a head from the first `got` bytes in `buf` (a read of `capacity` bytes: fewer means the
+ * file ended); reads more from `fd` when the file is longer.
+ */
+function headOf(fd: number, buf: Buffer, got: number, capacity: number, keepWhole: boolean, journal: boolean): Omit<QueueFileHead, 'states' | 'retry' | 'journalOffset' | 'validLength' | 'torn'> & Partial<QueueFileHead> & { fileSize: number; whole?: Buffer } {
+  let fileSize = got < capacity ? got : -1;
+  let head: ReturnType<typeof parseHead>;
+  for (;;) {
+    try {
+      head = parseHead(buf.subarray(0, got));
+      break;
+    } catch (err) {
+      // A head larger than the first read (many recipients): read more, unless the file ended.
+      if (!(err instanceof QueueFileError) || fileSize >= 0 || !/truncated/.test(err.message)) throw err;
+      const bigger = Buffer.allocUnsafe(buf.length * 4);
+      buf.copy(bigger, 0, 0, got);
+      const more = readSync(fd, bigger, got, bigger.length - got, got);
+      got += more;
+      if (got < bigger.length) fileSize = got;
+      buf = bigger;
+    }
+  }
+  if (fileSize < 0) fileSize = fstatSync(fd).size;
+  if (head.endOffset >= fileSize) throw new QueueFileError('file is truncated: no END record');
+  const whole = keepWhole && fileSize <= got ? { whole: buf.subarray(0, fileSize) } : {};
+  if (!journal) {
+    return { envelope: head.env, messageSize: head.messageSize, messageId: head.messageId, contentOffset: head.contentOffset, endOffset: head.endOffset, fileSize, ...whole };
+  }
+  let tail: Buffer;
+  if (fileSize <= got) {
+    tail = buf.subarray(head.endOffset, fileSize);
+  } else {
+    tail = Buffer.allocUnsafe(fileSize - head.endOffset);
+    let off = 0;
+    while (off < tail.length) {
+      const n = readSync(fd, tail, off, tail.length - off, head.endOffset + off);
+      if (n === 0) break;
+      off += n;
+    }
+    tail = tail.subarray(0, off);
+  }
+  const t = parseTail(tail, head.endOffset, head.nrcpt);
+  const end = readRecord(tail, head.endOffset, head.endOffset);
+  return {
+    envelope: head.env,
+    states: t.states,
+    retry: t.retry,
+    messageSize: head.messageSize,
+    messageId: head.messageId,
+    contentOffset: head.contentOffset,
+    endOffset: head.endOffset,
+    journalOffset: end.ok ? end.rec.end : head.endOffset,
+    validLength: t.validLength,
+    torn: t.torn,
+    fileSize,
+    ...whole,
+  };
 }
 
 /** Reads `len` bytes at file position `pos` into `buf` at `off`; returns how many it read (0 at the end). */

@@ -49,3 +49,20 @@ test('close waits for the operations already asked for, and later ones fail', as
     cleanup();
   }
 });
+
+test('a move into active/ reads the file in the same trip: whole when short, its first bytes when long', async () => {
+  const { dir, cleanup } = tempDir();
+  const ops = new FileOps();
+  try {
+    writeFileSync(join(dir, 'short'), 'short file');
+    writeFileSync(join(dir, 'long'), Buffer.alloc(100, 'x'));
+    const [short, long] = await Promise.all([ops.renameAndRead(join(dir, 'short'), join(dir, 'short2'), 64), ops.renameAndRead(join(dir, 'long'), join(dir, 'long2'), 64)]);
+    assert.equal(short?.toString(), 'short file');
+    assert.equal(long?.length, 64);
+    assert.ok(existsSync(join(dir, 'short2')) && existsSync(join(dir, 'long2')));
+    await assert.rejects(ops.renameAndRead(join(dir, 'gone'), join(dir, 'gone2'), 64), (err: NodeJS.ErrnoException) => err.code === 'ENOENT' && err.syscall === 'rename');
+  } finally {
+    await ops.close();
+    cleanup();
+  }
+});

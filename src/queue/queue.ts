@@ -66,6 +66,8 @@ export class Queue extends EventEmitter<QueueEvents> implements SchedulingQueue 
   private closed = false;
   /** Renames between queues and removals: batched into a helper thread (fileops.ts). */
   private readonly fileOps = new FileOps();
+  /** Each queue's folder with a trailing '/', for path(). */
+  private readonly folders: Record<QueueName, string>;
 
   private constructor(opts: QueueOptions) {
     super();
@@ -119,8 +121,6 @@ export class Queue extends EventEmitter<QueueEvents> implements SchedulingQueue 
     // Several times per delivered message: the folder's prefix is joined once (an id has no '/').
     return id.includes('/') ? join(this.dir, queue, id) : this.folders[queue] + id;
   }
-
-  private readonly folders: Record<QueueName, string>;
 
   /** Number of directory fsyncs so far, per queue (group-commit statistics). */
   dirSyncCount(queue: QueueName): number {

@@ -23,6 +23,9 @@ const BLOCK_BYTES = 256 * 1024;
 /** VERSION + SIZE records: the END checksum covers what follows them. */
 const CRC_START = 1 + 1 + 16 + 1 + 1 + 63;
 
+/** A file's envelope and offsets without its journal's states; `whole`: see readQueueHeadSync. */
+type EnvelopeHead = Omit<QueueFileHead, 'states' | 'retry' | 'journalOffset' | 'validLength' | 'torn'> & { fileSize: number; whole?: Buffer };
+
 /**
  * Read one queue file's head and journal. Throws QueueFileError for a bad file, ErrnoException
  * for I/O. `keepWhole`: when the first read held the whole file, return its bytes as `whole` (a
@@ -30,8 +33,7 @@ const CRC_START = 1 + 1 + 16 + 1 + 1 + 63;
  * reading the file again.
  */
 export function readQueueHeadSync(path: string, keepWhole = false): QueueFileHead & { fileSize: number; whole?: Buffer } {
-  const r = readHeadSync(path, keepWhole, true);
-  return r as QueueFileHead & { fileSize: number; whole?: Buffer };
+  return readHeadSync(path, keepWhole, true) as QueueFileHead & { fileSize: number; whole?: Buffer };
 }
 
 /**
@@ -40,7 +42,7 @@ export function readQueueHeadSync(path: string, keepWhole = false): QueueFileHea
  * kept current by every update it appended. The END record must be there; the content read
  * checks it and the checksum.
  */
-export function readEnvelopeSync(path: string, keepWhole = false, read?: Buffer): Omit<QueueFileHead, 'states' | 'retry' | 'journalOffset' | 'validLength' | 'torn'> & { fileSize: number; whole?: Buffer } {
+export function readEnvelopeSync(path: string, keepWhole = false, read?: Buffer): EnvelopeHead {
   return readHeadSync(path, keepWhole, false, read);
 }
 
@@ -48,7 +50,7 @@ export function readEnvelopeSync(path: string, keepWhole = false, read?: Buffer)
  * `read`: the first FIRST_READ bytes of the file, read already (by the helper thread that moved it);
  * the file is opened only when the head is longer than that.
  */
-function readHeadSync(path: string, keepWhole: boolean, journal: boolean, read?: Buffer): Omit<QueueFileHead, 'states' | 'retry' | 'journalOffset' | 'validLength' | 'torn'> & Partial<QueueFileHead> & { fileSize: number; whole?: Buffer } {
+function readHeadSync(path: string, keepWhole: boolean, journal: boolean, read?: Buffer): EnvelopeHead & Partial<QueueFileHead> {
   if (read && read.length < FIRST_READ) {
     // The whole file is in hand: no system call at all.
     return headOf(-1, read, read.length, FIRST_READ, keepWhole, journal);
@@ -66,7 +68,7 @@ function readHeadSync(path: string, keepWhole: boolean, journal: boolean, read?:
  * Parses a head from the first `got` bytes in `buf` (a read of `capacity` bytes: fewer means the
  * file ended); reads more from `fd` when the file is longer.
  */
-function headOf(fd: number, buf: Buffer, got: number, capacity: number, keepWhole: boolean, journal: boolean): Omit<QueueFileHead, 'states' | 'retry' | 'journalOffset' | 'validLength' | 'torn'> & Partial<QueueFileHead> & { fileSize: number; whole?: Buffer } {
+function headOf(fd: number, buf: Buffer, got: number, capacity: number, keepWhole: boolean, journal: boolean): EnvelopeHead & Partial<QueueFileHead> {
   let fileSize = got < capacity ? got : -1;
   let head: ReturnType<typeof parseHead>;
   for (;;) {

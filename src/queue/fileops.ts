@@ -130,6 +130,8 @@ export class FileOps {
     if (this.worker) return this.worker;
     const w = new Worker(WORKER_SOURCE, { eval: true, stdout: false, stderr: false });
     w.on('message', (out: Array<FsErrorFields | { data: Uint8Array; length: number } | null>) => {
+      // A thread already given up for dead (see 'exit') answers nothing any more.
+      if (this.worker !== w) return;
       const waiters = this.inFlight.shift() ?? [];
       for (let i = 0; i < waiters.length; i++) {
         const r = out[i];
@@ -139,9 +141,14 @@ export class FileOps {
       }
       if (!this.inFlight.length) this.idle(w);
     });
-    w.on('error', (err) => this.failAll(err));
+    w.on('error', (err) => {
+      if (this.worker !== w) return;
+      this.worker = null;
+      this.failAll(err);
+    });
     w.on('exit', () => {
-      if (this.worker === w) this.worker = null;
+      if (this.worker !== w) return;
+      this.worker = null;
       this.failAll(new Error('queue file operations thread exited'));
     });
     w.unref();

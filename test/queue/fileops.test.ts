@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { Worker } from 'node:worker_threads';
 import { FileOps } from '../../src/queue/fileops.js';
 import { tempDir } from './helpers.js';
 
@@ -61,6 +62,30 @@ test('a move into active/ reads the file in the same trip: whole when short, its
     assert.equal(long?.length, 64);
     assert.ok(existsSync(join(dir, 'short2')) && existsSync(join(dir, 'long2')));
     await assert.rejects(ops.renameAndRead(join(dir, 'gone'), join(dir, 'gone2'), 64), (err: NodeJS.ErrnoException) => err.code === 'ENOENT' && err.syscall === 'rename');
+  } finally {
+    await ops.close();
+    cleanup();
+  }
+});
+
+test('a helper thread that dies fails the operations it held, and the next operation starts a new one', async () => {
+  const { dir, cleanup } = tempDir();
+  const ops = new FileOps();
+  try {
+    writeFileSync(join(dir, 'a'), 'x');
+    await ops.rename(join(dir, 'a'), join(dir, 'b'));
+    const thread = (ops as unknown as { worker: Worker }).worker;
+    // Sent at the end of this turn; the thread's death is announced right after, in the same
+    // phase of the event loop, before its answer can be read.
+    const held = ops.unlink(join(dir, 'b'));
+    setImmediate(() => thread.emit('exit', 1));
+    await assert.rejects(held, /exited/);
+    thread.ref();
+    await thread.terminate();
+    // Whether or not the unlink ran, the queue goes on: a new thread takes the next operation.
+    writeFileSync(join(dir, 'c'), 'x');
+    await ops.rename(join(dir, 'c'), join(dir, 'd'));
+    assert.ok(existsSync(join(dir, 'd')));
   } finally {
     await ops.close();
     cleanup();

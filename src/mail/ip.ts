@@ -38,7 +38,15 @@ function parseUncached(text: string): IpAddress | undefined {
   }
 }
 
+/** Canonical forms by text, kept like `parsed` (the loop check asks for each MX address per delivery). */
+const normal = new Map<string, string>();
+
 /** Canonical text (`::ffff:10.0.0.1` → `10.0.0.1`, IPv6 compressed); the input when not an IP. */
 export function normalizeIp(text: string): string {
-  return parseIp(text)?.toString() ?? text;
+  const known = normal.get(text);
+  if (known !== undefined) return known;
+  const n = parseIp(text)?.toString() ?? text;
+  if (normal.size >= PARSED_KEPT) normal.clear();
+  normal.set(text, n);
+  return n;
 }

@@ -47,6 +47,13 @@ export interface QueueOptions {
   lockWaitMs?: number;
 }
 
+/** Keeps `value` under `id`, at most WHOLE_FILES_KEPT entries: the oldest goes first. */
+function keepBounded<V>(map: Map<string, V>, id: string, value: V): void {
+  map.delete(id);
+  if (map.size >= WHOLE_FILES_KEPT) map.delete(map.keys().next().value!);
+  map.set(id, value);
+}
+
 /** The queues the scheduler moves mail between (see moveUnlocked). */
 const SCHEDULING: ReadonlySet<QueueName> = new Set<QueueName>(['active', 'deferred']);
 
@@ -241,15 +248,11 @@ export class Queue extends EventEmitter<QueueEvents> implements SchedulingQueue 
   private readonly reads = new Map<string, Buffer>();
 
   private keepRead(id: string, bytes: Buffer): void {
-    this.reads.delete(id);
-    if (this.reads.size >= WHOLE_FILES_KEPT) this.reads.delete(this.reads.keys().next().value!);
-    this.reads.set(id, bytes);
+    keepBounded(this.reads, id, bytes);
   }
 
   private keepWhole(id: string, bytes: Buffer, h: { contentOffset: number; endOffset: number }): void {
-    this.wholeFiles.delete(id);
-    if (this.wholeFiles.size >= WHOLE_FILES_KEPT) this.wholeFiles.delete(this.wholeFiles.keys().next().value!);
-    this.wholeFiles.set(id, { bytes: Buffer.from(bytes), contentOffset: h.contentOffset, endOffset: h.endOffset });
+    keepBounded(this.wholeFiles, id, { bytes: Buffer.from(bytes), contentOffset: h.contentOffset, endOffset: h.endOffset });
   }
 
   /**

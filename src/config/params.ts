@@ -304,6 +304,9 @@ time(G, 'max_idle', '100s', { min: 1 });
 // API (empty: off), and the file holding the dashboard's action token (empty: read-only).
 str(B, 'backstop_http_listen', '127.0.0.1:9025');
 str(B, 'backstop_http_action_token_file', '');
+// Queue file recycling (docs/queue-format.md): removed queue files kept emptied in
+// queue_directory/recycle/ for new mail, so that no new inode is allocated per message (0: unlink).
+int(B, 'backstop_queue_file_recycle_limit', '10000', { max: 1000000 });
 // The queue store (docs/cluster.md): `file` (queue_directory, as Postfix) or postgres:CONFIG_FILE.
 str(B, 'backstop_queue_store', 'file');
 // With postgres: how long a node's claim on a message lasts unless renewed (every third of it):

@@ -10,7 +10,7 @@ import { availableParallelism } from 'node:os';
 import { formatDiagnostic, loadConfig, type Config, type Diagnostic, type LoadedConfig } from '../config/index.js';
 import { maillog } from '../log/index.js';
 import { validateAll } from '../check/index.js';
-import { processAlive, QUEUE_NAMES } from '../queue/index.js';
+import { processAlive, QUEUE_NAMES, RECYCLE_FOLDER } from '../queue/index.js';
 import { configPath, maillogPath, openMaillog, pidFile } from './paths.js';
 import { chownTree, unreachable, workerOwner, type Owner } from './owner.js';
 import { Workers } from './workers.js';
@@ -98,7 +98,7 @@ export async function startMaster(configDir: string, opts: StartOptions): Promis
     mkdirSync(dir, { recursive: true, mode: 0o700 });
   }
   // Every queue folder exists before the workers start, so chownTree below gives them to mail_owner.
-  for (const q of [...QUEUE_NAMES, 'public']) mkdirSync(join(queueDir, q), { recursive: true });
+  for (const q of [...QUEUE_NAMES, RECYCLE_FOLDER, 'public']) mkdirSync(join(queueDir, q), { recursive: true });
 
   const other = runningPid(config);
   if (other) {

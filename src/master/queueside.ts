@@ -75,6 +75,7 @@ async function openQueue(config: Config, pgConfig: PgConfig | null): Promise<Que
     queueDirectory: configPath(config, 'queue_directory'),
     maillog,
     messageSizeLimit: config.size('message_size_limit'),
+    recycleLimit: config.int('backstop_queue_file_recycle_limit'),
     lock: true,
     wrapWrite: faultHook(),
   });

@@ -174,6 +174,7 @@ async function runSmtpd(configDir: string, slot: number): Promise<void> {
         queueDirectory: configPath(config, 'queue_directory'),
         slot,
         messageSizeLimit: config.size('message_size_limit'),
+        recycleLimit: config.int('backstop_queue_file_recycle_limit'),
         maillog,
         wrapWrite: faultHook(),
         onCommitted: (entry) => announce(entry),

@@ -77,7 +77,8 @@ async function finishInner(q: QmgrCore, msg: ActiveMsg): Promise<void> {
   }
   if (!pending.length) {
     // Every recipient delivered, none bounced in this pass: no fsync for the removal (queue.ts).
-    await q.queue.remove(msg.id, 'qmgr', { durable: bouncedNow });
+    // Its deliveries are over, so nothing reads the file any more: it may be recycled.
+    await q.queue.remove(msg.id, 'qmgr', { durable: bouncedNow, recycle: true });
     q.counters.removed++;
     q.emitDone(msg.id);
     return;

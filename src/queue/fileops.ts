@@ -25,6 +25,8 @@ parentPort.on('message', (batch) => {
     try {
       if (op[0] === 'u') fs.unlinkSync(op[1]);
       else fs.renameSync(op[1], op[2]);
+      // Recycled (recycle.ts): emptied once out of its queue; a writer that took it first empties it itself.
+      if (op[0] === 'c') try { fs.truncateSync(op[2], 0); } catch {}
     } catch (e) {
       out.push({ message: e.message, code: e.code, errno: e.errno, syscall: e.syscall, path: e.path, dest: e.dest });
       continue;
@@ -51,7 +53,7 @@ parentPort.on('message', (batch) => {
 });
 `;
 
-type Op = ['r', string, string] | ['u', string] | ['m', string, string, number];
+type Op = ['r', string, string] | ['u', string] | ['m', string, string, number] | ['c', string, string];
 interface Waiter {
   resolve: (data?: Buffer) => void;
   reject: (err: Error) => void;
@@ -90,6 +92,11 @@ export class FileOps {
 
   unlink(path: string): Promise<void> {
     return this.add(['u', path]).then(() => undefined);
+  }
+
+  /** Rename `from` to `to` in recycle/, then empty it there (a removal that keeps the inode). */
+  recycle(from: string, to: string): Promise<void> {
+    return this.add(['c', from, to]).then(() => undefined);
   }
 
   /** Waits for the operations sent, then stops the thread. Later calls fail. */

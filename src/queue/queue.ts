@@ -22,6 +22,7 @@ import { writeAll, type WriteFn } from './disk.js';
 import { QueueError, type QueueEntry, type QueueEvents } from './entry.js';
 import { appendUpdate, recipientUpdate, type JournalStore, type RecipientResult } from './journal.js';
 import { recoverQueue, type RecoveryReport } from './recovery.js';
+import { RecyclePool, RECYCLE_FOLDER } from './recycle.js';
 import { FileTransaction, type QueueTransaction, type WriterStore, type BeginOptions } from './writer.js';
 import { logClient, logMessageId, logQueueActive, logRemoved } from './log.js';
 import type { SchedulingQueue } from './scheduling.js';
@@ -37,6 +38,11 @@ export interface QueueOptions {
   wrapWrite?: (write: WriteFn) => WriteFn;
   /** Postfix's message_size_limit (bytes of content); 0 = no limit. Default 0. */
   messageSizeLimit?: number;
+  /**
+   * backstop_queue_file_recycle_limit: keep up to this many removed files, emptied, in recycle/
+   * for new messages instead of unlinking them (recycle.ts); 0 = unlink. Default 0.
+   */
+  recycleLimit?: number;
   /** Rewrite a file when its state journal grows beyond this many bytes. Default 65536. */
   compactThreshold?: number;
   /** Run start-up recovery (remove incoming/, move bad files to corrupt/). Default true. */
@@ -73,6 +79,8 @@ export class Queue extends EventEmitter<QueueEvents> implements SchedulingQueue 
   private closed = false;
   /** Renames between queues and removals: batched into a helper thread (fileops.ts). */
   private readonly fileOps = new FileOps();
+  /** Removed files kept for new ones (recycle.ts). */
+  private readonly pool: RecyclePool;
   /** Each queue's folder with a trailing '/', for path(). */
   private readonly folders: Record<QueueName, string>;
 
@@ -83,6 +91,7 @@ export class Queue extends EventEmitter<QueueEvents> implements SchedulingQueue 
     this.maillog = opts.maillog ?? defaultMaillog;
     this.log = { smtpd: this.maillog.logger('smtpd'), cleanup: this.maillog.logger('cleanup'), qmgr: this.maillog.logger('qmgr') };
     for (const q of QUEUE_NAMES) this.syncers.set(q, new DirSyncer(join(this.dir, q)));
+    this.pool = new RecyclePool(this.dir, opts.recycleLimit ?? 0);
     this.store = {
       dir: this.dir,
       write: opts.wrapWrite ? opts.wrapWrite(writeAll) : writeAll,
@@ -91,6 +100,7 @@ export class Queue extends EventEmitter<QueueEvents> implements SchedulingQueue 
       path: (queue, id) => this.path(queue, id),
       syncDir: (queue) => this.syncDir(queue),
       tmpPath: () => join(this.dir, 'incoming', `t${process.pid}.${++this.tmpCounter}`),
+      reuse: (path) => this.pool.take(path),
       committed: (entry, env, messageId, client) => this.committed(entry, env, messageId, client),
       release: (id) => this.ids.release(id),
     };
@@ -100,6 +110,7 @@ export class Queue extends EventEmitter<QueueEvents> implements SchedulingQueue 
   static async open(opts: QueueOptions): Promise<Queue> {
     const q = new Queue(opts);
     for (const name of QUEUE_NAMES) mkdirSync(join(q.dir, name), { recursive: true });
+    if (q.pool.limit > 0) mkdirSync(join(q.dir, RECYCLE_FOLDER), { recursive: true });
     if (opts.lock) q.lock = await acquireQueueLock(q.dir, { waitMs: opts.lockWaitMs ?? 10_000 });
     try {
       q.recovery = await recoverQueue(q.dir, q.index, opts.recover ?? true, q.log.qmgr);
@@ -392,14 +403,20 @@ export class Queue extends EventEmitter<QueueEvents> implements SchedulingQueue 
    * removes it: after a power failure in the next seconds it may come back and be delivered a
    * second time, never lost. A process crash does not bring it back (the unlink is in the
    * kernel). An administrator's delete, and a message whose recipients were bounced (the notice
-   * is queued), are always made durable.
+   * is queued), are always made durable. `recycle`: the file may go to recycle/ (default: unless
+   * it is in active/, where a delivery may still read it; the queue manager's own removal after
+   * the message's last delivery says yes).
    */
-  remove(id: string, service = 'qmgr', opts: { durable?: boolean } = {}): Promise<void> {
+  remove(id: string, service = 'qmgr', opts: { durable?: boolean; recycle?: boolean } = {}): Promise<void> {
     return this.serial(id, async () => {
       const e = this.entry(id);
       this.wholeFiles.delete(id);
       this.reads.delete(id);
-      await this.fileOps.unlink(this.path(e.queue, id));
+      const from = this.path(e.queue, id);
+      // A file in active/ may still be read by a delivery (an administrator's delete): unlinked,
+      // so the delivery keeps reading its own content. Recycled otherwise (recycle.ts).
+      const kept = (opts.recycle ?? e.queue !== 'active') ? this.pool.place() : null;
+      await (kept ? this.fileOps.recycle(from, kept) : this.fileOps.unlink(from));
       if (opts.durable !== false) await this.syncDir(e.queue);
       this.index.delete(id);
       logRemoved(service === 'qmgr' ? this.log.qmgr : this.maillog.logger(service), id);

@@ -42,5 +42,5 @@ export interface SchedulingQueue extends EventEmitter<QueueEvents> {
   updateRetry(id: string, patch: Partial<RetryState>): Promise<void>;
   markDelayWarningSent(id: string): Promise<void>;
   moveTo(id: string, queue: QueueName): Promise<void>;
-  remove(id: string, service?: string, opts?: { durable?: boolean }): Promise<void>;
+  remove(id: string, service?: string, opts?: { durable?: boolean; recycle?: boolean }): Promise<void>;
 }

@@ -17,12 +17,15 @@ import { writeAll, type WriteFn } from './disk.js';
 import type { QueueEntry } from './entry.js';
 import { FileTransaction, type BeginOptions, type QueueTransaction, type WriterStore } from './writer.js';
 import { logClient, logMessageId } from './log.js';
+import { RecyclePool, RECYCLE_FOLDER } from './recycle.js';
 
 export interface QueueWriterOptions {
   queueDirectory: string;
   /** This writer's id range: 1..N for smtpd workers (0 is the queue manager's). */
   slot: number;
   messageSizeLimit?: number;
+  /** backstop_queue_file_recycle_limit: take emptied files from recycle/ (recycle.ts); 0 = never. Default 0. */
+  recycleLimit?: number;
   maillog?: Maillog;
   wrapWrite?: (write: WriteFn) => WriteFn;
   /** The message is durable in its queue; tell the queue manager. */
@@ -46,12 +49,15 @@ export class QueueWriter {
       mkdirSync(join(this.dir, q), { recursive: true });
       this.syncers.set(q, new DirSyncer(join(this.dir, q)));
     }
+    const pool = new RecyclePool(this.dir, opts.recycleLimit ?? 0);
+    if (pool.limit > 0) mkdirSync(join(this.dir, RECYCLE_FOLDER), { recursive: true });
     this.store = {
       write: opts.wrapWrite ? opts.wrapWrite(writeAll) : writeAll,
       sizeLimit: opts.messageSizeLimit ?? 0,
       path: (queue, id) => join(this.dir, queue, id),
       syncDir: (queue) => this.syncers.get(queue)!.sync(),
       tmpPath: () => join(this.dir, 'incoming', `t${process.pid}.${++this.tmpCounter}`),
+      reuse: (path) => pool.take(path),
       committed: (entry: QueueEntry, env: Envelope, messageId: string | undefined, client: boolean) => {
         this.ids.release(entry.id);
         if (client) logClient(log.smtpd, entry.id, env.client.name, env.client.address);

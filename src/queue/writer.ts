@@ -29,6 +29,8 @@ export interface WriterStore {
   syncDir(queue: QueueName): Promise<void>;
   /** A fresh path for a temporary file in incoming/. */
   tmpPath(): string;
+  /** Take an emptied queue file as `path`, opened for writing (recycle.ts), or null. */
+  reuse?(path: string): number | null;
   /** The message is durable in its queue: index it, log it, announce it. */
   committed(entry: QueueEntry, env: Envelope, messageId: string | undefined, logClient: boolean): void;
   /** Give a reserved id back. */
@@ -92,7 +94,7 @@ export class FileTransaction extends TransactionBase {
   private async openFile(): Promise<void> {
     if (this.fd !== null) return;
     this.tmp = this.store.tmpPath();
-    this.fd = openSync(this.tmp, 'wx', 0o600);
+    this.fd = this.store.reuse?.(this.tmp) ?? openSync(this.tmp, 'wx', 0o600);
   }
 
   private append(chunk: Buffer): void {

@@ -416,7 +416,10 @@ export class Queue extends EventEmitter<QueueEvents> implements SchedulingQueue 
       // A file in active/ may still be read by a delivery (an administrator's delete): unlinked,
       // so the delivery keeps reading its own content. Recycled otherwise (recycle.ts).
       const kept = (opts.recycle ?? e.queue !== 'active') ? this.pool.place() : null;
-      await (kept ? this.fileOps.recycle(from, kept) : this.fileOps.unlink(from));
+      if (kept) {
+        await this.fileOps.recycle(from, kept);
+        this.pool.offer(kept);
+      } else await this.fileOps.unlink(from);
       if (opts.durable !== false) await this.syncDir(e.queue);
       this.index.delete(id);
       logRemoved(service === 'qmgr' ? this.log.qmgr : this.maillog.logger(service), id);

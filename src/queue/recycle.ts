@@ -36,7 +36,6 @@ export class RecyclePool {
   private nextListAt = 0;
   /** The next name a removed file gets: r0 .. r<limit-1>, in turn, from a random start. */
   private next: number;
-  private readonly uid = process.getuid?.() ?? -1;
   /** Files taken and files given (for tests and the bench). */
   taken = 0;
   given = 0;
@@ -60,6 +59,11 @@ export class RecyclePool {
     this.next = (this.next + 1) % this.limit;
     this.given++;
     return this.folder + name;
+  }
+
+  /** A file this process just placed (`place()`) is there: offer it to this process's writers. */
+  offer(path: string): void {
+    this.names.push(path.slice(this.folder.length));
   }
 
   /**
@@ -93,7 +97,9 @@ export class RecyclePool {
     try {
       fd = openSync(dest, 'r+');
       const st = fstatSync(fd);
-      if (st.isFile() && st.nlink === 1 && (this.uid < 0 || st.uid === this.uid)) {
+      // The user asked now: a worker becomes mail_owner after it built its writer.
+      const uid = process.getuid?.() ?? st.uid;
+      if (st.isFile() && st.nlink === 1 && st.uid === uid) {
         if (st.size > 0) ftruncateSync(fd, 0);
         return fd;
       }

@@ -23,10 +23,17 @@ import { join } from 'node:path';
 /** The folder of queue_directory that holds emptied files. Not a queue: nothing in it is mail. */
 export const RECYCLE_FOLDER = 'recycle';
 
-/** How long a writer waits before it lists an empty recycle/ again. */
+/** How long a writer waits before it lists recycle/ again: after it found it empty, after not. */
 const EMPTY_RELIST_MS = 1000;
-/** Names tried before a writer gives up and creates a file (others took them first). */
-const TAKE_TRIES = 3;
+const RELIST_MS = 100;
+/** A writer lists recycle/ again when fewer names than this are left to try. */
+const LOW_WATER = 32;
+/**
+ * Names tried before a writer gives up and creates a file. A name another writer took first
+ * costs a failed rename (a path lookup, microseconds); a create costs up to a millisecond, so
+ * a writer tries many before it gives up.
+ */
+const TAKE_TRIES = 64;
 
 export class RecyclePool {
   private readonly folder: string;
@@ -80,14 +87,12 @@ export class RecyclePool {
       } catch {
         continue; // another writer took it, or it was replaced: try the next
       }
+      if (this.names.length < LOW_WATER) this.list();
       const fd = this.openTaken(dest);
-      if (fd !== null) {
-        this.taken++;
-        return fd;
-      }
-      return null;
+      if (fd !== null) this.taken++;
+      return fd;
     }
-    if (!this.names.length) this.list();
+    this.list();
     return null;
   }
 
@@ -115,7 +120,7 @@ export class RecyclePool {
     return null;
   }
 
-  /** List recycle/ in the background (at most once a second while it is empty). */
+  /** List recycle/ in the background (at most every 100 ms; once a second while it is empty). */
   private list(): void {
     if (this.listing || Date.now() < this.nextListAt) return;
     this.listing = true;
@@ -127,7 +132,7 @@ export class RecyclePool {
           [names[i], names[j]] = [names[j], names[i]];
         }
         this.names = names;
-        this.nextListAt = names.length ? 0 : Date.now() + EMPTY_RELIST_MS;
+        this.nextListAt = Date.now() + (names.length ? RELIST_MS : EMPTY_RELIST_MS);
         this.listing = false;
       },
       () => {

@@ -16,7 +16,7 @@
 // Anything doubtful is dropped (its name unlinked) and a new file created, as before.
 // Trusts its callers for the paths; never throws.
 
-import { closeSync, fstatSync, ftruncateSync, openSync, renameSync, unlinkSync } from 'node:fs';
+import { closeSync, fstatSync, ftruncateSync, openSync, renameSync, statSync, unlinkSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 
@@ -41,6 +41,8 @@ export class RecyclePool {
   private names: string[] = [];
   private listing = false;
   private nextListAt = 0;
+  /** recycle/'s modification time when it was last listed: a change means files came in. */
+  private listedMtime = -1;
   /** The next name a removed file gets: r0 .. r<limit-1>, in turn, from a random start. */
   private next: number;
   /** Files taken and files given (for tests and the bench). */
@@ -120,9 +122,20 @@ export class RecyclePool {
     return null;
   }
 
-  /** List recycle/ in the background (at most every 100 ms; once a second while it is empty). */
+  /**
+   * List recycle/ in the background: at most every 100 ms, and while it was empty, again once a
+   * second or as soon as its modification time says files came in (one stat, microseconds).
+   */
   private list(): void {
-    if (this.listing || Date.now() < this.nextListAt) return;
+    if (this.listing) return;
+    let mtime = -1;
+    try {
+      mtime = statSync(this.folder).mtimeMs;
+    } catch {
+      /* listed below, which says why */
+    }
+    if (Date.now() < this.nextListAt && (mtime === this.listedMtime || this.names.length)) return;
+    this.listedMtime = mtime;
     this.listing = true;
     readdir(this.folder).then(
       (names) => {

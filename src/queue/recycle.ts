@@ -16,18 +16,16 @@
 // Anything doubtful is dropped (its name unlinked) and a new file created, as before.
 // Trusts its callers for the paths; never throws.
 
-import { closeSync, fstatSync, ftruncateSync, openSync, renameSync, statSync, unlinkSync } from 'node:fs';
-import { readdir } from 'node:fs/promises';
+import { closeSync, fstatSync, ftruncateSync, opendirSync, openSync, renameSync, statSync, unlinkSync, type Dir } from 'node:fs';
 import { join } from 'node:path';
 
 /** The folder of queue_directory that holds emptied files. Not a queue: nothing in it is mail. */
 export const RECYCLE_FOLDER = 'recycle';
 
-/** How long a writer waits before it lists recycle/ again: after it found it empty, after not. */
+/** How long a writer waits before it lists an empty recycle/ again, unless its mtime changed. */
 const EMPTY_RELIST_MS = 1000;
-const RELIST_MS = 100;
-/** A writer lists recycle/ again when fewer names than this are left to try. */
-const LOW_WATER = 32;
+/** Names read per listing: bounds the time one listing holds the event loop (about 0.3 ms). */
+const LIST_MAX = 1024;
 /**
  * Names tried before a writer gives up and creates a file. A name another writer took first
  * costs a failed rename (a path lookup, microseconds); a create costs up to a millisecond, so
@@ -39,7 +37,6 @@ export class RecyclePool {
   private readonly folder: string;
   /** Names listed in recycle/, not yet tried by this process. */
   private names: string[] = [];
-  private listing = false;
   private nextListAt = 0;
   /** recycle/'s modification time when it was last listed: a change means files came in. */
   private listedMtime = -1;
@@ -82,19 +79,17 @@ export class RecyclePool {
   take(dest: string): number | null {
     if (this.limit <= 0) return null;
     for (let tries = 0; tries < TAKE_TRIES; tries++) {
-      const name = this.names.pop();
-      if (name === undefined) break;
+      if (!this.names.length && !this.list()) return null;
+      const name = this.names.pop()!;
       try {
         renameSync(this.folder + name, dest);
       } catch {
         continue; // another writer took it, or it was replaced: try the next
       }
-      if (this.names.length < LOW_WATER) this.list();
       const fd = this.openTaken(dest);
       if (fd !== null) this.taken++;
       return fd;
     }
-    this.list();
     return null;
   }
 
@@ -123,35 +118,37 @@ export class RecyclePool {
   }
 
   /**
-   * List recycle/ in the background: at most every 100 ms, and while it was empty, again once a
-   * second or as soon as its modification time says files came in (one stat, microseconds).
+   * List recycle/ (at most LIST_MAX names, shuffled); true when it found any. Synchronous: a
+   * listing in the thread pool waited behind the smtpd's fsyncs while every message in between
+   * got a new file. While the folder was empty it is listed again once a second, or as soon as
+   * its modification time says files came in (one stat, microseconds).
    */
-  private list(): void {
-    if (this.listing) return;
+  private list(): boolean {
     let mtime = -1;
     try {
       mtime = statSync(this.folder).mtimeMs;
     } catch {
-      /* listed below, which says why */
+      return false; // no recycle/ (recycling off where this queue was made): create files
     }
-    if (Date.now() < this.nextListAt && (mtime === this.listedMtime || this.names.length)) return;
+    if (Date.now() < this.nextListAt && mtime === this.listedMtime) return false;
     this.listedMtime = mtime;
-    this.listing = true;
-    readdir(this.folder).then(
-      (names) => {
-        // Writers of several processes list the same names: each tries them in its own order.
-        for (let i = names.length - 1; i > 0; i--) {
-          const j = Math.floor(Math.random() * (i + 1));
-          [names[i], names[j]] = [names[j], names[i]];
-        }
-        this.names = names;
-        this.nextListAt = Date.now() + (names.length ? RELIST_MS : EMPTY_RELIST_MS);
-        this.listing = false;
-      },
-      () => {
-        this.nextListAt = Date.now() + EMPTY_RELIST_MS;
-        this.listing = false;
-      },
-    );
+    const names: string[] = [];
+    let dir: Dir | undefined;
+    try {
+      dir = opendirSync(this.folder, { bufferSize: 256 });
+      for (let e = dir.readSync(); e && names.length < LIST_MAX; e = dir.readSync()) names.push(e.name);
+    } catch {
+      /* what was read is used */
+    } finally {
+      dir?.closeSync();
+    }
+    // Writers of several processes list the same names: each tries them in its own order.
+    for (let i = names.length - 1; i > 0; i--) {
+      const j = Math.floor(Math.random() * (i + 1));
+      [names[i], names[j]] = [names[j], names[i]];
+    }
+    this.names = names;
+    this.nextListAt = names.length ? 0 : Date.now() + EMPTY_RELIST_MS;
+    return names.length > 0;
   }
 }

@@ -5,23 +5,6 @@ import { join } from 'node:path';
 import { enqueue, Queue, QueueWriter, RecyclePool, RECYCLE_FOLDER, type QueueEntry } from '../../src/queue/index.js';
 import { tempDir, envelope, message, chunks, collect, quietLog } from './helpers.js';
 
-/** Wait (bounded) until `pool.take` hands out a file: the first call only starts the listing. */
-async function takeWhenListed(pool: RecyclePool, dest: string): Promise<number | null> {
-  for (let i = 0; i < 100; i++) {
-    const fd = pool.take(dest);
-    if (fd !== null) return fd;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  return null;
-}
-
-/** The first take only lists the folder: take again once that is done. */
-async function takeAfterListing(pool: RecyclePool, dest: string): Promise<number | null> {
-  assert.equal(pool.take(dest), null);
-  await new Promise((r) => setTimeout(r, 100));
-  return pool.take(dest);
-}
-
 test('recycle pool: removed files take the names r0..r<limit-1> in turn; a writer takes one, emptied, under its own name', async () => {
   const { dir, cleanup } = tempDir();
   try {
@@ -35,13 +18,20 @@ test('recycle pool: removed files take the names r0..r<limit-1> in turn; a write
 
     writeFileSync(join(dir, RECYCLE_FOLDER, 'r1'), 'left over by a crash between the move and the emptying');
     const dest = join(dir, 'taken');
-    const fd = await takeWhenListed(pool, dest);
+    const fd = pool.take(dest);
     assert.notEqual(fd, null);
     closeSync(fd!);
     assert.equal(statSync(dest).size, 0, 'emptied before use');
     assert.deepEqual(readdirSync(join(dir, RECYCLE_FOLDER)), []);
     assert.equal(pool.taken, 1);
     assert.equal(pool.take(join(dir, 'again')), null, 'nothing left');
+    // A file arriving is seen at the next take (the folder's mtime changed), not a second later.
+    await new Promise((r) => setTimeout(r, 20)); // past the file system's timestamp tick
+    writeFileSync(join(dir, RECYCLE_FOLDER, 'r2'), '');
+    const fd2 = pool.take(join(dir, 'again'));
+    assert.notEqual(fd2, null);
+    closeSync(fd2!);
+    assert.equal(pool.taken, 2);
   } finally {
     cleanup();
   }
@@ -57,7 +47,7 @@ test('recycle pool: a file with another name (a message after a power failure) o
     linkSync(msg, join(dir, RECYCLE_FOLDER, 'r0'));
     const pool = new RecyclePool(dir, 10);
     const dest = join(dir, 't1');
-    assert.equal(await takeAfterListing(pool, dest), null);
+    assert.equal(pool.take(dest), null);
     assert.equal(readFileSync(msg, 'utf8'), 'a message that must survive');
     assert.equal(statSync(msg).nlink, 1, 'the stale name is dropped, the message keeps its own');
     assert.ok(!existsSync(dest));
@@ -67,7 +57,7 @@ test('recycle pool: a file with another name (a message after a power failure) o
       writeFileSync(other, '');
       chownSync(other, 65534, 65534);
       const pool2 = new RecyclePool(dir, 10);
-      assert.equal(await takeAfterListing(pool2, join(dir, 't2')), null, "another user's file is not taken");
+      assert.equal(pool2.take(join(dir, 't2')), null, "another user's file is not taken");
       assert.ok(!existsSync(join(dir, 't2')));
     }
   } finally {
@@ -82,10 +72,7 @@ test('recycle pool: writers of two processes listing the same names never get th
     for (let i = 0; i < 40; i++) writeFileSync(join(dir, RECYCLE_FOLDER, `r${i}`), '');
     const a = new RecyclePool(dir, 100);
     const b = new RecyclePool(dir, 100);
-    // Both list the folder before either takes anything.
-    a.take(join(dir, 'none-a'));
-    b.take(join(dir, 'none-b'));
-    await new Promise((r) => setTimeout(r, 50));
+    // Each lists all 40 names at its first take, then both take in turn from the same names.
     const inodes = new Set<number>();
     let got = 0;
     for (let i = 0; i < 60; i++) {

@@ -85,6 +85,10 @@ test('kill -9 at random moments under load: nothing that got 250 is lost', { tim
     assert.ok(accepted.size > 0, 'no message was accepted at all');
     assert.deepEqual(lost, [], `messages that got 250 and never arrived: ${lost.join(', ')}`);
     assert.ok(!counts.has(-1), 'a delivered message lost its X-Token header');
+    // Queue files are recycled (docs/queue-format.md): every delivered message is whole and its
+    // own, never a mix with the message that had the file before.
+    const mixed = delivered.filter((m) => !m.raw.toString('latin1').includes(`\r\n\r\nmessage ${tokenOf(m.raw)}\r\n`));
+    assert.deepEqual(mixed.map((m) => tokenOf(m.raw)), [], 'delivered messages whose body is not their own');
   } finally {
     await server?.stop('SIGKILL');
     await closeSink();

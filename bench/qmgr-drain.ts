@@ -56,7 +56,10 @@ while (queue.list('deferred').length < N) await new Promise((r) => setTimeout(r,
 console.log(`all ${N} deferred ${((Date.now() - t) / 1000).toFixed(1)} s later`);
 
 // The primary runs in its own process; its "listening" line marks the start of the measurement.
-const child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'qmgr-sink-child.ts'), String(port), String(N)], { stdio: ['ignore', 'pipe', 'inherit'] });
+// Compiled (dist/bench/qmgr-drain.js) or run through tsx: the sink child the same way.
+const compiled = import.meta.url.endsWith('.js');
+const childArgs = compiled ? [join(import.meta.dirname, 'qmgr-sink-child.js')] : ['--import', 'tsx', join(import.meta.dirname, 'qmgr-sink-child.ts')];
+const child = spawn(process.execPath, [...childArgs, String(port), String(N)], { stdio: ['ignore', 'pipe', 'inherit'] });
 const lines = createInterface({ input: child.stdout! });
 const it = lines[Symbol.asyncIterator]();
 await it.next();

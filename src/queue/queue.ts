@@ -398,7 +398,7 @@ export class Queue extends EventEmitter<QueueEvents> implements SchedulingQueue 
   }
 
   /**
-   * Remove a message: unlink, fsync the directory, log `ID: removed`. `durable: false` skips the
+   * Remove a message: unlink (or recycle, below), fsync the directory, log `ID: removed`. `durable: false` skips the
    * directory fsync — for a message whose every recipient was just delivered, as Postfix's qmgr
    * removes it: after a power failure in the next seconds it may come back and be delivered a
    * second time, never lost. A process crash does not bring it back (the unlink is in the

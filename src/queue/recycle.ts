@@ -42,9 +42,8 @@ export class RecyclePool {
   private listedMtime = -1;
   /** The next name a removed file gets: r0 .. r<limit-1>, in turn, from a random start. */
   private next: number;
-  /** Files taken and files given (for tests and the bench). */
+  /** Files taken (for tests). */
   taken = 0;
-  given = 0;
 
   constructor(
     queueDirectory: string,
@@ -63,7 +62,6 @@ export class RecyclePool {
     if (this.limit <= 0) return null;
     const name = `r${this.next}`;
     this.next = (this.next + 1) % this.limit;
-    this.given++;
     return this.folder + name;
   }
 

@@ -25,8 +25,9 @@ parentPort.on('message', (batch) => {
     try {
       if (op[0] === 'u') fs.unlinkSync(op[1]);
       else fs.renameSync(op[1], op[2]);
-      // Recycled (recycle.ts): emptied once out of its queue; a writer that took it first empties it itself.
-      if (op[0] === 'c') try { fs.truncateSync(op[2], 0); } catch {}
+      // Recycled (recycle.ts): a large file is emptied once out of its queue; a writer that took
+      // it first empties it itself.
+      if (op[0] === 'c' && op[3]) try { fs.truncateSync(op[2], 0); } catch {}
     } catch (e) {
       out.push({ message: e.message, code: e.code, errno: e.errno, syscall: e.syscall, path: e.path, dest: e.dest });
       continue;
@@ -53,7 +54,7 @@ parentPort.on('message', (batch) => {
 });
 `;
 
-type Op = ['r', string, string] | ['u', string] | ['m', string, string, number] | ['c', string, string];
+type Op = ['r', string, string] | ['u', string] | ['m', string, string, number] | ['c', string, string, boolean];
 interface Waiter {
   resolve: (data?: Buffer) => void;
   reject: (err: Error) => void;
@@ -94,9 +95,9 @@ export class FileOps {
     return this.add(['u', path]).then(() => undefined);
   }
 
-  /** Rename `from` to `to` in recycle/, then empty it there (a removal that keeps the inode). */
-  recycle(from: string, to: string): Promise<void> {
-    return this.add(['c', from, to]).then(() => undefined);
+  /** Rename `from` to `to` in recycle/, then empty it there if `empty` (a removal that keeps the inode). */
+  recycle(from: string, to: string, empty: boolean): Promise<void> {
+    return this.add(['c', from, to, empty]).then(() => undefined);
   }
 
   /** Waits for the operations sent, then stops the thread. Later calls fail. */

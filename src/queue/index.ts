@@ -18,5 +18,5 @@ export * from './queue.js';
 export * from './showq.js';
 export * from './admin.js';
 export { QueueWriter, type QueueWriterOptions } from './spool.js';
-export { RecyclePool, RECYCLE_FOLDER } from './recycle.js';
+export { RecyclePool, RECYCLE_FOLDER, RECYCLE_KEEP_BYTES, type TakenFile } from './recycle.js';
 export type { SchedulingQueue, LoadedMessage } from './scheduling.js';

@@ -1,6 +1,6 @@
 // Queue file recycling. A removed queue file (delivered, bounced, deleted) is not unlinked: it is
-// renamed into queue_directory/recycle/ and emptied there, and a writer takes a file from there
-// before it creates a new one. Why: ext4 without a journal (the machines we measure on) does not
+// renamed into queue_directory/recycle/ (and emptied there when it is larger than
+// RECYCLE_KEEP_BYTES), and a writer takes a file from there before it creates a new one. Why: ext4 without a journal (the machines we measure on) does not
 // hand out an inode freed in the last 5 minutes while another is free, and finds a free one by
 // walking past every recently freed inode of the group, one buffer lookup each (fs/ext4/ialloc.c:
 // find_inode_bit, recently_deleted). With mail flowing, every new queue file paid ~1 ms of kernel
@@ -8,19 +8,39 @@
 // create in a folder of /tmp). A recycled file needs no new inode. On other file systems it costs
 // about what an unlink and a create cost, so it is not switched by file system.
 //
+// A small file keeps its bytes in recycle/: emptying it freed its one block (a synchronous
+// discard on a disk mounted with `discard`) only for the next message to allocate one again —
+// a quarter of the queue manager's helper thread in a drain (perf, bench/qmgr-drain.ts). The
+// writer that takes it writes over the old bytes and cuts the file to its own length before the
+// fsync of its commit (writer.ts), so a committed queue file never holds a byte of another.
+//
 // Safety. A file in recycle/ is never a message: it leaves its queue by a rename (the removal,
-// made durable by the directory fsync as an unlink was) and is emptied only after it arrived.
+// made durable by the directory fsync as an unlink was), so nothing reads it as mail again.
 // A writer takes one by renaming it to its own temporary name, which only one writer can do, and
 // uses it only when it is a regular file of its own user with no other name (nlink 1): after a
-// power failure a stale name in recycle/ may point at a message's file, which must not be emptied.
+// power failure a stale name in recycle/ may point at a message's file, which must not be written.
 // Anything doubtful is dropped (its name unlinked) and a new file created, as before.
 // Trusts its callers for the paths; never throws.
 
 import { closeSync, fstatSync, ftruncateSync, opendirSync, openSync, renameSync, statSync, unlinkSync, type Dir } from 'node:fs';
 import { join } from 'node:path';
 
-/** The folder of queue_directory that holds emptied files. Not a queue: nothing in it is mail. */
+/** The folder of queue_directory that holds removed files for reuse. Not a queue: nothing in it is mail. */
 export const RECYCLE_FOLDER = 'recycle';
+
+/**
+ * Files up to this size keep their bytes in recycle/ (one block of a 4 KB file system, what the
+ * next message needs anyway); larger ones are emptied there, so the pool holds at most
+ * limit × 4 KB of disk (40 MB at the default limit).
+ */
+export const RECYCLE_KEEP_BYTES = 4096;
+
+/** A file taken from recycle/: its descriptor, open for writing, and how many old bytes it still holds. */
+export interface TakenFile {
+  fd: number;
+  /** The writer cuts the file to its own length when it wrote fewer bytes than this. */
+  staleBytes: number;
+}
 
 /** How long a writer waits before it lists an empty recycle/ again, unless its mtime changed. */
 const EMPTY_RELIST_MS = 1000;
@@ -71,10 +91,11 @@ export class RecyclePool {
   }
 
   /**
-   * Take an emptied file as `dest` (a temporary name only this process uses) and open it for
-   * writing: the descriptor, or null when none is at hand (the caller creates a new file).
+   * Take a removed file as `dest` (a temporary name only this process uses) and open it for
+   * writing at its start, or null when none is at hand (the caller creates a new file). It may
+   * still hold old bytes (`staleBytes`), to be written over and cut off by the caller.
    */
-  take(dest: string): number | null {
+  take(dest: string): TakenFile | null {
     if (this.limit <= 0) return null;
     for (let tries = 0; tries < TAKE_TRIES; tries++) {
       if (!this.names.length && !this.list()) return null;
@@ -84,15 +105,15 @@ export class RecyclePool {
       } catch {
         continue; // another writer took it, or it was replaced: try the next
       }
-      const fd = this.openTaken(dest);
-      if (fd !== null) this.taken++;
-      return fd;
+      const got = this.openTaken(dest);
+      if (got !== null) this.taken++;
+      return got;
     }
     return null;
   }
 
   /** Open what was taken; if it is not a lone regular file of ours, drop the name and say no. */
-  private openTaken(dest: string): number | null {
+  private openTaken(dest: string): TakenFile | null {
     let fd = -1;
     try {
       fd = openSync(dest, 'r+');
@@ -100,8 +121,9 @@ export class RecyclePool {
       // The user asked now: a worker becomes mail_owner after it built its writer.
       const uid = process.getuid?.() ?? st.uid;
       if (st.isFile() && st.nlink === 1 && st.uid === uid) {
-        if (st.size > 0) ftruncateSync(fd, 0);
-        return fd;
+        // Left full by a crash between the move and the emptying: emptied now, not kept.
+        if (st.size > RECYCLE_KEEP_BYTES) ftruncateSync(fd, 0);
+        return { fd, staleBytes: st.size > RECYCLE_KEEP_BYTES ? 0 : st.size };
       }
     } catch {
       /* dropped below */

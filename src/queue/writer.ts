@@ -7,7 +7,7 @@
 // Trusts its callers for envelope contents (smtpd checked them) and for CRLF-normalized,
 // dot-unstuffed content; trusts the Queue to hand it a reserved, unused id.
 
-import { openSync, closeSync, renameSync, unlinkSync } from 'node:fs';
+import { openSync, closeSync, ftruncateSync, renameSync, unlinkSync } from 'node:fs';
 import { crc32 } from 'node:zlib';
 import { SmtpError, type Envelope } from '../mail/index.js';
 import { TransactionBase } from './txbase.js';
@@ -16,6 +16,7 @@ import { ERR_STORAGE, ERR_WRITE, committedEntry, consume } from './txparts.js';
 import { REC, CONTENT_CHUNK, encodeRecord, writeHeader, varintSize } from './records.js';
 import { fsyncFd, closeQuietly, type WriteFn } from './disk.js';
 import type { QueueEntry } from './entry.js';
+import type { TakenFile } from './recycle.js';
 
 export type { QueueTransaction, CommitOptions, BeginOptions } from './txbase.js';
 
@@ -29,8 +30,8 @@ export interface WriterStore {
   syncDir(queue: QueueName): Promise<void>;
   /** A fresh path for a temporary file in incoming/. */
   tmpPath(): string;
-  /** Take an emptied queue file as `path`, opened for writing (recycle.ts), or null. */
-  reuse?(path: string): number | null;
+  /** Take a removed queue file as `path`, opened for writing (recycle.ts), or null. */
+  reuse?(path: string): TakenFile | null;
   /** The message is durable in its queue: index it, log it, announce it. */
   committed(entry: QueueEntry, env: Envelope, messageId: string | undefined, logClient: boolean): void;
   /** Give a reserved id back. */
@@ -59,6 +60,8 @@ export class FileTransaction extends TransactionBase {
   private pendingBytes: number;
   private position = 0;
   private headWritten = false;
+  /** Old bytes in a recycled file: what this message does not write over is cut off at commit. */
+  private staleBytes = 0;
 
   constructor(
     private readonly store: WriterStore,
@@ -94,7 +97,9 @@ export class FileTransaction extends TransactionBase {
   private async openFile(): Promise<void> {
     if (this.fd !== null) return;
     this.tmp = this.store.tmpPath();
-    this.fd = this.store.reuse?.(this.tmp) ?? openSync(this.tmp, 'wx', 0o600);
+    const taken = this.store.reuse?.(this.tmp);
+    this.fd = taken ? taken.fd : openSync(this.tmp, 'wx', 0o600);
+    this.staleBytes = taken ? taken.staleBytes : 0;
   }
 
   private append(chunk: Buffer): void {
@@ -133,6 +138,9 @@ export class FileTransaction extends TransactionBase {
       await this.openFile();
       this.finishFile();
       const fd = this.fd!;
+      // A recycled file longer than this message: its tail goes before the fsync, so the file
+      // that gets the queue name holds this message alone.
+      if (this.staleBytes > this.position) ftruncateSync(fd, this.position);
       await fsyncFd(fd);
       this.fd = null;
       closeSync(fd);

@@ -99,26 +99,13 @@ export class Conn {
 
   /** The next reply, within `timeoutSec`; `stage` names the wait in Postfix's failure text. */
   async read(timeoutSec: number, stage: string): Promise<ServerReply> {
-    let timer: NodeJS.Timeout | undefined;
     try {
-      const lines: string[] = await Promise.race([
-        this.reader.next(),
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(() => {
-            reject(new SessionError('timeout', '4.4.2', `conversation with ${this.host} timed out while ${stage}`));
-          }, timeoutSec * 1000);
-        }),
-      ]);
+      const lines = await this.reader.next(timeoutSec * 1000, () => new SessionError('timeout', '4.4.2', `conversation with ${this.host} timed out while ${stage}`));
       return parseReply(lines);
     } catch (err) {
-      if (err instanceof SessionError) {
-        this.destroy();
-        throw err;
-      }
       this.destroy();
+      if (err instanceof SessionError) throw err;
       throw new SessionError('lost', '4.4.2', `lost connection with ${this.host} while ${stage}`);
-    } finally {
-      clearTimeout(timer);
     }
   }
 

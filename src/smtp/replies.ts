@@ -36,7 +36,7 @@ export class ReplyReader {
   private lines: string[] = [];
   private replies: string[][] = [];
   /** Reads waiting for a reply, oldest first: with a message pipelined behind the previous one's end of data, two transactions wait on one session. */
-  private readonly waiters: Array<{ resolve: (r: string[]) => void; reject: (e: Error) => void }> = [];
+  private readonly waiters: Waiter[] = [];
   private ended = false;
   private static readonly MAX_LINES = 100;
 
@@ -62,14 +62,16 @@ export class ReplyReader {
     const reply = this.lines;
     this.lines = [];
     const w = this.waiters.shift();
-    if (w) w.resolve(reply);
-    else this.replies.push(reply);
+    if (w) {
+      clearTimeout(w.timer);
+      w.resolve(reply);
+    } else this.replies.push(reply);
   }
 
   end(err: Error): void {
     this.ended = true;
     this.endError = err;
-    for (const w of this.waiters.splice(0)) w.reject(err);
+    this.cancel(err);
   }
   private endError: Error | null = null;
 
@@ -85,16 +87,39 @@ export class ReplyReader {
     return this.replies.length;
   }
 
-  next(): Promise<string[]> {
+  /**
+   * The next reply; rejected with `timeout()` when none came within `ms` (that read alone: a
+   * read queued behind it keeps waiting, and the caller closes the connection). The timer lives
+   * in the waiter, not in a Promise.race beside it: four reads per message in a drain.
+   */
+  next(ms: number, timeout: () => Error): Promise<string[]> {
     const r = this.replies.shift();
     if (r) return Promise.resolve(r);
     if (this.ended) return Promise.reject(this.endError!);
     return new Promise((resolve, reject) => {
-      this.waiters.push({ resolve, reject });
+      const w: Waiter = {
+        resolve,
+        reject,
+        timer: setTimeout(() => {
+          const i = this.waiters.indexOf(w);
+          if (i >= 0) this.waiters.splice(i, 1);
+          reject(timeout());
+        }, ms),
+      };
+      this.waiters.push(w);
     });
   }
 
   cancel(err: Error): void {
-    for (const w of this.waiters.splice(0)) w.reject(err);
+    for (const w of this.waiters.splice(0)) {
+      clearTimeout(w.timer);
+      w.reject(err);
+    }
   }
+}
+
+interface Waiter {
+  resolve: (r: string[]) => void;
+  reject: (e: Error) => void;
+  timer: NodeJS.Timeout;
 }

@@ -231,8 +231,10 @@ test('concurrency never exceeds the destination limit; recipients are batched pe
     assert.ok(h.primary!.peakConnections <= 3, `peak ${h.primary!.peakConnections}`);
     const big = h.primary!.messages.filter((m) => m.to[0].startsWith('x'));
     assert.deepEqual(big.map((m) => m.to.length).sort(), [1, 2, 2]);
-    // Deliveries in flight: two per connection (the next message rides behind the previous end of data).
-    assert.ok(h.qmgr.stats().destinations[0].peak <= 6);
+    // Deliveries in flight: three per connection (one awaiting its end-of-data reply, one on the
+    // connection, one waiting to ride behind the end of data).
+    const peak = h.qmgr.stats().destinations[0].peak;
+    assert.ok(peak > 3 && peak <= 9, `peak ${peak}`);
     await until(() => h.queue.size === 0, 5000, 'empty queue');
   } finally {
     await h.close();

@@ -1,11 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chownSync, closeSync, existsSync, linkSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chownSync, closeSync, existsSync, linkSync, mkdirSync, readdirSync, readFileSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { enqueue, Queue, QueueWriter, RecyclePool, RECYCLE_FOLDER, type QueueEntry } from '../../src/queue/index.js';
+import { enqueue, Queue, QueueWriter, RecyclePool, RECYCLE_FOLDER, RECYCLE_KEEP_BYTES, type QueueEntry } from '../../src/queue/index.js';
 import { tempDir, envelope, message, chunks, collect, quietLog } from './helpers.js';
 
-test('recycle pool: removed files take the names r0..r<limit-1> in turn; a writer takes one, emptied, under its own name', async () => {
+test('recycle pool: removed files take the names r0..r<limit-1> in turn; a writer takes one under its own name, a large one emptied', async () => {
   const { dir, cleanup } = tempDir();
   try {
     mkdirSync(join(dir, RECYCLE_FOLDER));
@@ -16,21 +16,25 @@ test('recycle pool: removed files take the names r0..r<limit-1> in turn; a write
     for (const n of names.slice(0, 3)) assert.match(n, /^r[0-2]$/);
     assert.equal(new RecyclePool(dir, 0).place(), null, 'limit 0: recycling off');
 
-    writeFileSync(join(dir, RECYCLE_FOLDER, 'r1'), 'left over by a crash between the move and the emptying');
+    // A large file left full by a crash between the move and the emptying is emptied when taken.
+    writeFileSync(join(dir, RECYCLE_FOLDER, 'r1'), 'x'.repeat(RECYCLE_KEEP_BYTES + 1));
     const dest = join(dir, 'taken');
-    const fd = pool.take(dest);
-    assert.notEqual(fd, null);
-    closeSync(fd!);
+    const got = pool.take(dest);
+    assert.notEqual(got, null);
+    closeSync(got!.fd);
+    assert.equal(got!.staleBytes, 0);
     assert.equal(statSync(dest).size, 0, 'emptied before use');
     assert.deepEqual(readdirSync(join(dir, RECYCLE_FOLDER)), []);
     assert.equal(pool.taken, 1);
     assert.equal(pool.take(join(dir, 'again')), null, 'nothing left');
     // A file arriving is seen at the next take (the folder's mtime changed), not a second later.
+    // A small one keeps its bytes, and says how many the writer must write over or cut off.
     await new Promise((r) => setTimeout(r, 20)); // past the file system's timestamp tick
-    writeFileSync(join(dir, RECYCLE_FOLDER, 'r2'), '');
-    const fd2 = pool.take(join(dir, 'again'));
-    assert.notEqual(fd2, null);
-    closeSync(fd2!);
+    writeFileSync(join(dir, RECYCLE_FOLDER, 'r2'), 'a small delivered message');
+    const got2 = pool.take(join(dir, 'again'));
+    assert.notEqual(got2, null);
+    closeSync(got2!.fd);
+    assert.equal(got2!.staleBytes, 'a small delivered message'.length);
     assert.equal(pool.taken, 2);
   } finally {
     cleanup();
@@ -78,9 +82,9 @@ test('recycle pool: writers of two processes listing the same names never get th
     for (let i = 0; i < 60; i++) {
       for (const [pool, tag] of [[a, 'a'], [b, 'b']] as const) {
         const dest = join(dir, `${tag}${i}`);
-        const fd = pool.take(dest);
-        if (fd === null) continue;
-        closeSync(fd);
+        const taken = pool.take(dest);
+        if (taken === null) continue;
+        closeSync(taken.fd);
         const ino = statSync(dest).ino;
         assert.ok(!inodes.has(ino), 'a file is taken once');
         inodes.add(ino);
@@ -94,16 +98,24 @@ test('recycle pool: writers of two processes listing the same names never get th
   }
 });
 
-test('queue: a delivered message file is emptied into recycle/ and the next message is written into it', async () => {
+test('queue: a delivered message file goes to recycle/ (emptied when large) and the next message is written into it, cut to its own length', async () => {
   const { dir, cleanup } = tempDir();
   try {
     const q = await Queue.open({ queueDirectory: dir, maillog: quietLog().log, recycleLimit: 5 });
-    const first = await enqueue(q, envelope(), chunks(message('first\r\n')));
+    const big = await enqueue(q, envelope(), chunks(message('b'.repeat(RECYCLE_KEEP_BYTES) + '\r\n')));
+    await q.remove(big, 'qmgr', { durable: false, recycle: true });
+    const [bigKept] = readdirSync(join(dir, RECYCLE_FOLDER));
+    assert.equal(statSync(join(dir, RECYCLE_FOLDER, bigKept)).size, 0, 'nothing of a large message is kept');
+    unlinkSync(join(dir, RECYCLE_FOLDER, bigKept));
+
+    // A small file keeps its bytes (one block): the next message writes over them.
+    const first = await enqueue(q, envelope(), chunks(message('first, longer than the next one: ' + 'f'.repeat(200) + '\r\n')));
     const ino = statSync(join(dir, 'active', first)).ino;
+    const firstSize = statSync(join(dir, 'active', first)).size;
     await q.remove(first, 'qmgr', { durable: false, recycle: true });
     const kept = readdirSync(join(dir, RECYCLE_FOLDER));
     assert.equal(kept.length, 1);
-    assert.equal(statSync(join(dir, RECYCLE_FOLDER, kept[0])).size, 0, 'nothing of the message is kept');
+    assert.equal(statSync(join(dir, RECYCLE_FOLDER, kept[0])).size, firstSize, 'a small file keeps its block');
     assert.equal(q.get(first), undefined);
 
     // The writer lists recycle/ on its first try (in the background), then takes from it.
@@ -114,12 +126,17 @@ test('queue: a delivered message file is emptied into recycle/ and the next mess
       second = await enqueue(q, envelope(), chunks(content));
     }
     assert.equal(statSync(join(dir, 'active', second)).ino, ino, 'the same inode, no new one');
+    assert.ok(statSync(join(dir, 'active', second)).size < firstSize, 'cut to its own length');
+    assert.ok(!readFileSync(join(dir, 'active', second)).includes('fff'), 'no byte of the old message is left');
     assert.deepEqual(await collect(q.content(second)), content);
+    // Its journal goes at its own end: a state update reads back after a restart.
+    await q.markDeferred(second, [0], { reason: 'primary down', dsn: '4.4.1' });
     assert.deepEqual(readdirSync(join(dir, RECYCLE_FOLDER)), []);
     await q.close();
     // A restart reads it back as the message it now is.
     const q2 = await Queue.open({ queueDirectory: dir, maillog: quietLog().log, recycleLimit: 5 });
     assert.deepEqual(await collect(q2.content(second)), content);
+    assert.equal((await q2.load(second)).states[0].reason, 'primary down');
     await q2.close();
   } finally {
     cleanup();

@@ -94,7 +94,7 @@ export class SmtpSession {
       if (!released) this.resetDone = ok;
       else if (!ok) this.destroy();
     };
-    const results = await exchange(this.conn, this.features, reuse ? { ...tx, resetAfter: true, onReset, onSent, nextWaiting: opts.nextWaiting } : tx);
+    const results = await exchange(this.conn, this.features, tx, reuse ? { onReset, onSent, nextWaiting: opts.nextWaiting } : undefined);
     if (!released) this.uses++;
     return results;
   }

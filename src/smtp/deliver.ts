@@ -171,7 +171,7 @@ async function deliverToHop(
 ): Promise<Map<number, Outcome>> {
   const out = new Map<number, Outcome>();
   let left = pending.slice();
-  let last: { dsn: string; text: string; relay: string; remoteMta?: string; diagnostic?: string; setupDone?: number } | undefined;
+  let last: { dsn: string; text: string; relay: string; remoteMta?: string; diagnostic?: string; setupDone?: number; connUse?: number } | undefined;
 
   const runOn = async (session: SmtpSession, final: boolean): Promise<void> => {
     const setupDone = Date.now();
@@ -200,7 +200,7 @@ async function deliverToHop(
       const diagnostic = o.klass === 2 ? undefined : o.text.replace(/^host \S+ said: /, '').replace(/ \(in reply to .* command\)$/, '');
       if (o.klass === 4 && !final) {
         // Not the last host: the next MX host gets a chance (Postfix keeps the recipient).
-        last = { dsn: o.dsn, text: o.text, relay: session.relay, remoteMta: session.address.name, diagnostic, setupDone };
+        last = { dsn: o.dsn, text: o.text, relay: session.relay, remoteMta: session.address.name, diagnostic, setupDone, connUse: session.uses };
         still.push(p);
         return;
       }
@@ -212,13 +212,41 @@ async function deliverToHop(
     else await session.quit();
   };
 
+  const allBusy = () => ({ dsn: '4.4.5', text: `delivery temporarily suspended: all ${connections} connections to ${hop.key} stayed busy`, relay: 'none' });
+
   // A cached session for this destination comes first: no DNS, no connection setup.
   const cached = opts.cache?.take(hop.key);
   // It answered RSET before it was cached; if the peer dropped it since, the recipients simply
   // stay pending and go through the normal path below.
   if (cached) await runOn(cached, false);
 
-  if (left.length) {
+  // This node's own limit on connections to the destination (the queue manager runs more
+  // deliveries than connections): with every connection busy, wait for one to be handed over.
+  // That session stands for the first address, as below, but needs no DNS lookup — most
+  // deliveries of a flush ride on one (an MX and two address lookups per message in a drain's
+  // profile, bench/qmgr-drain.ts). Whether it was the last address to try is decided after it,
+  // only for recipients it deferred. `opened`: leave to open one connection instead.
+  let opened: (() => void) | undefined;
+  let handedOver = false;
+  let suspended = false;
+  if (!cached && left.length && connections > 0 && opts.cache) {
+    const got = await opts.cache.acquire(hop.key, connections, (opts.slotWaitSec ?? 300) * 1000);
+    if (!got) {
+      last = allBusy();
+      suspended = true;
+    } else if ('session' in got) {
+      handedOver = true;
+      await runOn(got.session, false);
+    } else opened = got.done;
+  }
+
+  try {
+    if (left.length && !suspended) await tryAddresses();
+  } finally {
+    opened?.(); // not used: no address to connect to
+  }
+
+  async function tryAddresses(): Promise<void> {
     const resolved = await resolveNextHop(hop, opts);
     if (!resolved.ok) {
       if (!last) last = { ...resolved.failure, relay: 'none' };
@@ -226,7 +254,8 @@ async function deliverToHop(
       const addrLimit = opts.mxAddressLimit ?? 5;
       const sessLimit = opts.mxSessionLimit ?? 2;
       const addrs = addrLimit > 0 ? resolved.addresses.slice(0, addrLimit) : resolved.addresses;
-      let sessions = 0;
+      // The handed-over session above was the first address's.
+      let sessions = handedOver ? 1 : 0;
       // A session for address i: one another delivery handed over (or a cached one, after a wait
       // for a slot) stands for it, so that a recipient refused with 4xx moves on to the next
       // address as it would from a new connection; undefined: this address failed, try the next;
@@ -234,10 +263,13 @@ async function deliverToHop(
       const obtain = async (a: MxAddress): Promise<SmtpSession | undefined | null> => {
         // This node's own limit: with every connection busy, wait for one to be handed over.
         let local = () => undefined as void;
-        if (connections > 0 && opts.cache) {
+        if (opened) {
+          local = opened;
+          opened = undefined;
+        } else if (connections > 0 && opts.cache) {
           const got = await opts.cache.acquire(hop.key, connections, (opts.slotWaitSec ?? 300) * 1000);
           if (!got) {
-            last = { dsn: '4.4.5', text: `delivery temporarily suspended: all ${connections} connections to ${hop.key} stayed busy`, relay: 'none' };
+            last = allBusy();
             return null;
           }
           if ('session' in got) return got.session;
@@ -273,14 +305,13 @@ async function deliverToHop(
           return undefined;
         }
       };
-      for (let i = 0; i < addrs.length && left.length; i++) {
+      for (let i = handedOver ? 1 : 0; i < addrs.length && left.length && !(sessLimit > 0 && sessions >= sessLimit); i++) {
         const session = await obtain(addrs[i]);
         if (session === null) break;
         if (!session) continue;
         sessions++;
         const final = i === addrs.length - 1 || (sessLimit > 0 && sessions >= sessLimit);
         await runOn(session, final);
-        if (sessLimit > 0 && sessions >= sessLimit) break;
       }
     }
   }
@@ -289,7 +320,7 @@ async function deliverToHop(
   for (const p of left) {
     const l = last ?? { dsn: '4.4.1', text: 'delivery temporarily suspended', relay: 'none' };
     // What is still pending after every host is deferred unless the last failure was permanent.
-    out.set(p.index, { status: l.dsn.startsWith('5') ? 'bounced' : 'deferred', dsn: l.dsn, text: l.text, relay: l.relay, remoteMta: l.remoteMta, diagnostic: l.diagnostic, setupDone: l.setupDone, done });
+    out.set(p.index, { status: l.dsn.startsWith('5') ? 'bounced' : 'deferred', dsn: l.dsn, text: l.text, relay: l.relay, remoteMta: l.remoteMta, diagnostic: l.diagnostic, setupDone: l.setupDone, connUse: l.connUse, done });
   }
   return out;
 }

@@ -30,13 +30,17 @@ export interface Transaction {
   size?: number;
   /** The content (CRLF or not; it is normalized); a Readable will do. Absent: probe mode, no DATA. */
   body?: () => AsyncIterable<Buffer | string>;
-  /**
-   * The session is to be reused: with PIPELINING, RSET goes out with the end of the content
-   * (RFC 2920 lets RSET appear anywhere in a group; Postfix's smtp does the same), saving a round
-   * trip per message. Its reply is reported through `onReset`, never failing the transaction.
-   */
-  resetAfter?: boolean;
-  onReset?: (ok: boolean) => void;
+}
+
+/**
+ * The session is to be reused after the transaction: with PIPELINING, RSET goes out with the end
+ * of the content (RFC 2920 lets RSET appear anywhere in a group; Postfix's smtp does the same),
+ * saving a round trip per message. Apart from the Transaction, which the session does not copy
+ * (a copy with these added cost a new object shape per message in a drain's profile).
+ */
+export interface Reuse {
+  /** The pipelined RSET's reply; never fails the transaction. */
+  onReset: (ok: boolean) => void;
   /**
    * Called once the content and the pipelined RSET are written and both replies are awaited: the
    * session may carry the next transaction now. RFC 2920 lets the message content open a group,
@@ -126,7 +130,7 @@ export function refuseBeforeMail(c: Conn, f: Features, tx: Transaction): Recipie
  * MAIL, RCPT, DATA and the content; one outcome per recipient. Throws SessionError when the
  * session breaks (lost connection, timeout): the caller decides for the recipients left.
  */
-export async function exchange(c: Conn, f: Features, tx: Transaction): Promise<RecipientOutcome[]> {
+export async function exchange(c: Conn, f: Features, tx: Transaction, reuse?: Reuse): Promise<RecipientOutcome[]> {
   const t = c.t;
   const useUtf8 = !!tx.smtputf8 && f.smtputf8;
   const mail = mailCommand(f, tx, useUtf8);
@@ -178,18 +182,18 @@ export async function exchange(c: Conn, f: Features, tx: Transaction): Promise<R
     for (const i of accepted) results[i] = outcome(c, tx.recipients[i].address, r, 'DATA');
     return results;
   }
-  const reused = !!tx.resetAfter && f.pipelining;
-  const direct = reused && !!tx.onSent && !!tx.nextWaiting?.();
+  const reused = !!reuse && f.pipelining;
+  const direct = reused && !!reuse.onSent && !!reuse.nextWaiting?.();
   const pipelinedReset = reused && !direct;
   await sendBody(c, tx.body!, pipelinedReset ? 'RSET\r\n' : '', direct);
   // Both reads are queued before the session is offered to the next transaction, whose replies follow.
   const doneReply = c.read(t.smtp_data_done_timeout, 'sending end of data -- message may be sent more than once');
   // The message's fate is known by then; whatever happens to RSET only decides whether the session is kept.
   const resetOk = pipelinedReset ? c.read(t.smtp_rset_timeout, 'sending RSET probe').then((r) => r.code === 250, () => false) : undefined;
-  if (resetOk || direct) tx.onSent?.();
+  if (resetOk || direct) reuse?.onSent?.();
   const done = await doneReply;
   for (const i of accepted) results[i] = outcome(c, tx.recipients[i].address, done, 'end of DATA');
-  if (resetOk) tx.onReset?.(await resetOk);
+  if (resetOk) reuse?.onReset(await resetOk);
   return results;
 }
 

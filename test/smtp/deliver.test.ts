@@ -370,7 +370,7 @@ test('one connection for two deliveries: the second\'s MAIL, RCPT and DATA ride 
   }
 });
 
-test('a recipient refused with 4xx on a cached or handed-over session is deferred once, not tried again on the same connection', async () => {
+test('a recipient refused with 4xx on a cached or handed-over session at the only MX is deferred once, not tried again', async () => {
   const sink = await startSink({ host: '127.0.0.2', rcptReply: (a) => (a.startsWith('later') ? { code: 450, text: '4.2.0 try later' } : undefined) });
   const cache = new ConnectionCache({ idleSeconds: 5 });
   try {
@@ -381,6 +381,18 @@ test('a recipient refused with 4xx on a cached or handed-over session is deferre
     const again = await deliver(message(['later@primary.test']), opts, { connections: 2 });
     assert.deepEqual([again[0].status, again[0].dsn], ['deferred', '4.2.0']);
     assert.equal(sink.peakConnections, 1);
+    // One connection allowed, two deliveries at once: the second waits for the first's session,
+    // which is handed over behind its end of data (no DNS lookup for it). Refused there with 4xx
+    // at the only MX, the recipient is deferred once, with the connection's use count.
+    await cache.closeAll();
+    const before = sink.rcptCommands;
+    lines.length = 0;
+    const [ok, later] = await Promise.all([deliver(message(['user@primary.test']), opts, { connections: 1 }), deliver(message(['later@primary.test']), opts, { connections: 1 })]);
+    assert.equal(ok[0].status, 'sent');
+    assert.deepEqual([later[0].status, later[0].dsn], ['deferred', '4.2.0']);
+    assert.equal(sink.rcptCommands - before, 2, 'each recipient asked for once');
+    assert.equal(sink.peakConnections, 1);
+    assert.ok(lines.some((l) => /to=<later@primary\.test>, relay=mx1\.primary\.test\[127\.0\.0\.2\]:\d+, conn_use=2, .*status=deferred/.test(l)), lines.join('\n'));
   } finally {
     await cache.closeAll();
     await sink.close();

@@ -71,7 +71,7 @@ try {
     }
   }
   notes.push(`${args.messages} messages per run, ${args.runs} runs, servers interleaved run by run; primary (127.0.0.2:25) down: every message is deferred after its 250.`);
-  notes.push('After each run both queues are emptied with postsuper -d ALL. Postfix unlinks the files; Backstop keeps them, emptied, in recycle/ and writes the next run\'s messages into them (docs/queue-format.md, "Recycled queue files"), as it does with delivered mail. Its first run of the session (the low end of rows 1, 4, 7) creates new files, as Postfix does in every run; on this machine\'s ext4 without a journal each new inode costs up to a millisecond of kernel CPU.');
+  notes.push('After each run both queues are emptied with postsuper -d ALL. Postfix unlinks the files; Backstop keeps them in recycle/ and writes the next run\'s messages into them (docs/queue-format.md, "Recycled queue files"), as it does with delivered mail. Its first run of the session (the low end of rows 1, 4, 7) creates new files, as Postfix does in every run; on this machine\'s ext4 without a journal each new inode costs up to a millisecond of kernel CPU.');
   notes.push('smtpd_client_connection_count_limit = 0 on both (all load comes from 127.0.0.1); otherwise the seed policy with the verify cache warm for user@primary.test.');
   emitReport({ bench: 'scenario-1-accept-primary-down', title: 'Scenario 1: acceptance with the primary down', rows, notes, seconds: (Date.now() - t0) / 1000 });
 } finally {

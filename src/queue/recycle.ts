@@ -1,6 +1,7 @@
 // Queue file recycling. A removed queue file (delivered, bounced, deleted) is not unlinked: it is
 // renamed into queue_directory/recycle/ (and emptied there when it is larger than
-// RECYCLE_KEEP_BYTES), and a writer takes a file from there before it creates a new one. Why: ext4 without a journal (the machines we measure on) does not
+// RECYCLE_KEEP_BYTES), and a writer takes a file from there before it creates a new one.
+// Why: ext4 without a journal (the machines we measure on) does not
 // hand out an inode freed in the last 5 minutes while another is free, and finds a free one by
 // walking past every recently freed inode of the group, one buffer lookup each (fs/ext4/ialloc.c:
 // find_inode_bit, recently_deleted). With mail flowing, every new queue file paid ~1 ms of kernel

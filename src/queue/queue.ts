@@ -22,7 +22,7 @@ import { writeAll, type WriteFn } from './disk.js';
 import { QueueError, type QueueEntry, type QueueEvents } from './entry.js';
 import { appendUpdate, recipientUpdate, type JournalStore, type RecipientResult } from './journal.js';
 import { recoverQueue, type RecoveryReport } from './recovery.js';
-import { RecyclePool, RECYCLE_FOLDER, RECYCLE_KEEP_BYTES } from './recycle.js';
+import { RecyclePool, RECYCLE_FOLDER, keepsBytes } from './recycle.js';
 import { FileTransaction, type QueueTransaction, type WriterStore, type BeginOptions } from './writer.js';
 import { logClient, logMessageId, logQueueActive, logRemoved } from './log.js';
 import type { SchedulingQueue } from './scheduling.js';
@@ -473,7 +473,7 @@ export class Queue extends EventEmitter<QueueEvents> implements SchedulingQueue 
       // so the delivery keeps reading its own content. Recycled otherwise (recycle.ts).
       const kept = (opts.recycle ?? e.queue !== 'active') ? this.pool.place() : null;
       if (kept) {
-        await this.fileOps.recycle(from, kept, e.fileSize > RECYCLE_KEEP_BYTES);
+        await this.fileOps.recycle(from, kept, !keepsBytes(e.fileSize));
         this.pool.offer(kept);
       } else await this.fileOps.unlink(from);
       if (opts.durable !== false) await this.syncDir(e.queue);

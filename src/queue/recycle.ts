@@ -36,6 +36,11 @@ export const RECYCLE_FOLDER = 'recycle';
  */
 export const RECYCLE_KEEP_BYTES = 4096;
 
+/** Whether a removed file of `size` bytes keeps its bytes in recycle/ (else it is emptied there). */
+export function keepsBytes(size: number): boolean {
+  return size <= RECYCLE_KEEP_BYTES;
+}
+
 /** A file taken from recycle/: its descriptor, open for writing, and how many old bytes it still holds. */
 export interface TakenFile {
   fd: number;
@@ -123,8 +128,9 @@ export class RecyclePool {
       const uid = process.getuid?.() ?? st.uid;
       if (st.isFile() && st.nlink === 1 && st.uid === uid) {
         // Left full by a crash between the move and the emptying: emptied now, not kept.
-        if (st.size > RECYCLE_KEEP_BYTES) ftruncateSync(fd, 0);
-        return { fd, staleBytes: st.size > RECYCLE_KEEP_BYTES ? 0 : st.size };
+        const keep = keepsBytes(st.size);
+        if (!keep) ftruncateSync(fd, 0);
+        return { fd, staleBytes: keep ? st.size : 0 };
       }
     } catch {
       /* dropped below */

@@ -212,6 +212,8 @@ async function deliverToHop(
     else await session.quit();
   };
 
+  // This node's own limit on connections to the destination (ConnectionCache.acquire), and what a wait that ran out says.
+  const acquire = () => opts.cache!.acquire(hop.key, connections, (opts.slotWaitSec ?? 300) * 1000);
   const allBusy = () => ({ dsn: '4.4.5', text: `delivery temporarily suspended: all ${connections} connections to ${hop.key} stayed busy`, relay: 'none' });
 
   // A cached session for this destination comes first: no DNS, no connection setup.
@@ -230,7 +232,7 @@ async function deliverToHop(
   let handedOver = false;
   let suspended = false;
   if (!cached && left.length && connections > 0 && opts.cache) {
-    const got = await opts.cache.acquire(hop.key, connections, (opts.slotWaitSec ?? 300) * 1000);
+    const got = await acquire();
     if (!got) {
       last = allBusy();
       suspended = true;
@@ -267,7 +269,7 @@ async function deliverToHop(
           local = opened;
           opened = undefined;
         } else if (connections > 0 && opts.cache) {
-          const got = await opts.cache.acquire(hop.key, connections, (opts.slotWaitSec ?? 300) * 1000);
+          const got = await acquire();
           if (!got) {
             last = allBusy();
             return null;
